@@ -1,0 +1,128 @@
+//! What the kernel remembers about each notebook cell it ran.
+//!
+//! JupyterLab sends the cell's whole metadata (its `tags` included) and its `cellId` with every
+//! execute_request. Kiln keeps, per cell, the last source that actually ran, its tags, its
+//! outcome and the variables it defined with their compiler-inferred types, so the
+//! componentizer can work from what ran rather than from what is saved on disk. Clients that
+//! send no metadata (nbclient, papermill) tag a cell with a first-line directive instead:
+//! `// kiln: train` (several tags separated by commas or spaces).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Error,
+    Aborted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CellRecord {
+    pub cell_id: String,
+    pub source: String,
+    pub tags: Vec<String>,
+    pub outcome: Outcome,
+    pub execution_count: u32,
+    /// Variables this run defined or re-typed: name → Rust type.
+    pub variables: BTreeMap<String, String>,
+}
+
+/// The last run of every cell, in the order cells last ran.
+#[derive(Default)]
+pub struct CellBook {
+    records: Vec<CellRecord>,
+}
+
+impl CellBook {
+    pub fn record(&mut self, record: CellRecord) {
+        self.records.retain(|r| r.cell_id != record.cell_id);
+        self.records.push(record);
+    }
+
+    pub fn all(&self) -> &[CellRecord] {
+        &self.records
+    }
+}
+
+/// The cell's id from the request metadata; requests without one are keyed by their count.
+pub fn cell_id(metadata: &Value, execution_count: u32) -> String {
+    match metadata.get("cellId").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => format!("execution-{execution_count}"),
+    }
+}
+
+/// Tags from the cell metadata, then from a first-line directive; without duplicates.
+pub fn tags(metadata: &Value, code: &str) -> Vec<String> {
+    let mut tags: Vec<String> = metadata
+        .get("tags")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    for tag in directive_tags(code) {
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    tags
+}
+
+/// `// kiln: data, skip` (or `//| kiln: data`) on the first non-blank line.
+pub fn directive_tags(code: &str) -> Vec<String> {
+    let Some(first) = code.lines().find(|l| !l.trim().is_empty()) else { return Vec::new() };
+    let Some(rest) = first.trim().strip_prefix("//") else { return Vec::new() };
+    let rest = rest.trim_start_matches('|').trim_start();
+    let Some(list) = rest.strip_prefix("kiln:") else { return Vec::new() };
+    list.split([',', ' ', '\t']).map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn directives() {
+        let cases: &[(&str, &[&str])] = &[
+            ("// kiln: train\nlet x = 1;", &["train"]),
+            ("\n  //| kiln: data, skip\n", &["data", "skip"]),
+            ("//kiln:infer", &["infer"]),
+            ("let x = 1; // kiln: train", &[]),
+            ("// kilns: train", &[]),
+            ("", &[]),
+        ];
+        for (code, want) in cases {
+            assert_eq!(directive_tags(code), want.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_tags_come_first_and_merge() {
+        let md = json!({ "tags": ["parameters", "train"], "cellId": "abc" });
+        assert_eq!(tags(&md, "// kiln: train, data"), ["parameters", "train", "data"]);
+        assert_eq!(cell_id(&md, 3), "abc");
+        assert_eq!(cell_id(&json!({}), 3), "execution-3");
+    }
+
+    #[test]
+    fn a_cell_keeps_only_its_last_run() {
+        let mut book = CellBook::default();
+        let rec = |id: &str, n| CellRecord {
+            cell_id: id.into(),
+            source: format!("run {n}"),
+            tags: vec![],
+            outcome: Outcome::Ok,
+            execution_count: n,
+            variables: BTreeMap::new(),
+        };
+        book.record(rec("a", 1));
+        book.record(rec("b", 2));
+        book.record(rec("a", 3));
+        let ids: Vec<_> = book.all().iter().map(|r| (r.cell_id.as_str(), r.execution_count)).collect();
+        assert_eq!(ids, [("b", 2), ("a", 3)]);
+    }
+}

@@ -1,0 +1,602 @@
+//! The evcxr engine on its own thread.
+//!
+//! evcxr's `CommandContext` is blocking and `!Sync`, so one thread owns it and takes jobs
+//! (execute, complete, inspect) from a queue in arrival order. Everything that must answer while
+//! a cell runs (kernel_info, comms, interrupt, shutdown) is served by the async side from
+//! [`Shared`] instead of waiting here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use evcxr::{CommandContext, EvalCallbacks, EvalOutputs};
+use jupyter_protocol::JupyterMessage;
+use serde_json::{Map, Value, json};
+
+use crate::cells::{self, CellRecord, Outcome};
+use crate::channels::Outbox;
+use crate::introspect;
+use crate::kernel::Shared;
+use crate::message;
+use crate::stream::{Pump, StreamKind};
+use crate::workdir;
+
+/// Cells that took longer than this are not re-run to restore variables after a crash: the
+/// notice lists their variables as lost instead (re-running a ten-minute training loop
+/// silently would be worse than saying so).
+const REPLAY_LIMIT: Duration = Duration::from_secs(5);
+
+pub enum Job {
+    Execute(JupyterMessage),
+    Complete(JupyterMessage),
+    Inspect(JupyterMessage),
+}
+
+#[derive(Clone)]
+pub struct EngineHandle {
+    jobs: Sender<Job>,
+}
+
+impl EngineHandle {
+    pub fn submit(&self, job: Job) {
+        let _ = self.jobs.send(job);
+    }
+}
+
+pub struct Outboxes {
+    pub iopub: Outbox,
+    pub shell: Outbox,
+    pub stdin: Outbox,
+}
+
+pub fn spawn(shared: Arc<Shared>, out: Outboxes, stdin_replies: Receiver<String>) -> EngineHandle {
+    let (jobs, rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("evcxr".into())
+        .spawn(move || Engine::start(shared, out, stdin_replies).run(rx))
+        .expect("spawning the evcxr thread");
+    EngineHandle { jobs }
+}
+
+/// A cell that ran successfully and may be re-run to restore variables.
+struct Replay {
+    code: String,
+    took: Duration,
+}
+
+struct Engine {
+    shared: Arc<Shared>,
+    out: Outboxes,
+    stdin_replies: Receiver<String>,
+    /// `Err` holds why evcxr could not start; every execution then reports it.
+    ctx: Result<CommandContext, String>,
+    stdout: Option<Pump>,
+    stderr: Option<Pump>,
+    execution_count: u32,
+    replays: Vec<Replay>,
+    /// Variables the runtime had before it died; restored right after the failed cell's reply.
+    restore: Option<BTreeMap<String, String>>,
+    /// What the restore did, shown at the top of the next cell's output.
+    notice: Option<String>,
+}
+
+/// What running one piece of code produced.
+enum RunResult {
+    Ok(EvalOutputs),
+    Failed(Failure),
+}
+
+struct Failure {
+    ename: String,
+    evalue: String,
+    traceback: Vec<String>,
+    /// The runtime child died, so evcxr restarted it and every variable is gone.
+    child_died: bool,
+}
+
+impl Engine {
+    fn start(shared: Arc<Shared>, out: Outboxes, stdin_replies: Receiver<String>) -> Engine {
+        // The runtime child inherits this, so the `kiln` crate knows its display markers will be
+        // understood.
+        // SAFETY: set before evcxr spawns its child; no other thread reads the environment yet.
+        unsafe { std::env::set_var(kiln::display::protocol::KERNEL_ENV, "1") };
+        if let Some(dir) = workdir::prepare() {
+            shared.set_workdir(dir);
+        }
+        let (ctx, stdout, stderr) = match CommandContext::new() {
+            Ok((mut ctx, outputs)) => {
+                // Cell code is small and run once: compile it fast. `:opt 2` turns it back.
+                let _ = ctx.set_opt_level("0");
+                // Compiled dependencies are cached across kernel sessions, so a restarted
+                // kernel links polars instead of building it again.
+                if let Some(mb) = workdir::dependency_cache_mb() {
+                    let _ = ctx.execute(&format!(":cache {mb}"));
+                }
+                shared.set_process(ctx.process_handle());
+                let stdout = Pump::spawn(StreamKind::Stdout, outputs.stdout, shared.clone(), out.iopub.clone());
+                let stderr = Pump::spawn(StreamKind::Stderr, outputs.stderr, shared.clone(), out.iopub.clone());
+                (Ok(ctx), Some(stdout), Some(stderr))
+            }
+            Err(error) => {
+                tracing::error!(%error, "evcxr failed to start");
+                (Err(error.to_string()), None, None)
+            }
+        };
+        shared.mark_ready();
+        Engine { shared, out, stdin_replies, ctx, stdout, stderr, execution_count: 0, replays: Vec::new(), restore: None, notice: None }
+    }
+
+    fn run(mut self, jobs: Receiver<Job>) {
+        while let Ok(job) = jobs.recv() {
+            let request = match &job {
+                Job::Execute(m) | Job::Complete(m) | Job::Inspect(m) => m.clone(),
+            };
+            // evcxr can panic on inputs it does not expect (it embeds rust-analyzer). The
+            // request still gets an answer and the kernel keeps serving.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_job(job, &jobs)));
+            if let Err(panic) = outcome {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(why, "the evcxr engine panicked");
+                self.shared.end_execution();
+                self.shared.set_output_parent(None);
+                self.out.shell.send(message::error_reply(&request, "KernelError", &format!("the evcxr engine panicked: {why}")));
+                self.out.iopub.send(message::status(&request, "idle"));
+            }
+        }
+    }
+
+    fn run_job(&mut self, job: Job, jobs: &Receiver<Job>) {
+        {
+            match job {
+                Job::Execute(msg) => {
+                    let failed_stop = self.execute(&msg);
+                    if failed_stop {
+                        self.abort_queued(jobs);
+                    }
+                    // The failed cell has been answered (an interrupt must stop a cell fast);
+                    // now bring the variables back before anything else runs.
+                    if let Some(before) = self.restore.take() {
+                        self.notice = self.restore_variables(&before);
+                    }
+                }
+                Job::Complete(msg) => self.complete(&msg),
+                Job::Inspect(msg) => self.inspect(&msg),
+            }
+        }
+    }
+
+    /// Runs one execute_request; returns true when it failed with `stop_on_error`.
+    fn execute(&mut self, msg: &JupyterMessage) -> bool {
+        let content = serde_json::to_value(&msg.content).unwrap_or_default();
+        let code = content["code"].as_str().unwrap_or_default().to_owned();
+        let silent = content["silent"].as_bool().unwrap_or(false);
+        let store_history = content["store_history"].as_bool().unwrap_or(true) && !silent;
+        let allow_stdin = content["allow_stdin"].as_bool().unwrap_or(false);
+        let stop_on_error = content["stop_on_error"].as_bool().unwrap_or(true);
+
+        self.out.iopub.send(message::status(msg, "busy"));
+        if store_history {
+            self.execution_count += 1;
+        }
+        let count = self.execution_count;
+        if !silent {
+            self.out.iopub.send(message::child(
+                msg,
+                "execute_input",
+                json!({ "code": code, "execution_count": count }),
+            ));
+            if let Some(notice) = self.notice.take() {
+                self.out.iopub.send(message::stream(msg, "stderr", &notice));
+            }
+        }
+        self.shared.set_output_parent(if silent { None } else { Some(msg.clone()) });
+        let variables_before = self.variables();
+
+        let started = Instant::now();
+        self.shared.begin_execution();
+        let result = self.run_code(&code, msg, allow_stdin);
+        let interrupted = self.shared.end_execution();
+        let took = started.elapsed();
+        let result = self.with_panic_check(result, interrupted);
+
+        let (outcome, reply) = match result {
+            RunResult::Ok(outputs) => {
+                if !silent && !outputs.content_by_mime_type.is_empty() {
+                    self.out.iopub.send(message::child(
+                        msg,
+                        "execute_result",
+                        json!({ "execution_count": count, "data": mime_bundle(outputs), "metadata": {} }),
+                    ));
+                }
+                let user_expressions = self.user_expressions(&content["user_expressions"]);
+                self.replays.push(Replay { code: code.clone(), took });
+                (
+                    Outcome::Ok,
+                    json!({ "status": "ok", "execution_count": count, "user_expressions": user_expressions, "payload": [] }),
+                )
+            }
+            RunResult::Failed(failure) => {
+                let mut failure = failure;
+                if failure.child_died && !variables_before.is_empty() {
+                    let names: Vec<&str> = variables_before.keys().map(String::as_str).collect();
+                    failure.traceback.push(format!(
+                        "kiln: the runtime restarted; restoring {} by re-running earlier cells before the next cell runs",
+                        names.join(", ")
+                    ));
+                    self.restore = Some(variables_before.clone());
+                }
+                let reply = json!({
+                    "status": "error", "execution_count": count,
+                    "ename": failure.ename, "evalue": failure.evalue, "traceback": failure.traceback,
+                });
+                if !silent {
+                    self.out.iopub.send(message::child(
+                        msg,
+                        "error",
+                        json!({ "ename": reply["ename"], "evalue": reply["evalue"], "traceback": reply["traceback"] }),
+                    ));
+                }
+                (Outcome::Error, reply)
+            }
+        };
+        self.shared.set_output_parent(None);
+
+        let variables_after = self.variables();
+        self.shared.set_variables(variables_after.clone());
+        if store_history {
+            self.shared.history.lock().expect("history lock").record(count, &code);
+        }
+        let record = CellRecord {
+            cell_id: cells::cell_id(&msg.metadata, count),
+            source: code.clone(),
+            tags: cells::tags(&msg.metadata, &code),
+            outcome,
+            execution_count: count,
+            variables: changed_variables(&variables_before, &variables_after),
+        };
+        self.shared.cells.lock().expect("cells lock").record(record);
+
+        let failed = outcome == Outcome::Error;
+        self.out.shell.send(message::child(msg, "execute_reply", reply));
+        self.out.iopub.send(message::status(msg, "idle"));
+        failed && stop_on_error
+    }
+
+    /// Runs `code` in evcxr and waits for all its output to be published.
+    fn run_code(&mut self, code: &str, parent: &JupyterMessage, allow_stdin: bool) -> RunResult {
+        let ctx = match &mut self.ctx {
+            Ok(ctx) => ctx,
+            Err(why) => {
+                return RunResult::Failed(Failure {
+                    ename: "KernelError".into(),
+                    evalue: format!("the evcxr engine could not start: {why}"),
+                    traceback: vec![format!("the evcxr engine could not start: {why}")],
+                    child_died: false,
+                });
+            }
+        };
+        let stdin_out = self.out.stdin.clone();
+        let replies = self.stdin_replies.clone();
+        let shared = self.shared.clone();
+        let parent = parent.clone();
+        let mut callbacks = EvalCallbacks {
+            input_reader: &move |request| {
+                if !allow_stdin {
+                    return String::new();
+                }
+                while replies.try_recv().is_ok() {}
+                stdin_out.send(message::child(
+                    &parent,
+                    "input_request",
+                    json!({ "prompt": request.prompt, "password": request.is_password }),
+                ));
+                loop {
+                    match replies.recv_timeout(Duration::from_millis(50)) {
+                        Ok(value) => return value,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) if !shared.interrupted() => {}
+                        Err(_) => return String::new(),
+                    }
+                }
+            },
+        };
+        let result = ctx.execute_with_callbacks(code, &mut callbacks);
+        self.flush_output();
+        match result {
+            Ok(outputs) => RunResult::Ok(outputs),
+            Err(error) => RunResult::Failed(failure_from(error, code)),
+        }
+    }
+
+    fn flush_output(&self) {
+        if let Some(pump) = &self.stdout {
+            pump.flush(Duration::ZERO);
+        }
+        if let Some(pump) = &self.stderr {
+            // A panic message travels on stderr, which evcxr does not wait for: give it a
+            // moment when the runtime told us a panic happened.
+            let grace = if self.shared.take_panicked() { Duration::from_millis(300) } else { Duration::ZERO };
+            pump.flush(grace);
+        }
+    }
+
+    fn with_panic_check(&mut self, result: RunResult, interrupted: bool) -> RunResult {
+        let panic = self.stderr.as_ref().and_then(|p| p.take_panic());
+        match (result, panic) {
+            (RunResult::Failed(mut failure), _) if interrupted => {
+                failure.ename = "Interrupted".into();
+                failure.evalue = "the cell was interrupted".into();
+                failure.traceback = vec!["Interrupted: the cell was interrupted".into()];
+                RunResult::Failed(failure)
+            }
+            (RunResult::Ok(_), Some(lines)) => {
+                let evalue = lines.get(1).cloned().unwrap_or_else(|| "panic".into());
+                RunResult::Failed(Failure { ename: "Panic".into(), evalue, traceback: lines, child_died: false })
+            }
+            (result, _) => result,
+        }
+    }
+
+    /// After the runtime child died (interrupt, segfault, `exit`), evcxr restarts it empty.
+    /// Re-run the quick cells that succeeded before, silently, and say what came back.
+    /// Items (fns, structs, `use`) survive a restart; only variables need this.
+    fn restore_variables(&mut self, before: &BTreeMap<String, String>) -> Option<String> {
+        self.shared.set_output_parent(None);
+        let mut rerun = Vec::new();
+        let mut skipped = 0;
+        let replays = std::mem::take(&mut self.replays);
+        let mut kept = Vec::new();
+        for (index, replay) in replays.into_iter().enumerate() {
+            if replay.took > REPLAY_LIMIT {
+                skipped += 1;
+                continue;
+            }
+            let Ok(ctx) = &mut self.ctx else { break };
+            self.shared.begin_execution();
+            let ok = ctx.execute(&replay.code).is_ok();
+            let interrupted = self.shared.end_execution();
+            self.flush_output();
+            if interrupted {
+                break;
+            }
+            if ok {
+                rerun.push(index + 1);
+                kept.push(replay);
+            }
+        }
+        self.replays = kept;
+        let now = self.variables();
+        let restored: Vec<&str> = before.keys().filter(|k| now.contains_key(*k)).map(String::as_str).collect();
+        let lost: Vec<&str> = before.keys().filter(|k| !now.contains_key(*k)).map(String::as_str).collect();
+        let mut notice = format!(
+            "kiln: the runtime restarted, so its variables were gone. Re-ran {} earlier cell(s) to restore them.\n",
+            rerun.len()
+        );
+        if !restored.is_empty() {
+            notice.push_str(&format!("kiln: restored: {}\n", restored.join(", ")));
+        }
+        if !lost.is_empty() {
+            notice.push_str(&format!("kiln: lost: {}", lost.join(", ")));
+            if skipped > 0 {
+                notice.push_str(&format!(
+                    " ({skipped} cell(s) took over {}s and were not re-run; run them again)",
+                    REPLAY_LIMIT.as_secs()
+                ));
+            }
+            notice.push('\n');
+        }
+        self.shared.set_variables(now);
+        Some(notice)
+    }
+
+    fn user_expressions(&mut self, requested: &Value) -> Value {
+        let mut results = Map::new();
+        let Some(requested) = requested.as_object() else { return Value::Object(results) };
+        let previous = self.shared.output_parent();
+        self.shared.set_output_parent(None);
+        for (name, expr) in requested {
+            let expr = expr.as_str().unwrap_or_default();
+            let value = match &mut self.ctx {
+                Ok(ctx) => match ctx.execute(&format!("&({expr})")) {
+                    Ok(outputs) => json!({ "status": "ok", "data": mime_bundle(outputs), "metadata": {} }),
+                    Err(error) => {
+                        let f = failure_from(error, expr);
+                        json!({ "status": "error", "ename": f.ename, "evalue": f.evalue, "traceback": f.traceback })
+                    }
+                },
+                Err(why) => json!({ "status": "error", "ename": "KernelError", "evalue": why, "traceback": [] }),
+            };
+            results.insert(name.clone(), value);
+        }
+        self.flush_output();
+        self.shared.set_output_parent(previous);
+        Value::Object(results)
+    }
+
+    /// Under `stop_on_error`, executions queued behind a failed cell are answered `aborted`.
+    fn abort_queued(&mut self, jobs: &Receiver<Job>) {
+        let mut later = Vec::new();
+        while let Ok(job) = jobs.try_recv() {
+            match job {
+                Job::Execute(msg) => {
+                    self.out.iopub.send(message::status(&msg, "busy"));
+                    let code = serde_json::to_value(&msg.content).unwrap_or_default()["code"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    self.shared.cells.lock().expect("cells lock").record(CellRecord {
+                        cell_id: cells::cell_id(&msg.metadata, self.execution_count),
+                        tags: cells::tags(&msg.metadata, &code),
+                        source: code,
+                        outcome: Outcome::Aborted,
+                        execution_count: self.execution_count,
+                        variables: BTreeMap::new(),
+                    });
+                    self.out.shell.send(message::child(
+                        &msg,
+                        "execute_reply",
+                        json!({ "status": "aborted", "execution_count": self.execution_count }),
+                    ));
+                    self.out.iopub.send(message::status(&msg, "idle"));
+                }
+                other => later.push(other),
+            }
+        }
+        for job in later {
+            match job {
+                Job::Complete(msg) => self.complete(&msg),
+                Job::Inspect(msg) => self.inspect(&msg),
+                Job::Execute(_) => {}
+            }
+        }
+    }
+
+    fn complete(&mut self, msg: &JupyterMessage) {
+        self.out.iopub.send(message::status(msg, "busy"));
+        let content = serde_json::to_value(&msg.content).unwrap_or_default();
+        let code = content["code"].as_str().unwrap_or_default();
+        let cursor = content["cursor_pos"].as_u64().unwrap_or(0) as usize;
+        let byte_pos = introspect::byte_offset(code, cursor);
+        let mut reply = json!({
+            "status": "ok", "matches": [], "cursor_start": cursor, "cursor_end": cursor,
+            "metadata": {},
+        });
+        if let Ok(ctx) = &mut self.ctx
+            && let Ok(completions) = ctx.completions(code, byte_pos)
+        {
+            let mut matches: Vec<String> = Vec::new();
+            let mut types = Vec::new();
+            for c in &completions.completions {
+                if !matches.contains(&c.code) {
+                    matches.push(c.code.clone());
+                    types.push(json!({ "text": c.code, "type": c.kind }));
+                }
+            }
+            reply["matches"] = json!(matches);
+            reply["cursor_start"] = json!(introspect::char_offset(code, completions.start_offset));
+            reply["cursor_end"] = json!(introspect::char_offset(code, completions.end_offset));
+            reply["metadata"] = json!({ "_jupyter_types_experimental": types });
+        }
+        self.out.shell.send(message::child(msg, "complete_reply", reply));
+        self.out.iopub.send(message::status(msg, "idle"));
+    }
+
+    fn inspect(&mut self, msg: &JupyterMessage) {
+        self.out.iopub.send(message::status(msg, "busy"));
+        let content = serde_json::to_value(&msg.content).unwrap_or_default();
+        let code = content["code"].as_str().unwrap_or_default();
+        let cursor = content["cursor_pos"].as_u64().unwrap_or(0) as usize;
+        // Hover looks at the expression ending at the cursor: extend it to the end of the word.
+        let byte_pos = introspect::word_end(code, introspect::byte_offset(code, cursor));
+        let mut reply = json!({ "status": "ok", "found": false, "data": {}, "metadata": {} });
+        if let Ok(ctx) = &mut self.ctx
+            && let Ok((plain, html)) = ctx.hover_at(code, byte_pos)
+            && !plain.trim().is_empty()
+        {
+            reply["found"] = json!(true);
+            reply["data"] = json!({ "text/plain": plain, "text/html": html });
+        }
+        self.out.shell.send(message::child(msg, "inspect_reply", reply));
+        self.out.iopub.send(message::status(msg, "idle"));
+    }
+
+    fn variables(&self) -> BTreeMap<String, String> {
+        match &self.ctx {
+            Ok(ctx) => ctx.variables_and_types().map(|(n, t)| (n.to_owned(), t.to_owned())).collect(),
+            Err(_) => BTreeMap::new(),
+        }
+    }
+}
+
+/// Variables that a cell defined or whose type it changed.
+fn changed_variables(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    after
+        .iter()
+        .filter(|(name, ty)| before.get(*name) != Some(*ty))
+        .map(|(n, t)| (n.clone(), t.clone()))
+        .collect()
+}
+
+/// The data of an execute_result or display: always with a `text/plain` fallback.
+fn mime_bundle(outputs: EvalOutputs) -> Value {
+    let mut data = Map::new();
+    for (mime, content) in outputs.content_by_mime_type {
+        let value = if mime.ends_with("json") {
+            serde_json::from_str(&content).unwrap_or(Value::String(content))
+        } else {
+            Value::String(content)
+        };
+        data.insert(mime, value);
+    }
+    if !data.contains_key("text/plain") {
+        let kinds: Vec<&str> = data.keys().map(String::as_str).collect();
+        data.insert("text/plain".into(), json!(format!("<{}>", kinds.join(", "))));
+    }
+    Value::Object(data)
+}
+
+fn failure_from(error: evcxr::Error, code: &str) -> Failure {
+    match error {
+        evcxr::Error::CompilationErrors(errors) => {
+            let evalue = errors.first().map(|e| e.message()).unwrap_or_else(|| "compilation failed".into());
+            let traceback = errors.iter().map(|e| render_diagnostic(e, code)).collect();
+            Failure { ename: "CompilationError".into(), evalue, traceback, child_died: false }
+        }
+        evcxr::Error::SubprocessTerminated(why) => Failure {
+            ename: "RuntimeCrash".into(),
+            evalue: why.trim().to_owned(),
+            traceback: vec![format!("RuntimeCrash: {}", why.trim())],
+            child_died: true,
+        },
+        evcxr::Error::TypeRedefinedVariablesLost(vars) => Failure {
+            ename: "VariablesLost".into(),
+            evalue: format!("a type was redefined, so these variables were lost: {}", vars.join(", ")),
+            traceback: vec![format!("VariablesLost: {}", vars.join(", "))],
+            child_died: false,
+        },
+        evcxr::Error::Message(m) => {
+            Failure { ename: "Error".into(), evalue: m.clone(), traceback: vec![m], child_died: false }
+        }
+    }
+}
+
+/// One compiler diagnostic in rustc's layout, located by the cell's own line numbers.
+pub fn render_diagnostic(error: &evcxr::CompilationError, code: &str) -> String {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = match error.code() {
+        Some(c) => format!("{}[{c}]: {}", error.level(), error.message()),
+        None => format!("{}: {}", error.level(), error.message()),
+    };
+    for spanned in error.spanned_messages().iter().chain(error.help_spanned()) {
+        let Some(span) = &spanned.span else {
+            if !spanned.label.is_empty() {
+                out.push_str(&format!("\n  = {}", spanned.label));
+            }
+            continue;
+        };
+        let width = span.start_line.to_string().len();
+        out.push_str(&format!("\n{:width$}--> cell:{}:{}", "", span.start_line, span.start_column));
+        if let Some(text) = lines.get(span.start_line.saturating_sub(1)) {
+            let caret_len = if span.end_line == span.start_line {
+                span.end_column.saturating_sub(span.start_column).max(1)
+            } else {
+                1
+            };
+            out.push_str(&format!(
+                "\n{:width$} |\n{} | {}\n{:width$} | {}{} {}",
+                "",
+                span.start_line,
+                text,
+                "",
+                " ".repeat(span.start_column.saturating_sub(1)),
+                "^".repeat(caret_len),
+                spanned.label
+            ));
+        }
+    }
+    out
+}

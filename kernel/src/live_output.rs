@@ -1,0 +1,192 @@
+//! Live output from the runtime child (this binary, started by evcxr with `EVCXR_IS_RUNTIME`).
+//!
+//! evcxr reads the child's stdout and stderr a whole line at a time, so `print!` without a
+//! newline and `\r` progress bars would only appear when a newline finally comes. Before
+//! handing over to evcxr, the child therefore routes its own fd 1 and fd 2 through pipes: a
+//! thread per stream passes whole lines on unchanged and turns a trailing partial line into a
+//! one-line `partial` marker right away (see `kiln::display::protocol`). It also splits lines
+//! where a control token (evcxr's `EVCXR_…` or a Kiln marker) follows text that had no
+//! newline, so those tokens always start a line as their readers expect.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+
+use kiln::display::protocol;
+
+const RUNTIME_ENV: &str = "EVCXR_IS_RUNTIME";
+const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
+
+pub fn is_runtime_child() -> bool {
+    std::env::var_os(RUNTIME_ENV).is_some()
+}
+
+/// Routes fd 1 and fd 2 through forwarding threads. On any failure the streams are left
+/// as they were (output is then line-buffered, as in plain evcxr).
+pub fn install() {
+    for fd in [1, 2] {
+        if let Some((reader, writer)) = redirect(fd) {
+            let _ = std::thread::Builder::new()
+                .name(format!("kiln-fd{fd}"))
+                .spawn(move || forward(reader, writer, fd == 1));
+        }
+    }
+}
+
+fn redirect(fd: i32) -> Option<(File, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: plain POSIX calls on descriptors this process owns; each result is checked.
+    unsafe {
+        let original = libc::dup(fd);
+        if original < 0 || libc::pipe(fds.as_mut_ptr()) != 0 {
+            return None;
+        }
+        if libc::dup2(fds[1], fd) < 0 {
+            return None;
+        }
+        libc::close(fds[1]);
+        Some((File::from_raw_fd(fds[0]), File::from_raw_fd(original)))
+    }
+}
+
+fn forward(mut reader: File, mut writer: File, is_stdout: bool) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    // Inside an evcxr content block every byte belongs to the payload: never split it.
+    let mut in_block = false;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let mut out = Vec::with_capacity(pending.len() + 64);
+        let mut start = 0;
+        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+            let line = &pending[start..start + nl];
+            if in_block {
+                in_block = line != b"EVCXR_END_CONTENT";
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            } else {
+                in_block = is_stdout
+                    && split_tokens(line).last().is_some_and(|p| p.starts_with(b"EVCXR_BEGIN_CONTENT"));
+                write_line(&mut out, line, is_stdout);
+            }
+            start += nl + 1;
+        }
+        let rest = &pending[start..];
+        // Hold back an incomplete UTF-8 sequence or a control token that may still be
+        // arriving; show the rest now.
+        let keep = if in_block { rest.len() } else { incomplete_tail(rest) };
+        let (show, hold) = rest.split_at(rest.len() - keep);
+        if !show.is_empty() {
+            for piece in split_tokens(show) {
+                let text = String::from_utf8_lossy(piece);
+                out.extend_from_slice(protocol::partial_line(&text).as_bytes());
+                out.push(b'\n');
+            }
+        }
+        pending = hold.to_vec();
+        if writer.write_all(&out).is_err() {
+            break;
+        }
+        let _ = writer.flush();
+    }
+    if !pending.is_empty() {
+        let _ = writer.write_all(protocol::partial_line(&String::from_utf8_lossy(&pending)).as_bytes());
+        let _ = writer.write_all(b"\n");
+    }
+}
+
+fn write_line(out: &mut Vec<u8>, line: &[u8], is_stdout: bool) {
+    let pieces = split_tokens(line);
+    let last = pieces.len() - 1;
+    for (i, piece) in pieces.into_iter().enumerate() {
+        if i < last {
+            // Text before a control token: it had no newline of its own.
+            out.extend_from_slice(protocol::partial_line(&String::from_utf8_lossy(piece)).as_bytes());
+        } else {
+            if is_stdout && piece == PANIC_NOTIFICATION.as_bytes() {
+                // Tell the kernel before evcxr swallows the notification.
+                out.extend_from_slice(protocol::panic_line().as_bytes());
+                out.push(b'\n');
+            }
+            out.extend_from_slice(piece);
+        }
+        out.push(b'\n');
+    }
+}
+
+/// Splits `bytes` before every control token that does not start it.
+fn split_tokens(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut i = 1;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"EVCXR_") || bytes[i..].starts_with(b"\x1b]kiln-") {
+            pieces.push(&bytes[start..i]);
+            start = i;
+        }
+        i += 1;
+    }
+    pieces.push(&bytes[start..]);
+    pieces
+}
+
+/// Length of a tail that must wait for more bytes: a cut UTF-8 character, or a control
+/// token whose line has not ended yet (the runtime writes each token line in one go, so a
+/// token is practically never cut before its first bytes).
+fn incomplete_tail(bytes: &[u8]) -> usize {
+    for token in [&b"EVCXR_"[..], &b"\x1b]kiln-"[..]] {
+        if let Some(pos) = find(bytes, token) {
+            // A token with no newline yet: wait for its line to finish.
+            return bytes.len() - pos;
+        }
+    }
+    let mut n = 0;
+    for &b in bytes.iter().rev().take(3) {
+        n += 1;
+        if b & 0xC0 != 0x80 {
+            let width = if b >= 0xF0 { 4 } else if b >= 0xE0 { 3 } else if b >= 0xC0 { 2 } else { 1 };
+            return if width > n { n } else { 0 };
+        }
+    }
+    0
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_tokens_glued_to_text() {
+        let pieces: Vec<String> =
+            split_tokens(b"abcEVCXR_EXECUTION_COMPLETE").iter().map(|p| String::from_utf8_lossy(p).into()).collect();
+        assert_eq!(pieces, ["abc", "EVCXR_EXECUTION_COMPLETE"]);
+        assert_eq!(split_tokens(b"EVCXR_X").len(), 1);
+    }
+
+    #[test]
+    fn holds_back_what_may_still_be_arriving() {
+        assert_eq!(incomplete_tail(b"50%"), 0);
+        assert_eq!(incomplete_tail(b"DONE"), 0);
+        assert_eq!(incomplete_tail(b"x EVCXR_BEGIN_CONTENT text/ht"), "EVCXR_BEGIN_CONTENT text/ht".len());
+        assert_eq!(incomplete_tail("é".as_bytes()), 0);
+        assert_eq!(incomplete_tail(&"é".as_bytes()[..1]), 1);
+        assert_eq!(incomplete_tail(&"😀".as_bytes()[..3]), 3);
+    }
+
+    #[test]
+    fn whole_lines_pass_unchanged_and_panics_are_announced() {
+        let mut out = Vec::new();
+        write_line(&mut out, b"hello", true);
+        write_line(&mut out, b"EVCXR_PANIC_NOTIFICATION", true);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, format!("hello\n{}\nEVCXR_PANIC_NOTIFICATION\n", protocol::panic_line()));
+    }
+}

@@ -1,0 +1,77 @@
+//! `kiln-kernel`: a Jupyter kernel for Rust on the evcxr engine.
+//!
+//! The same binary plays three roles, which is why [`evcxr::runtime_hook`] must run before
+//! anything else: the kernel itself, the evcxr runtime child that loads and runs compiled cells
+//! (`EVCXR_IS_RUNTIME`), and evcxr's rustc wrapper.
+
+mod cells;
+mod channels;
+mod comm;
+mod engine;
+mod history;
+mod introspect;
+mod kernel;
+mod kernelspec;
+mod live_output;
+mod message;
+mod processes;
+mod stream;
+mod workdir;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "kiln-kernel", version, about = "Jupyter kernel for Rust (Kiln)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The connection file written by the Jupyter client.
+    connection_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write the `kiln` kernelspec so Jupyter can start this kernel.
+    Install(kernelspec::InstallArgs),
+    /// Run the kernel on a connection file (the kernelspec's argv uses the short form).
+    Run { connection_file: PathBuf },
+}
+
+fn main() -> anyhow::Result<()> {
+    // The runtime child shares our binary: give it live (partial-line) output first, then let
+    // evcxr take over. Neither returns when this process is the child or the rustc wrapper.
+    if live_output::is_runtime_child() {
+        live_output::install();
+    }
+    evcxr::runtime_hook();
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KILN_KERNEL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let cli = Cli::parse();
+    match (cli.command, cli.connection_file) {
+        (Some(Command::Install(args)), _) => kernelspec::install(&args),
+        (Some(Command::Run { connection_file }), _) | (None, Some(connection_file)) => {
+            let text = std::fs::read_to_string(&connection_file)
+                .with_context(|| format!("reading connection file {}", connection_file.display()))?;
+            let info: jupyter_protocol::ConnectionInfo = serde_json::from_str(&text)
+                .with_context(|| format!("parsing connection file {}", connection_file.display()))?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(kernel::run(info))
+        }
+        (None, None) => {
+            anyhow::bail!("usage: kiln-kernel CONNECTION_FILE | kiln-kernel install [--user]")
+        }
+    }
+}

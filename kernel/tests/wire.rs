@@ -1,0 +1,427 @@
+//! Exact message sequences on the wire: busy/idle order, parent headers, counts, errors,
+//! aborts, interrupt, comms, stdin and bad input.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use expect_test::{Expect, expect};
+use serde_json::json;
+use support::{Kernel, content, render, render_one};
+
+/// Runs each cell in order on one kernel and snapshots its iopub sequence and reply.
+async fn check_cells(kernel: &mut Kernel, cases: &[(&str, Expect)]) {
+    for (code, want) in cases {
+        let (iopub, reply) = kernel.execute(code).await;
+        for msg in iopub.iter().chain([&reply]) {
+            assert_eq!(msg.header.session.len(), 36, "kernel session id");
+        }
+        want.assert_eq(&format!("{}\n{}", render(&iopub), render_one(&reply)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_sequences_counts_and_errors() {
+    let mut k = Kernel::start().await;
+    // kernel_info must not wait for evcxr to warm up (that takes seconds).
+    let req = k.send_shell(k.request("kernel_info_request", json!({}))).await;
+    let reply = k.shell_reply().await;
+    let ready = k.started.elapsed();
+    assert!(ready < Duration::from_secs(2), "kernel_info took {ready:?}");
+    let info = content(&reply);
+    assert_eq!(info["protocol_version"], "5.3");
+    assert_eq!(info["language_info"]["name"], "rust");
+    assert_eq!(info["language_info"]["pygments_lexer"], "rust");
+    assert_eq!(info["debugger"], false);
+    assert_eq!(reply.parent_header.as_ref().unwrap().msg_id, req.header.msg_id);
+    expect![[r#"
+        status busy
+        status idle"#]]
+    .assert_eq(&render(&k.iopub_for(&req).await));
+
+    check_cells(
+        &mut k,
+        &[
+            (
+                "let x = 40;",
+                expect![[r#"
+                    status busy
+                    execute_input [1] "let x = 40;"
+                    status idle
+                    execute_reply ok [1]"#]],
+            ),
+            (
+                "x + 2",
+                expect![[r#"
+                    status busy
+                    execute_input [2] "x + 2"
+                    execute_result [2] {"text/plain":"42"}
+                    status idle
+                    execute_reply ok [2]"#]],
+            ),
+            (
+                "println!(\"hello\");\nstd::thread::sleep(std::time::Duration::from_millis(200));\neprintln!(\"oops\");",
+                expect![[r#"
+                    status busy
+                    execute_input [3] "println!(\"hello\");\nstd::thread::sleep(std::time::Duration::from_millis(200));\neprintln!(\"oops\");"
+                    stream stdout "hello\n"
+                    stream stderr "oops\n"
+                    status idle
+                    execute_reply ok [3]"#]],
+            ),
+            (
+                "let s: String = 5;\nlet t: u8 = \"no\";",
+                expect![[r#"
+                    status busy
+                    execute_input [4] "let s: String = 5;\nlet t: u8 = \"no\";"
+                    error CompilationError: mismatched types
+                    status idle
+                    execute_reply error [4] CompilationError"#]],
+            ),
+            (
+                "panic!(\"boom\")",
+                expect![[r#"
+                    status busy
+                    execute_input [5] "panic!(\"boom\")"
+                    error Panic: boom
+                    status idle
+                    execute_reply error [5] Panic"#]],
+            ),
+            (
+                "x",
+                expect![[r#"
+                    status busy
+                    execute_input [6] "x"
+                    execute_result [6] {"text/plain":"40"}
+                    status idle
+                    execute_reply ok [6]"#]],
+            ),
+            (
+                "for i in 0..3 { print!(\"{i} \"); }\nprintln!();\nprintln!(\"EVCXR_BEGIN_CONTENT text/html\\n<b>bold</b>\\nEVCXR_END_CONTENT\");",
+                expect![[r#"
+                    status busy
+                    execute_input [7] "for i in 0..3 { print!(\"{i} \"); }\nprintln!();\nprintln!(\"EVCXR_BEGIN_CONTENT text/html\\n<b>bold</b>\\nEVCXR_END_CONTENT\");"
+                    stream stdout "0 1 2 \n"
+                    execute_result [7] {"text/html":"<b>bold</b>","text/plain":"<text/html>"}
+                    status idle
+                    execute_reply ok [7]"#]],
+            ),
+        ],
+    )
+    .await;
+
+    // Both diagnostics of a failed cell are in its one error, located by the cell's lines.
+    let (iopub, reply) = k.execute("let a: String = 5;\nlet b: u8 = \"no\";").await;
+    let errors: Vec<_> = iopub.iter().filter(|m| m.header.msg_type == "error").collect();
+    assert_eq!(errors.len(), 1);
+    let traceback = content(&reply)["traceback"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect::<Vec<_>>().join("\n");
+    assert!(traceback.contains("--> cell:1:17") && traceback.contains("--> cell:2:13"), "{traceback}");
+
+    // silent: no iopub output and no count; store_history=false: no count either.
+    let silent = k.request(
+        "execute_request",
+        json!({ "code": "println!(\"quiet\"); x", "silent": true, "store_history": true, "user_expressions": {}, "allow_stdin": false }),
+    );
+    let (iopub, reply) = k.run(silent).await;
+    expect![[r#"
+        status busy
+        status idle
+        execute_reply ok [8]"#]]
+    .assert_eq(&format!("{}\n{}", render(&iopub), render_one(&reply)));
+    let nohist = k.request(
+        "execute_request",
+        json!({ "code": "x * 2", "silent": false, "store_history": false, "user_expressions": { "double": "x * 2", "bad": "nope" }, "allow_stdin": false }),
+    );
+    let (iopub, reply) = k.run(nohist).await;
+    expect![[r#"
+        status busy
+        execute_input [8] "x * 2"
+        execute_result [8] {"text/plain":"80"}
+        status idle
+        execute_reply ok [8]"#]]
+    .assert_eq(&format!("{}\n{}", render(&iopub), render_one(&reply)));
+    let ue = &content(&reply)["user_expressions"];
+    assert_eq!(ue["double"]["status"], "ok");
+    assert_eq!(ue["double"]["data"]["text/plain"], "80");
+    assert_eq!(ue["bad"]["status"], "error");
+
+    // history: only stored executions, in order.
+    let req = k.send_shell(k.request("history_request", json!({ "hist_access_type": "tail", "n": 2, "output": false, "raw": true }))).await;
+    let reply = k.shell_reply().await;
+    assert_eq!(reply.parent_header.as_ref().unwrap().msg_id, req.header.msg_id);
+    assert_eq!(
+        content(&reply)["history"][1],
+        json!([1, 8, "let a: String = 5;\nlet b: u8 = \"no\";"]),
+        "failed cells are in the history too"
+    );
+    assert_eq!(content(&reply)["history"].as_array().unwrap().len(), 2);
+    k.iopub_for(&req).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_requests() {
+    let mut k = Kernel::start().await;
+    k.execute("let numbers = vec![1u8, 2, 3];").await;
+    let cases = [
+        (json!({ "code": "fn foo(" }), "incomplete"),
+        (json!({ "code": "let = ;" }), "invalid"),
+        (json!({ "code": "6*7" }), "complete"),
+    ];
+    for (req, want) in cases {
+        let req = k.send_shell(k.request("is_complete_request", req)).await;
+        let reply = k.shell_reply().await;
+        assert_eq!(content(&reply)["status"], want, "{}", content(&req));
+        k.iopub_for(&req).await;
+    }
+
+    // complete: code-point cursor positions, even after a multi-byte character.
+    let code = "let é = 1; std::collections::HashM";
+    let req = k.send_shell(k.request("complete_request", json!({ "code": code, "cursor_pos": code.chars().count() }))).await;
+    let reply = k.shell_reply().await;
+    let c = content(&reply);
+    assert_eq!(c["status"], "ok");
+    assert!(c["matches"].as_array().unwrap().contains(&json!("HashMap")), "{c}");
+    assert_eq!(c["cursor_end"], code.chars().count());
+    assert_eq!(c["cursor_start"], code.chars().count() - "HashM".len());
+    expect![[r#"
+        status busy
+        status idle"#]]
+    .assert_eq(&render(&k.iopub_for(&req).await));
+
+    let code = "numbers.len()";
+    let req = k.send_shell(k.request("inspect_request", json!({ "code": code, "cursor_pos": 10, "detail_level": 0 }))).await;
+    let reply = k.shell_reply().await;
+    let c = content(&reply);
+    assert_eq!(c["status"], "ok");
+    assert_eq!(c["found"], true, "{c}");
+    assert!(c["data"]["text/plain"].as_str().unwrap().contains("len"), "{c}");
+    k.iopub_for(&req).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_on_error_aborts_queued_cells() {
+    let mut k = Kernel::start().await;
+    let first = k.execute_request("let y: u8 = \"not a number\";");
+    let second = k.execute_request("println!(\"never\");");
+    let third = k.execute_request("println!(\"never either\");");
+    for msg in [&first, &second, &third] {
+        k.shell.send(msg.clone()).await.unwrap();
+    }
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        replies.push(k.shell_reply().await);
+    }
+    let rendered: Vec<String> = replies
+        .iter()
+        .map(|r| format!("{} for #{}", render_one(r), [&first, &second, &third].iter().position(|m| m.header.msg_id == r.parent_header.as_ref().unwrap().msg_id).unwrap() + 1))
+        .collect();
+    expect![[r#"
+        execute_reply error [1] CompilationError for #1
+        execute_reply aborted [1] for #2
+        execute_reply aborted [1] for #3"#]]
+    .assert_eq(&rendered.join("\n"));
+    for msg in [&second, &third] {
+        expect![[r#"
+            status busy
+            status idle"#]]
+        .assert_eq(&render(&k.iopub_for(msg).await));
+    }
+    // The kernel carries on: the next cell runs and counts on.
+    let (_, reply) = k.execute("1 + 1").await;
+    assert_eq!(render_one(&reply), "execute_reply ok [2]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_stops_a_cell_and_variables_come_back() {
+    let mut k = Kernel::start().await;
+    k.execute("let kept = vec![1, 2, 3];").await;
+    k.execute("let mut total = 0u64; for v in &kept { total += *v as u64; }").await;
+
+    let req = k.send_shell(k.execute_request("std::thread::sleep(std::time::Duration::from_secs(60));")).await;
+    // Wait until the cell is running (compiled and started), then interrupt.
+    loop {
+        let msg = k.iopub_next().await;
+        if msg.header.msg_type == "execute_input" {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent = Instant::now();
+    let int = k.send_control(k.request("interrupt_request", json!({}))).await;
+    let int_reply = k.control_reply().await;
+    assert_eq!(content(&int_reply)["status"], "ok");
+    assert_eq!(int_reply.parent_header.as_ref().unwrap().msg_id, int.header.msg_id);
+    let reply = k.shell_reply().await;
+    let stopped = sent.elapsed();
+    assert_eq!(reply.parent_header.as_ref().unwrap().msg_id, req.header.msg_id);
+    assert_eq!(content(&reply)["ename"], "Interrupted");
+    assert!(stopped < Duration::from_secs(2), "interrupt took {stopped:?}");
+    eprintln!("interrupt → execute_reply: {stopped:?}");
+
+    // The next cell sees the variables again and is told how.
+    let (iopub, reply) = k.execute("total + kept.len() as u64").await;
+    let text = render(&iopub);
+    assert!(text.contains("restored: kept, total"), "{text}");
+    assert!(text.contains(r#"execute_result [4] {"text/plain":"9"}"#), "{text}");
+    assert_eq!(content(&reply)["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_are_cell_errors_and_the_kernel_lives() {
+    let mut k = Kernel::start().await;
+    k.execute("let survivor = String::from(\"still here\");").await;
+    let crashes = [
+        ("std::process::exit(3);", "RuntimeCrash"),
+        ("unsafe { std::ptr::null_mut::<u64>().write_volatile(7); }", "RuntimeCrash"),
+        ("let v: Vec<u8> = Vec::new(); v[10]", "Panic"),
+    ];
+    for (code, ename) in crashes {
+        let (iopub, reply) = k.execute(code).await;
+        assert_eq!(content(&reply)["ename"], ename, "{code}: {}", render(&iopub));
+        assert_eq!(iopub.iter().filter(|m| m.header.msg_type == "error").count(), 1);
+        let (iopub, _) = k.execute("survivor.clone()").await;
+        assert!(render(&iopub).contains(r#"{"text/plain":"\"still here\""}"#), "after {code}: {}", render(&iopub));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_round_trip() {
+    let mut k = Kernel::start().await;
+    let req = k.request(
+        "execute_request",
+        json!({ "code": ":dep evcxr_input = \"1\"\nlet name = evcxr_input::get_string(\"name? \");\nprintln!(\"hi {name}\");",
+                "silent": false, "store_history": true, "user_expressions": {}, "allow_stdin": true }),
+    );
+    let req = k.send_shell(req).await;
+    let input_request = tokio::time::timeout(support::TIMEOUT, k.stdin.read()).await.unwrap().unwrap();
+    assert_eq!(input_request.header.msg_type, "input_request");
+    assert_eq!(content(&input_request)["prompt"], "name? ");
+    assert_eq!(content(&input_request)["password"], false);
+    assert_eq!(input_request.parent_header.as_ref().unwrap().msg_id, req.header.msg_id);
+    let mut answer = k.request("input_reply", json!({ "value": "Ada" }));
+    answer.parent_header = Some(input_request.header.clone());
+    k.stdin.send(answer).await.unwrap();
+    let reply = k.shell_reply().await;
+    assert_eq!(content(&reply)["status"], "ok");
+    let text = render(&k.iopub_for(&req).await);
+    assert!(text.contains(r#"stream stdout "hi Ada\n""#), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comms_answer_while_a_cell_runs() {
+    let mut k = Kernel::start().await;
+    let mut tagged = k.execute_request("let rows = 3usize;");
+    tagged.metadata = json!({ "cellId": "cell-a", "tags": ["data"] });
+    k.run(tagged).await;
+    k.execute("// kiln: train\nlet model = rows * 2;").await;
+
+    // Unknown targets are closed at once.
+    let req = k.send_shell(k.request("comm_open", json!({ "comm_id": "c0", "target_name": "nope", "data": {} }))).await;
+    expect![[r#"
+        status busy
+        comm_close {"comm_id":"c0","data":{}}
+        status idle"#]]
+    .assert_eq(&render(&k.iopub_for(&req).await));
+
+    let req = k.send_shell(k.request("comm_open", json!({ "comm_id": "c1", "target_name": "kiln", "data": {} }))).await;
+    let opened = render(&k.iopub_for(&req).await);
+    assert!(opened.contains(r#""event":"ready""#), "{opened}");
+
+    // A long cell runs; the comm still answers right away.
+    let running = k.send_shell(k.execute_request("std::thread::sleep(std::time::Duration::from_secs(8));")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    let req = k.send_shell(k.request("comm_msg", json!({ "comm_id": "c1", "data": { "request": "cells" } }))).await;
+    let msgs = k.iopub_for(&req).await;
+    assert!(asked.elapsed() < Duration::from_secs(2), "comm answer waited {:?}", asked.elapsed());
+    let answer = msgs.iter().find(|m| m.header.msg_type == "comm_msg").expect("comm answer");
+    let cells = content(answer)["data"]["cells"].clone();
+    let summary: Vec<String> = cells
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {} {} {}", c["cell_id"], c["tags"], c["outcome"], c["variables"]))
+        .collect();
+    expect![[r#"
+        "cell-a" ["data"] "ok" {"rows":"usize"}
+        "execution-2" ["train"] "ok" {"model":"usize"}"#]]
+    .assert_eq(&summary.join("\n"));
+
+    let req = k.send_shell(k.request("comm_info_request", json!({ "target_name": "kiln" }))).await;
+    let reply = k.shell_reply().await;
+    assert_eq!(content(&reply)["comms"], json!({ "c1": { "target_name": "kiln" } }));
+    k.iopub_for(&req).await;
+    let _ = k.shell_reply().await; // the sleeping cell
+    k.iopub_for(&running).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_answered_and_never_fatal() {
+    use zeromq::{SocketSend, ZmqMessage};
+    let mut k = Kernel::start().await;
+
+    // A wrong signature: answered with an error, not acted on.
+    let forged = k.request("execute_request", json!({ "code": "println!(\"forged\")", "silent": false }));
+    let header = serde_json::to_vec(&forged.header).unwrap();
+    let frames: Vec<bytes::Bytes> = vec![
+        b"<IDS|MSG>".to_vec().into(),
+        b"0000000000000000000000000000000000000000000000000000000000000000".to_vec().into(),
+        header.into(),
+        b"{}".to_vec().into(),
+        b"{}".to_vec().into(),
+        serde_json::to_vec(&json!({ "code": "println!(\"forged\")" })).unwrap().into(),
+    ];
+    k.shell.socket.send(ZmqMessage::try_from(frames).unwrap()).await.unwrap();
+    let reply = k.shell_reply().await;
+    assert_eq!(content(&reply)["status"], "error");
+    assert_eq!(content(&reply)["ename"], "BadMessage");
+    assert_eq!(reply.header.msg_type, "execute_reply");
+
+    // Frames with no delimiter: logged and dropped.
+    k.shell.socket.send(ZmqMessage::from(b"garbage".to_vec())).await.unwrap();
+
+    // Well-signed but malformed content for a known type.
+    let bad = k.request("execute_request", json!({ "code": 5 }));
+    k.send_shell(bad).await;
+    let reply = k.shell_reply().await;
+    assert_eq!(content(&reply)["ename"], "BadMessage");
+    assert!(content(&reply)["evalue"].as_str().unwrap().contains("execute_request"), "{}", content(&reply));
+
+    // An unknown request type.
+    let req = k.send_shell(k.request("frobnicate_request", json!({}))).await;
+    let reply = k.shell_reply().await;
+    assert_eq!(reply.header.msg_type, "frobnicate_reply");
+    assert_eq!(content(&reply)["ename"], "UnknownMessageType");
+    k.iopub_for(&req).await;
+
+    // And the kernel still works.
+    let (iopub, _) = k.execute("6*7").await;
+    assert!(render(&iopub).contains(r#"{"text/plain":"42"}"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rich_output_from_the_sdk() {
+    let mut k = Kernel::start().await;
+    let sdk = support::sdk_path();
+    let (iopub, reply) = k.execute(&format!(":dep kiln = {{ path = {:?} }}\nuse kiln::prelude::*;", sdk.display().to_string())).await;
+    assert_eq!(content(&reply)["status"], "ok", "{}", render(&iopub));
+    let code = r#"let first = show("first");
+let second = show(MimeBundle::html("<i>second</i>", "second"));
+first.update("first, updated");
+let mut bar = Progress::new(3, "steps");
+for _ in 0..3 { bar.inc(1); }
+Table::new(["a", "b"]).row([1, 2])"#;
+    let (iopub, _) = k.execute(code).await;
+    let text = render(&iopub);
+    expect![[r#"
+        status busy
+        execute_input [2] "let first = show(\"first\");\nlet second = show(MimeBundle::html(\"<i>second</i>\", \"second\"));\nfirst.update(\"first, updated\");\nlet mut bar = Progress::new(3, \"steps\");\nfor _ in 0..3 { bar.inc(1); }\nTable::new([\"a\", \"b\"]).row([1, 2])"
+        display_data (with display_id) ["text/plain"]
+        display_data (with display_id) ["text/html", "text/plain"]
+        update_display_data (with display_id) ["text/plain"]
+        display_data (with display_id) ["text/html", "text/plain"]
+        update_display_data (with display_id) ["text/html", "text/plain"]
+        execute_result [2] {"text/html":"<div class=\"kiln-table\"><small>shape: (1, 2)</small><table class=\"dataframe\"><thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>1</td><td>2</td></tr></tbody></table></div>","text/plain":"shape: (1, 2)\n+---+---+\n| a | b |\n+---+---+\n| 1 | 2 |\n+---+---+"}
+        status idle"#]]
+    .assert_eq(&text);
+}

@@ -1,0 +1,125 @@
+//! The line protocol between the runtime child and the Kiln kernel.
+//!
+//! evcxr reads the runtime child's stdout and stderr line by line and forwards every line it
+//! does not recognise itself. Kiln rides on that: a line starting with one of the prefixes
+//! below is an instruction to the kernel rather than text. The prefixes begin with an escape
+//! character (an OSC sequence), which ordinary output does not start with. This module is the
+//! one place that writes and reads them, so the kernel and this crate cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// Set by the Kiln kernel in the runtime child's environment.
+pub const KERNEL_ENV: &str = "KILN_KERNEL";
+
+const PARTIAL: &str = "\u{1b}]kiln-partial;";
+const DISPLAY: &str = "\u{1b}]kiln-display;";
+const PANIC: &str = "\u{1b}]kiln-panic";
+
+/// One display instruction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum DisplayRequest {
+    /// A new output (`display_data`).
+    Show {
+        data: Map<String, Value>,
+        #[serde(default)]
+        metadata: Map<String, Value>,
+        #[serde(default)]
+        display_id: Option<String>,
+    },
+    /// Replace an earlier output in place (`update_display_data`).
+    Update { data: Map<String, Value>, #[serde(default)] metadata: Map<String, Value>, display_id: String },
+    /// Clear the cell's outputs (`clear_output`).
+    Clear { wait: bool },
+}
+
+impl DisplayRequest {
+    /// The Jupyter message type and content this instruction becomes.
+    pub fn to_message(&self) -> (&'static str, Value) {
+        match self {
+            DisplayRequest::Show { data, metadata, display_id } => {
+                let transient = match display_id {
+                    Some(id) => json!({ "display_id": id }),
+                    None => json!({}),
+                };
+                ("display_data", json!({ "data": data, "metadata": metadata, "transient": transient }))
+            }
+            DisplayRequest::Update { data, metadata, display_id } => (
+                "update_display_data",
+                json!({ "data": data, "metadata": metadata, "transient": { "display_id": display_id } }),
+            ),
+            DisplayRequest::Clear { wait } => ("clear_output", json!({ "wait": wait })),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Marker {
+    /// Text without a trailing newline, to be shown now.
+    Partial(String),
+    Display(DisplayRequest),
+    /// The runtime caught a panic in the cell.
+    Panic,
+}
+
+pub fn partial_line(text: &str) -> String {
+    format!("{PARTIAL}{}", serde_json::Value::String(text.to_owned()))
+}
+
+pub fn display_line(request: &DisplayRequest) -> String {
+    format!("{DISPLAY}{}", serde_json::to_string(request).unwrap_or_else(|_| "{}".into()))
+}
+
+pub fn panic_line() -> &'static str {
+    PANIC
+}
+
+/// Reads a line; `None` means it is ordinary text. A malformed instruction is also treated as
+/// text, so that nothing a cell prints is ever swallowed.
+pub fn parse_marker(line: &str) -> Option<Marker> {
+    if !line.starts_with('\u{1b}') {
+        return None;
+    }
+    if let Some(rest) = line.strip_prefix(PARTIAL) {
+        return serde_json::from_str::<String>(rest).ok().map(Marker::Partial);
+    }
+    if let Some(rest) = line.strip_prefix(DISPLAY) {
+        return serde_json::from_str(rest).ok().map(Marker::Display);
+    }
+    (line == PANIC).then_some(Marker::Panic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        for text in ["", "abc", "\r50%", "tab\tquote\"", "ünïcode"] {
+            assert_eq!(parse_marker(&partial_line(text)), Some(Marker::Partial(text.to_owned())));
+        }
+        let mut data = Map::new();
+        data.insert("text/plain".into(), json!("x"));
+        let req = DisplayRequest::Show { data, metadata: Map::new(), display_id: Some("d1".into()) };
+        assert_eq!(parse_marker(&display_line(&req)), Some(Marker::Display(req)));
+        assert_eq!(parse_marker(panic_line()), Some(Marker::Panic));
+    }
+
+    #[test]
+    fn ordinary_and_malformed_lines_are_text() {
+        for line in ["hello", "", "\u{1b}[31mred\u{1b}[0m", "\u{1b}]kiln-partial;not json", "\u{1b}]kiln-display;{\"op\":1}"] {
+            assert_eq!(parse_marker(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn messages_have_documented_shapes() {
+        let update = DisplayRequest::Update { data: Map::new(), metadata: Map::new(), display_id: "p".into() };
+        expect_test::expect![[r#"
+            ("update_display_data", Object {"data": Object {}, "metadata": Object {}, "transient": Object {"display_id": String("p")}})"#]]
+        .assert_eq(&format!("{:?}", update.to_message()));
+        expect_test::expect![[r#"("clear_output", Object {"wait": Bool(true)})"#]]
+            .assert_eq(&format!("{:?}", DisplayRequest::Clear { wait: true }.to_message()));
+    }
+}
