@@ -146,6 +146,9 @@ pub async fn recv_request(conn: &mut Connection<zeromq::RouterRecvHalf>) -> Inco
     }
 }
 
+/// Request types whose typed model is stricter than the protocol.
+const LENIENT: &[&str] = &["history_request"];
+
 /// Turns verified frames into a message. The frame layout is jupyter-zmq-client's; we only
 /// deserialise the four JSON parts, as its own (private) conversion does.
 fn decode(raw: RawMessage) -> Result<JupyterMessage, (String, Option<JupyterMessage>)> {
@@ -156,8 +159,15 @@ fn decode(raw: RawMessage) -> Result<JupyterMessage, (String, Option<JupyterMess
     let addressed = || addressable(&raw);
     let content: Value = serde_json::from_slice(&raw.jparts[3])
         .map_err(|e| (format!("malformed {} content: {e}", header.msg_type), addressed()))?;
-    let content = JupyterMessageContent::from_type_and_content(&header.msg_type, content)
-        .map_err(|e| (format!("invalid {} content: {e}", header.msg_type), addressed()))?;
+    let content = match JupyterMessageContent::from_type_and_content(&header.msg_type, content.clone()) {
+        Ok(typed) => typed,
+        // jupyter-protocol requires fields the protocol makes optional (`n` and `unique` of a
+        // history search): keep such requests as JSON, which their handler reads with defaults.
+        Err(_) if LENIENT.contains(&header.msg_type.as_str()) => {
+            JupyterMessageContent::UnknownMessage(UnknownMessage { msg_type: header.msg_type.clone(), content })
+        }
+        Err(e) => return Err((format!("invalid {} content: {e}", header.msg_type), addressed())),
+    };
     Ok(JupyterMessage {
         zmq_identities: raw.zmq_identities,
         header,

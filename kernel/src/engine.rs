@@ -79,6 +79,8 @@ struct Engine {
     restore: Option<BTreeMap<String, String>>,
     /// What the restore did, shown at the top of the next cell's output.
     notice: Option<String>,
+    /// The panic message of the code that ran last, if it panicked.
+    last_panic: Option<Vec<String>>,
 }
 
 /// What running one piece of code produced.
@@ -124,7 +126,7 @@ impl Engine {
             }
         };
         shared.mark_ready();
-        Engine { shared, out, stdin_replies, ctx, stdout, stderr, execution_count: 0, replays: Vec::new(), restore: None, notice: None }
+        Engine { shared, out, stdin_replies, ctx, stdout, stderr, execution_count: 0, replays: Vec::new(), restore: None, notice: None, last_panic: None }
     }
 
     fn run(mut self, jobs: Receiver<Job>) {
@@ -154,10 +156,8 @@ impl Engine {
         {
             match job {
                 Job::Execute(msg) => {
-                    let failed_stop = self.execute(&msg);
-                    if failed_stop {
-                        self.abort_queued(jobs);
-                    }
+                    let queued_behind_failure = self.execute(&msg, jobs);
+                    self.abort(queued_behind_failure);
                     // The failed cell has been answered (an interrupt must stop a cell fast);
                     // now bring the variables back before anything else runs.
                     if let Some(before) = self.restore.take() {
@@ -170,8 +170,10 @@ impl Engine {
         }
     }
 
-    /// Runs one execute_request; returns true when it failed with `stop_on_error`.
-    fn execute(&mut self, msg: &JupyterMessage) -> bool {
+    /// Runs one execute_request. When it fails under `stop_on_error`, returns the jobs that
+    /// were already queued when it failed (taken before its reply goes out, so a request sent
+    /// after the client saw the error is not aborted).
+    fn execute(&mut self, msg: &JupyterMessage, jobs: &Receiver<Job>) -> Vec<Job> {
         let content = serde_json::to_value(&msg.content).unwrap_or_default();
         let code = content["code"].as_str().unwrap_or_default().to_owned();
         let silent = content["silent"].as_bool().unwrap_or(false);
@@ -198,6 +200,20 @@ impl Engine {
         let variables_before = self.variables();
 
         let started = Instant::now();
+        if let Some(path) = introspect::help_query(&code) {
+            let payload = self.help_payload(path);
+            self.shared.set_output_parent(None);
+            if store_history {
+                self.shared.history.lock().expect("history lock").record(count, &code);
+            }
+            self.out.shell.send(message::child(
+                msg,
+                "execute_reply",
+                json!({ "status": "ok", "execution_count": count, "user_expressions": {}, "payload": [payload] }),
+            ));
+            self.out.iopub.send(message::status(msg, "idle"));
+            return Vec::new();
+        }
         self.shared.begin_execution();
         let result = self.run_code(&code, msg, allow_stdin);
         let interrupted = self.shared.end_execution();
@@ -261,10 +277,10 @@ impl Engine {
         };
         self.shared.cells.lock().expect("cells lock").record(record);
 
-        let failed = outcome == Outcome::Error;
+        let queued = if outcome == Outcome::Error && stop_on_error { jobs.try_iter().collect() } else { Vec::new() };
         self.out.shell.send(message::child(msg, "execute_reply", reply));
         self.out.iopub.send(message::status(msg, "idle"));
-        failed && stop_on_error
+        queued
     }
 
     /// Runs `code` in evcxr and waits for all its output to be published.
@@ -304,28 +320,35 @@ impl Engine {
                 }
             },
         };
+        let started = Instant::now();
         let result = ctx.execute_with_callbacks(code, &mut callbacks);
-        self.flush_output();
+        let ran = started.elapsed();
+        self.last_panic = self.flush_output();
+        if let Ok(outputs) = &result {
+            let phases: Vec<String> =
+                outputs.phases.iter().map(|p| format!("{}={}ms", p.name, p.duration.as_millis())).collect();
+            tracing::debug!(?ran, flushed = ?started.elapsed(), phases = phases.join(" "), "cell ran");
+        }
         match result {
             Ok(outputs) => RunResult::Ok(outputs),
             Err(error) => RunResult::Failed(failure_from(error, code)),
         }
     }
 
-    fn flush_output(&self) {
+    /// Publishes all output so far; returns the lines of a panic message if one was caught.
+    fn flush_output(&self) -> Option<Vec<String>> {
         if let Some(pump) = &self.stdout {
             pump.flush(Duration::ZERO);
         }
-        if let Some(pump) = &self.stderr {
-            // A panic message travels on stderr, which evcxr does not wait for: give it a
-            // moment when the runtime told us a panic happened.
-            let grace = if self.shared.take_panicked() { Duration::from_millis(300) } else { Duration::ZERO };
-            pump.flush(grace);
-        }
+        let pump = self.stderr.as_ref()?;
+        // A panic message travels on stderr, which evcxr does not wait for: give it a moment
+        // when the runtime told us a panic happened.
+        let grace = if self.shared.take_panicked() { Duration::from_millis(300) } else { Duration::ZERO };
+        pump.flush(grace)
     }
 
     fn with_panic_check(&mut self, result: RunResult, interrupted: bool) -> RunResult {
-        let panic = self.stderr.as_ref().and_then(|p| p.take_panic());
+        let panic = self.last_panic.take();
         match (result, panic) {
             (RunResult::Failed(mut failure), _) if interrupted => {
                 failure.ename = "Interrupted".into();
@@ -417,10 +440,11 @@ impl Engine {
         Value::Object(results)
     }
 
-    /// Under `stop_on_error`, executions queued behind a failed cell are answered `aborted`.
-    fn abort_queued(&mut self, jobs: &Receiver<Job>) {
+    /// Under `stop_on_error`, executions queued behind a failed cell are answered `aborted`;
+    /// other requests among them are served.
+    fn abort(&mut self, queued: Vec<Job>) {
         let mut later = Vec::new();
-        while let Ok(job) = jobs.try_recv() {
+        for job in queued {
             match job {
                 Job::Execute(msg) => {
                     self.out.iopub.send(message::status(&msg, "busy"));
@@ -471,9 +495,10 @@ impl Engine {
             let mut matches: Vec<String> = Vec::new();
             let mut types = Vec::new();
             for c in &completions.completions {
-                if !matches.contains(&c.code) {
-                    matches.push(c.code.clone());
-                    types.push(json!({ "text": c.code, "type": c.kind }));
+                let text = introspect::insertable(&c.code).to_owned();
+                if !matches.contains(&text) {
+                    types.push(json!({ "text": text, "type": c.kind, "signature": c.label }));
+                    matches.push(text);
                 }
             }
             reply["matches"] = json!(matches);
@@ -502,6 +527,19 @@ impl Engine {
         }
         self.out.shell.send(message::child(msg, "inspect_reply", reply));
         self.out.iopub.send(message::status(msg, "idle"));
+    }
+
+    /// A pager payload with the documentation of `path` (`?path` in a cell).
+    fn help_payload(&mut self, path: &str) -> Value {
+        let found = match &mut self.ctx {
+            Ok(ctx) => ctx.hover_at(path, path.len()).ok().filter(|(plain, _)| !plain.trim().is_empty()),
+            Err(_) => None,
+        };
+        let data = match found {
+            Some((plain, html)) => json!({ "text/plain": plain, "text/html": html }),
+            None => json!({ "text/plain": format!("No documentation found for `{path}`.") }),
+        };
+        json!({ "source": "page", "data": data, "start": 0 })
     }
 
     fn variables(&self) -> BTreeMap<String, String> {

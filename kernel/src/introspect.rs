@@ -159,6 +159,26 @@ fn is_raw_string_start(chars: &[char], i: usize) -> bool {
     chars.get(j) == Some(&'"')
 }
 
+/// `?std::vec::Vec` asks for the documentation of a path, shown in the pager. The prefix form
+/// is used because a trailing `?` is Rust's try operator.
+pub fn help_query(code: &str) -> Option<&str> {
+    let path = code.trim().strip_prefix('?')?.trim();
+    let is_path = !path.is_empty()
+        && path.split("::").all(|seg| {
+            let seg = seg.trim();
+            !seg.is_empty() && seg.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '!' || c == '.')
+        });
+    is_path.then_some(path)
+}
+
+/// The part of a rust-analyzer completion a Jupyter frontend can insert: frontends have no
+/// snippet support, so `with_capacity(capacity)` becomes `with_capacity` and `println!($0)`
+/// becomes `println!`.
+pub fn insertable(code: &str) -> &str {
+    let end = code.find(['(', '[', '{', '$', ' ']).unwrap_or(code.len());
+    if end == 0 { code } else { &code[..end] }
+}
+
 /// Byte offset of the `chars`-th code point (clamped to the end).
 pub fn byte_offset(code: &str, chars: usize) -> usize {
     code.char_indices().nth(chars).map(|(b, _)| b).unwrap_or(code.len())
@@ -218,6 +238,22 @@ mod tests {
         for (code, want) in cases {
             assert_eq!(&is_complete(code), want, "{code:?}");
         }
+    }
+
+    #[test]
+    fn insertable_completions() {
+        for (code, want) in [("with_capacity(capacity)", "with_capacity"), ("println!($0)", "println!"), ("HashMap", "HashMap"), ("vec![$0]", "vec!")] {
+            assert_eq!(insertable(code), want);
+        }
+    }
+
+    #[test]
+    fn help_queries() {
+        assert_eq!(help_query("?std::vec::Vec"), Some("std::vec::Vec"));
+        assert_eq!(help_query("  ? numbers.len \n"), Some("numbers.len"));
+        assert_eq!(help_query("result?"), None);
+        assert_eq!(help_query("?"), None);
+        assert_eq!(help_query("?a + b"), None);
     }
 
     #[test]

@@ -7,10 +7,10 @@
 //! newline, a display request from the `kiln` crate becomes `display_data`, and a panic marker
 //! makes the stderr pump collect the panic message for the cell's error.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, Sender};
 use kiln::display::protocol::{self, Marker};
 use serde_json::json;
 
@@ -36,13 +36,19 @@ impl StreamKind {
     }
 }
 
+/// The pump thread owns the stream state; [`Pump::flush`] asks it to publish and waits for
+/// the answer, so lines are always emitted in the order they arrived.
 pub struct Pump {
-    state: Arc<Mutex<PumpState>>,
+    flushes: Sender<Sender<FlushReport>>,
+}
+
+struct FlushReport {
+    panic_complete: bool,
+    panic: Option<Vec<String>>,
 }
 
 struct PumpState {
     kind: StreamKind,
-    rx: Receiver<String>,
     shared: Arc<Shared>,
     iopub: Outbox,
     text: String,
@@ -50,82 +56,85 @@ struct PumpState {
     /// Lines of a panic message, once `thread '…' panicked at` was seen on stderr.
     panic: Option<Vec<String>>,
     panic_complete: bool,
+    /// Text of a line still being written while a panic message is captured.
+    panic_partial: String,
+    /// An empty stderr line, held back because a panic message starts with one.
+    blank_pending: bool,
 }
 
 impl Pump {
     pub fn spawn(kind: StreamKind, rx: Receiver<String>, shared: Arc<Shared>, iopub: Outbox) -> Pump {
-        let state = Arc::new(Mutex::new(PumpState {
-            kind,
-            rx,
-            shared,
-            iopub,
-            text: String::new(),
-            since: None,
-            panic: None,
-            panic_complete: false,
-        }));
-        let worker = state.clone();
+        let (flushes, flush_rx) = crossbeam_channel::unbounded::<Sender<FlushReport>>();
+        let mut st = PumpState { kind, shared, iopub, text: String::new(), since: None, panic: None, panic_complete: false, panic_partial: String::new(), blank_pending: false };
         std::thread::Builder::new()
             .name(format!("{}-pump", kind.name()))
             .spawn(move || {
                 loop {
-                    // Receiving under the lock keeps lines in order with `flush`.
-                    let mut st = worker.lock().expect("pump lock");
-                    match st.rx.recv_timeout(POLL) {
-                        Ok(line) => {
-                            st.take_line(line);
-                            st.drain();
-                            if st.since.is_some_and(|t| t.elapsed() >= BATCH_WINDOW) {
-                                st.emit();
+                    crossbeam_channel::select! {
+                        recv(rx) -> line => match line {
+                            Ok(line) => {
+                                st.take_line(line);
+                                if st.since.is_some_and(|t| t.elapsed() >= BATCH_WINDOW) {
+                                    st.emit();
+                                }
                             }
-                        }
-                        Err(RecvTimeoutError::Timeout) => st.emit(),
-                        Err(RecvTimeoutError::Disconnected) => {
+                            Err(_) => {
+                                st.emit();
+                                break;
+                            }
+                        },
+                        recv(flush_rx) -> reply => {
+                            while let Ok(line) = rx.try_recv() {
+                                st.take_line(line);
+                            }
                             st.emit();
-                            break;
-                        }
+                            if let Ok(reply) = reply {
+                                let take_panic = st.panic_complete;
+                                let report = FlushReport {
+                                    panic_complete: st.panic_complete,
+                                    panic: if take_panic { st.panic.take() } else { st.panic.clone() },
+                                };
+                                if take_panic {
+                                    st.panic_complete = false;
+                                }
+                                let _ = reply.send(report);
+                            }
+                        },
+                        default(POLL) => st.emit(),
                     }
                 }
             })
             .expect("spawning an output pump");
-        Pump { state }
+        Pump { flushes }
     }
 
-    /// Publishes everything received so far. With a `grace`, first waits up to that long for
-    /// a panic message that is still on its way to complete.
-    pub fn flush(&self, grace: Duration) {
+    /// Publishes everything received so far and returns a panic message seen since the last
+    /// flush. With a `grace`, first waits up to that long for a panic message that is still on
+    /// its way to complete.
+    pub fn flush(&self, grace: Duration) -> Option<Vec<String>> {
         let deadline = Instant::now() + grace;
         loop {
-            let mut st = self.state.lock().expect("pump lock");
-            st.drain();
-            let waiting = grace > Duration::ZERO && !st.panic_complete && Instant::now() < deadline;
-            if !waiting {
-                st.emit();
-                return;
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if self.flushes.send(tx).is_err() {
+                return None;
             }
-            drop(st);
+            let report = rx.recv().ok()?;
+            if report.panic_complete || grace.is_zero() || Instant::now() >= deadline {
+                return report.panic;
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
-    }
-
-    /// The panic message captured since the last call, if any.
-    pub fn take_panic(&self) -> Option<Vec<String>> {
-        let mut st = self.state.lock().expect("pump lock");
-        st.panic_complete = false;
-        st.panic.take()
     }
 }
 
 impl PumpState {
-    fn drain(&mut self) {
-        while let Ok(line) = self.rx.try_recv() {
-            self.take_line(line);
-        }
-    }
-
     fn take_line(&mut self, line: String) {
         match protocol::parse_marker(&line) {
-            Some(Marker::Partial(text)) => self.push_text(&text),
+            Some(Marker::Partial(text)) if self.capturing_panic() => self.panic_partial.push_str(&text),
+            Some(Marker::Partial(text)) => {
+                self.release_blank();
+                self.push_text(&text)
+            }
             Some(Marker::Display(display)) => {
                 self.emit();
                 if let Some(parent) = self.shared.output_parent() {
@@ -138,8 +147,27 @@ impl PumpState {
         }
     }
 
+    fn capturing_panic(&self) -> bool {
+        self.panic.is_some() && !self.panic_complete
+    }
+
+    fn release_blank(&mut self) {
+        if std::mem::take(&mut self.blank_pending) {
+            self.push_text("\n");
+        }
+    }
+
     fn take_text_line(&mut self, line: String) {
+        let line = if self.panic_partial.is_empty() { line } else { std::mem::take(&mut self.panic_partial) + &line };
         if self.kind == StreamKind::Stderr {
+            if line.is_empty() && self.panic.is_none() && !self.blank_pending {
+                self.blank_pending = true;
+                return;
+            }
+            if line.starts_with("thread '") && line.contains(" panicked at ") {
+                self.blank_pending = false;
+            }
+            self.release_blank();
             if let Some(panic) = &mut self.panic {
                 if !self.panic_complete {
                     // The message ends with rustc's "note: run with `RUST_BACKTRACE=1` …" (or,
@@ -168,6 +196,9 @@ impl PumpState {
     }
 
     fn emit(&mut self) {
+        if !self.capturing_panic() {
+            self.release_blank();
+        }
         self.since = None;
         if self.text.is_empty() {
             return;

@@ -119,12 +119,37 @@ fn new_display_id() -> String {
     format!("kiln-{}-{nanos:x}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// evcxr calls `.evcxr_display()` on a cell's last expression when such a method resolves.
-/// Implementing it through this trait (in scope via `kiln::prelude`) gives foreign types such
-/// as polars' `DataFrame` a rich rendering. evcxr's own wire format is kept: a block between
-/// `EVCXR_BEGIN_CONTENT <mime>` and `EVCXR_END_CONTENT` per MIME type.
+/// evcxr calls `.evcxr_display()` on a cell's last expression when such a method resolves,
+/// and falls back to `Debug` otherwise. This trait (in scope through `kiln::prelude`) gives
+/// foreign types such as polars' `DataFrame` a rich rendering.
+///
+/// It is implemented for every `Debug + 'static` type and picks the rendering at run time.
+/// An impl for a few types only would be worse than none: with the trait in scope, evcxr's
+/// analysis believes `6*7` has the method, the compile fails, and evcxr falls back through a
+/// `cargo check` of every dependency (seconds, or minutes with polars).
+/// Types with an inherent `evcxr_display` (plotters, showata, …) keep theirs: inherent
+/// methods win over trait methods.
 pub trait EvcxrDisplay {
     fn evcxr_display(&self);
+}
+
+impl<T: std::fmt::Debug + 'static> EvcxrDisplay for T {
+    fn evcxr_display(&self) {
+        emit_evcxr_blocks(&rich_bundle(self));
+    }
+}
+
+/// The richest rendering Kiln knows for `value`; `Debug` text otherwise, as evcxr prints it.
+pub fn rich_bundle<T: std::fmt::Debug + 'static>(value: &T) -> MimeBundle {
+    let any = value as &dyn std::any::Any;
+    if let Some(table) = any.downcast_ref::<Table>() {
+        return table.to_bundle();
+    }
+    #[cfg(feature = "polars")]
+    if let Some(df) = any.downcast_ref::<polars::prelude::DataFrame>() {
+        return Table::from_polars(df).to_bundle();
+    }
+    MimeBundle::text(format!("{value:?}"))
 }
 
 /// Prints `bundle` in evcxr's content-block format, the format plotters, plotly and friends
@@ -141,15 +166,15 @@ pub fn emit_evcxr_blocks(bundle: &MimeBundle) {
     let _ = out.flush();
 }
 
-impl EvcxrDisplay for Table {
-    fn evcxr_display(&self) {
-        emit_evcxr_blocks(&self.to_bundle());
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[cfg(feature = "polars")]
-impl EvcxrDisplay for polars::prelude::DataFrame {
-    fn evcxr_display(&self) {
-        emit_evcxr_blocks(&Table::from_polars(self).to_bundle());
+    #[test]
+    fn renders_known_types_richly_and_the_rest_as_debug() {
+        assert_eq!(rich_bundle(&vec![1, 2]), MimeBundle::text("[1, 2]"));
+        assert_eq!(rich_bundle(&"kiln"), MimeBundle::text("\"kiln\""));
+        let table = Table::new(["a"]).row([1]);
+        assert_eq!(rich_bundle(&table), table.to_bundle());
     }
 }
