@@ -1,1 +1,41 @@
-fn main() {}
+//! `cargo xtask`: the project's own tasks. `lab` is the main interactive job, `test` runs
+//! every test (installing what they need), `bench` runs the benchmarks.
+
+mod bench;
+mod env;
+mod lab;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the kernel, install it into a JupyterLab venv and start JupyterLab on 127.0.0.1.
+    Lab {
+        /// Passed to `jupyter lab` (e.g. --no-browser --port 8899).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run every test: Rust unit and wire tests, jupyter_kernel_test, nbclient notebooks.
+    Test,
+    /// Run a benchmark side by side with its anchor.
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Lab { args } => lab::run(&args),
+        Command::Test => test::run(),
+        Command::Bench { which } => bench::run(which),
+    }
+}

@@ -1,0 +1,130 @@
+//! The environment every task shares: where caches live, the Python venv, the kernel build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The workspace root (the parent of `xtask/`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// Caches that outlive a checkout: the venv, evcxr's build directories, benchmark tools.
+/// `KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KILN_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    base.join("kiln")
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+pub fn kernel_binary() -> PathBuf {
+    target_dir().join("release/kiln-kernel")
+}
+
+pub fn venv() -> PathBuf {
+    cache_dir().join("venv")
+}
+
+pub fn venv_bin(name: &str) -> PathBuf {
+    venv().join("bin").join(name)
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs `cmd`, echoing it; fails with its exit status.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("$ {}", describe(cmd));
+    let status = cmd.status().with_context(|| format!("starting {}", describe(cmd)))?;
+    if !status.success() {
+        bail!("{} failed with {status}", describe(cmd));
+    }
+    Ok(())
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program().to_string_lossy().into_owned())
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Debian packages the tests and the lab use, installed when missing and we may (root).
+pub fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+                .unwrap_or(false)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        eprintln!("note: missing Debian packages {missing:?}; install them with apt-get (continuing)");
+        return Ok(());
+    }
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get").args(["install", "-y", "-qq"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Creates the venv and installs the pinned Python requirements into it.
+pub fn ensure_venv() -> anyhow::Result<()> {
+    let venv = venv();
+    if !venv_bin("python").exists() {
+        std::fs::create_dir_all(cache_dir())?;
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    let requirements = root().join("xtask/requirements.txt");
+    let stamp = venv.join(".kiln-requirements");
+    let wanted = std::fs::read_to_string(&requirements)?;
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        run(Command::new(venv_bin("python"))
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
+            .arg(&requirements))?;
+        std::fs::write(&stamp, wanted)?;
+    }
+    Ok(())
+}
+
+/// Builds the kernel in release (evcxr's embedded rust-analyzer is far too slow in debug)
+/// and installs its kernelspec into the venv.
+pub fn build_and_install_kernel() -> anyhow::Result<()> {
+    run(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--release", "-p", "kiln-kernel"]))?;
+    run(Command::new(kernel_binary()).args(["install", "--sys-prefix"]).env("VIRTUAL_ENV", venv()))
+}
+
+/// Environment for anything that starts the kernel: the venv first on PATH, Jupyter looking
+/// in the venv first, and evcxr building under the cache.
+pub fn jupyter_env(cmd: &mut Command) -> &mut Command {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![venv().join("bin")];
+    paths.extend(std::env::split_paths(&path));
+    cmd.env("PATH", std::env::join_paths(paths).expect("PATH"))
+        .env("VIRTUAL_ENV", venv())
+        .env("JUPYTER_PATH", venv().join("share/jupyter"))
+        .env("EVCXR_TMPDIR", evcxr_tmpdir())
+        .env("PYTHONUNBUFFERED", "1")
+}
+
+/// The base of the kernels' build directories (each kernel makes its own below it).
+pub fn evcxr_tmpdir() -> PathBuf {
+    std::env::var_os("EVCXR_TMPDIR").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("evcxr"))
+}

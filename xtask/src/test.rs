@@ -1,0 +1,35 @@
+//! `cargo xtask test`: every test, with what it needs installed first.
+
+use std::process::Command;
+
+use crate::env;
+
+pub fn run() -> anyhow::Result<()> {
+    env::ensure_debian_packages(&["mold"])?;
+    env::ensure_venv()?;
+    env::build_and_install_kernel()?;
+    std::fs::create_dir_all(env::evcxr_tmpdir())?;
+
+    let mut failed = Vec::new();
+    // Rust: unit tests and the wire-level kernel tests. Release, to share the kernel's build.
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.current_dir(env::root()).args(["test", "--release", "--workspace", "--", "--test-threads=2"]);
+    env::jupyter_env(&mut cargo);
+    if let Err(error) = env::run(&mut cargo) {
+        failed.push(format!("cargo test: {error}"));
+    }
+    // Python: jupyter_kernel_test and nbclient over every notebook.
+    let mut pytest = Command::new(env::venv_bin("python"));
+    pytest.current_dir(env::root()).args(["-m", "pytest", "-v", "tests/jupyter"]);
+    env::jupyter_env(&mut pytest);
+    if let Err(error) = env::run(&mut pytest) {
+        failed.push(format!("pytest: {error}"));
+    }
+
+    if failed.is_empty() {
+        eprintln!("xtask test: every suite passed");
+        Ok(())
+    } else {
+        anyhow::bail!("xtask test: {} suite(s) failed:\n  {}", failed.len(), failed.join("\n  "))
+    }
+}
