@@ -237,15 +237,17 @@ async fn interrupt_stops_a_cell_and_variables_come_back() {
     k.execute("let kept = vec![1, 2, 3];").await;
     k.execute("let mut total = 0u64; for v in &kept { total += *v as u64; }").await;
 
-    let req = k.send_shell(k.execute_request("std::thread::sleep(std::time::Duration::from_secs(60));")).await;
-    // Wait until the cell is running (compiled and started), then interrupt.
+    let req = k
+        .send_shell(k.execute_request("println!(\"started\");\nstd::thread::sleep(std::time::Duration::from_secs(60));"))
+        .await;
+    // Wait until the cell runs (compiled and started: interrupting a compile keeps the
+    // runtime alive, which another test covers), then interrupt.
     loop {
         let msg = k.iopub_next().await;
-        if msg.header.msg_type == "execute_input" {
+        if msg.header.msg_type == "stream" && content(&msg)["text"].as_str().unwrap_or("").contains("started") {
             break;
         }
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let sent = Instant::now();
     let int = k.send_control(k.request("interrupt_request", json!({}))).await;
     let int_reply = k.control_reply().await;
@@ -264,6 +266,25 @@ async fn interrupt_stops_a_cell_and_variables_come_back() {
     assert!(text.contains("restored: kept, total"), "{text}");
     assert!(text.contains(r#"execute_result [4] {"text/plain":"9"}"#), "{text}");
     assert_eq!(content(&reply)["status"], "ok");
+
+    // Interrupting a cell while it compiles stops the compiler; the runtime and its
+    // variables stay (no restore needed).
+    let req = k.send_shell(k.execute_request("let slow = { fn f() -> u64 { 1 } f() };\nkept.len() + slow as usize")).await;
+    loop {
+        if k.iopub_next().await.header.msg_type == "execute_input" {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    k.send_control(k.request("interrupt_request", json!({}))).await;
+    k.control_reply().await;
+    let reply = k.shell_reply().await;
+    assert_eq!(reply.parent_header.as_ref().unwrap().msg_id, req.header.msg_id);
+    let iopub = render(&k.iopub_for(&req).await);
+    assert!(!iopub.contains("restored"), "{iopub}");
+    let (iopub, _) = k.execute("kept.len()").await;
+    let text = render(&iopub);
+    assert!(text.contains(r#"{"text/plain":"3"}"#) && !text.contains("restored"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,7 +38,7 @@ fn kernel(runs: u32, skip_polars: bool) -> anyhow::Result<()> {
     let anchor_root = bench.join("evcxr_jupyter");
     let anchor = anchor_root.join("bin/evcxr_jupyter");
     if !anchor.exists() {
-        env::run(Command::new(env!("CARGO")).args(["install", "--locked", "evcxr_jupyter", "--version", EVCXR_JUPYTER_VERSION, "--root"]).arg(&anchor_root))?;
+        env::run(env::cargo().args(["install", "--locked", "evcxr_jupyter", "--version", EVCXR_JUPYTER_VERSION, "--root"]).arg(&anchor_root))?;
     }
     // Kernelspecs of our own, so neither kernel's user-level install is picked up.
     let kernels = bench.join("share/jupyter/kernels");

@@ -44,6 +44,25 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A `cargo` command without the variables `cargo run` gave xtask itself: build scripts
+/// (ring's, for one) rerun when `CARGO_MANIFEST_DIR` or `CARGO_PKG_*` change, which would
+/// rebuild the kernel's dependencies on every switch between `cargo xtask` and plain cargo.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let injected = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_PACKAGE"]
+            .iter()
+            .any(|p| key.starts_with(p))
+            || key == "OUT_DIR";
+        if injected {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd.current_dir(root());
+    cmd
+}
+
 /// Runs `cmd`, echoing it; fails with its exit status.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("$ {}", describe(cmd));
@@ -107,7 +126,7 @@ pub fn ensure_venv() -> anyhow::Result<()> {
 /// Builds the kernel in release (evcxr's embedded rust-analyzer is far too slow in debug)
 /// and installs its kernelspec into the venv.
 pub fn build_and_install_kernel() -> anyhow::Result<()> {
-    run(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--release", "-p", "kiln-kernel"]))?;
+    run(cargo().args(["build", "--release", "-p", "kiln-kernel"]))?;
     run(Command::new(kernel_binary()).args(["install", "--sys-prefix"]).env("VIRTUAL_ENV", venv()))
 }
 

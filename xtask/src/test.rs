@@ -12,8 +12,8 @@ pub fn run() -> anyhow::Result<()> {
 
     let mut failed = Vec::new();
     // Rust: unit tests and the wire-level kernel tests. Release, to share the kernel's build.
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo.current_dir(env::root()).args(["test", "--release", "--workspace", "--", "--test-threads=2"]);
+    let mut cargo = env::cargo();
+    cargo.args(["test", "--release", "--workspace", "--", "--test-threads=2"]);
     env::jupyter_env(&mut cargo);
     if let Err(error) = env::run(&mut cargo) {
         failed.push(format!("cargo test: {error}"));
