@@ -446,3 +446,30 @@ Table::new(["a", "b"]).row([1, 2])"#;
         status idle"#]]
     .assert_eq(&text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_idle_interrupt_and_shutdown() {
+    let mut k = Kernel::start().await;
+    // Heartbeat echoes while the kernel is busy warming up.
+    let mut hb = jupyter_zmq_client::create_client_heartbeat_connection(&k.info).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), hb.single_heartbeat()).await.expect("heartbeat").unwrap();
+
+    k.execute("let precious = 7;").await;
+    // An interrupt while nothing runs must not cost the variables.
+    k.send_control(k.request("interrupt_request", json!({}))).await;
+    assert_eq!(content(&k.control_reply().await)["status"], "ok");
+    let (iopub, _) = k.execute("precious").await;
+    assert!(render(&iopub).contains(r#"{"text/plain":"7"}"#), "{}", render(&iopub));
+
+    // kernel_info on control too.
+    k.send_control(k.request("kernel_info_request", json!({}))).await;
+    assert_eq!(content(&k.control_reply().await)["implementation"], "kiln");
+
+    let req = k.send_control(k.request("shutdown_request", json!({ "restart": false }))).await;
+    let reply = k.control_reply().await;
+    assert_eq!(reply.header.msg_type, "shutdown_reply");
+    assert_eq!(content(&reply), json!({ "status": "ok", "restart": false }));
+    assert_eq!(reply.parent_header.as_ref().unwrap().msg_id, req.header.msg_id);
+    let status = k.wait_exit(Duration::from_secs(10)).expect("kernel exits after shutdown");
+    assert!(status.success(), "{status:?}");
+}

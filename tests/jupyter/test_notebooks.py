@@ -13,7 +13,7 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[2] / "notebooks").g
 def execute(path):
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        nb, kernel_name="kiln", timeout=900, resources={"metadata": {"path": str(path.parent)}}
+        nb, kernel_name="kiln", timeout=2400, resources={"metadata": {"path": str(path.parent)}}
     )
     client.execute()
     return nb
@@ -45,3 +45,14 @@ def test_kernel_tour_outputs():
     assert "<th>x squared</th>" in table["text/html"] and "| 5 | 25" in table["text/plain"]
     displays = [o for o in code[5].outputs if o.output_type == "display_data"]
     assert [d["data"]["text/plain"] for d in displays] == ["trained", "bold text"]
+
+
+def test_dataframes_render_as_tables():
+    nb = execute(NOTEBOOKS[0].parent / "dataframes.ipynb")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    flowers = code[1].outputs[0]["data"]
+    assert "<table" in flowers["text/html"] and "shape: (5, 2)" in flowers["text/html"]
+    assert "<td>str</td>" in flowers["text/html"] and "<td>f64</td>" in flowers["text/html"]
+    assert "shape: (5, 2)" in flowers["text/plain"]  # polars' own rendering
+    summary = code[2].outputs[0]["data"]["text/html"]
+    assert "<th>mean_petal</th>" in summary and "versicolor" in summary

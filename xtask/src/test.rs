@@ -18,6 +18,12 @@ pub fn run() -> anyhow::Result<()> {
     if let Err(error) = env::run(&mut cargo) {
         failed.push(format!("cargo test: {error}"));
     }
+    // The SDK's polars rendering (a separate build: polars takes minutes the first time).
+    let mut polars = env::cargo();
+    polars.args(["test", "--release", "-p", "kiln", "--features", "polars"]);
+    if let Err(error) = env::run(&mut polars) {
+        failed.push(format!("cargo test -p kiln --features polars: {error}"));
+    }
     // Python: jupyter_kernel_test and nbclient over every notebook.
     let mut pytest = Command::new(env::venv_bin("python"));
     pytest.current_dir(env::root()).args(["-m", "pytest", "-v", "tests/jupyter"]);

@@ -89,6 +89,18 @@ impl Kernel {
         Kernel { child, info, session, shell, control, iopub, stdin, started, _dir: dir }
     }
 
+    /// Waits for the kernel process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn request(&self, msg_type: &str, content: Value) -> JupyterMessage {
         let mut msg = JupyterMessage::new(
             JupyterMessageContent::UnknownMessage(UnknownMessage { msg_type: msg_type.into(), content }),

@@ -135,7 +135,7 @@ impl Table {
         } else {
             (0..HEAD_ROWS).chain(height - TAIL_ROWS..height).collect()
         };
-        let columns = df.get_columns();
+        let columns = df.columns();
         let rows = pick
             .iter()
             .map(|&r| {
@@ -199,5 +199,26 @@ mod tests {
         assert!(text.starts_with("shape: (100, 1)"));
         assert!(text.contains("| 9  |\n| …  |\n| 95 |"), "{text}");
         assert_eq!(t.to_html().matches("<tr>").count(), 1 + 10 + 1 + 5);
+    }
+}
+
+#[cfg(all(test, feature = "polars"))]
+mod polars_tests {
+    use super::*;
+    use polars::prelude::*;
+
+    #[test]
+    fn dataframe_renders_with_dtypes_and_elision() {
+        let df = df!("id" => (0..40i64).collect::<Vec<_>>(), "name" => (0..40).map(|i| format!("<n{i}>")).collect::<Vec<_>>())
+            .unwrap();
+        let table = Table::from_polars(&df);
+        assert_eq!(table.columns, ["id", "name"]);
+        assert_eq!(table.dtypes, ["i64", "str"]);
+        assert_eq!(table.height, 40);
+        assert_eq!(table.rows.len(), HEAD_ROWS + TAIL_ROWS);
+        assert_eq!(table.rows[HEAD_ROWS], ["35", "\"<n35>\""]);
+        let html = table.to_html();
+        assert!(html.contains("shape: (40, 2)") && html.contains("&lt;n0&gt;") && html.contains("&hellip;"), "{html}");
+        assert_eq!(crate::display::rich_bundle(&df), table.to_bundle());
     }
 }
