@@ -99,13 +99,6 @@ struct Failure {
 
 impl Engine {
     fn start(shared: Arc<Shared>, out: Outboxes, stdin_replies: Receiver<String>) -> Engine {
-        // The runtime child inherits this, so the `kiln` crate knows its display markers will be
-        // understood.
-        // SAFETY: set before evcxr spawns its child; no other thread reads the environment yet.
-        unsafe { std::env::set_var(kiln::display::protocol::KERNEL_ENV, "1") };
-        if let Some(dir) = workdir::prepare() {
-            shared.set_workdir(dir);
-        }
         let (ctx, stdout, stderr) = match CommandContext::new() {
             Ok((mut ctx, outputs)) => {
                 // Cell code is small and run once: compile it fast. `:opt 2` turns it back.

@@ -116,13 +116,16 @@ impl Shared {
     }
 }
 
-pub async fn run(info: ConnectionInfo) -> anyhow::Result<()> {
+pub async fn run(info: ConnectionInfo, workdir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     if !info.signature_scheme.is_empty() && info.signature_scheme != "hmac-sha256" {
         anyhow::bail!("unsupported signature_scheme '{}' (only hmac-sha256)", info.signature_scheme);
     }
     let session = uuid::Uuid::new_v4().to_string();
     let sockets = channels::bind(&info, &session).await?;
     let shared = Arc::new(Shared::default());
+    if let Some(dir) = workdir {
+        shared.set_workdir(dir);
+    }
     let (stdin_tx, stdin_rx) = crossbeam_channel::unbounded();
     // evcxr warms up (compiling a first snippet) on its own thread: kernel_info is answered
     // right away while that happens.
@@ -188,8 +191,10 @@ fn kernel_info() -> Value {
 /// The toolchain version, read once in the background so kernel_info never waits for rustc.
 fn rustc_version() -> String {
     static VERSION: OnceLock<String> = OnceLock::new();
+    static ASKED: std::sync::Once = std::sync::Once::new();
     VERSION.get().cloned().unwrap_or_else(|| {
-        std::thread::spawn(|| {
+        ASKED.call_once(|| {
+            std::thread::spawn(|| {
             let v = std::process::Command::new("rustc")
                 .arg("--version")
                 .output()
@@ -197,7 +202,8 @@ fn rustc_version() -> String {
                 .and_then(|o| String::from_utf8(o.stdout).ok())
                 .and_then(|s| s.split_whitespace().nth(1).map(str::to_owned))
                 .unwrap_or_default();
-            let _ = VERSION.set(v);
+                let _ = VERSION.set(v);
+            });
         });
         String::new()
     })

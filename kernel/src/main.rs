@@ -64,11 +64,17 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("reading connection file {}", connection_file.display()))?;
             let info: jupyter_protocol::ConnectionInfo = serde_json::from_str(&text)
                 .with_context(|| format!("parsing connection file {}", connection_file.display()))?;
+            // Environment for evcxr and its runtime child, set while this is the only thread:
+            // the `kiln` crate's markers are understood here, and this kernel builds in a
+            // directory of its own.
+            // SAFETY: no other thread exists yet to read the environment concurrently.
+            unsafe { std::env::set_var(kiln::display::protocol::KERNEL_ENV, "1") };
+            let workdir = workdir::prepare();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            runtime.block_on(kernel::run(info))
+            runtime.block_on(kernel::run(info, workdir))
         }
         (None, None) => {
             anyhow::bail!("usage: kiln-kernel CONNECTION_FILE | kiln-kernel install [--user]")

@@ -22,7 +22,7 @@ pub fn prepare() -> Option<PathBuf> {
         tracing::warn!(%error, dir = %dir.display(), "cannot create the kernel's build directory");
         return None;
     }
-    // SAFETY: called on the engine thread before evcxr starts; nothing else reads it now.
+    // SAFETY: called from `main` before any other thread starts.
     unsafe { std::env::set_var("EVCXR_TMPDIR", &dir) };
     Some(dir)
 }
