@@ -101,8 +101,6 @@ impl Engine {
     fn start(shared: Arc<Shared>, out: Outboxes, stdin_replies: Receiver<String>) -> Engine {
         let (ctx, stdout, stderr) = match CommandContext::new() {
             Ok((mut ctx, outputs)) => {
-                // Cell code is small and run once: compile it fast. `:opt 2` turns it back.
-                let _ = ctx.set_opt_level("0");
                 // Compiled dependencies are cached across kernel sessions, so a restarted
                 // kernel links polars instead of building it again.
                 if let Some(mb) = workdir::dependency_cache_mb() {

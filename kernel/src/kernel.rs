@@ -27,7 +27,6 @@ pub struct Shared {
     variables: Mutex<BTreeMap<String, String>>,
     output_parent: Mutex<Option<JupyterMessage>>,
     process: OnceLock<Arc<Mutex<Child>>>,
-    workdir: OnceLock<std::path::PathBuf>,
     executing: AtomicBool,
     interrupted: AtomicBool,
     panicked: AtomicBool,
@@ -37,17 +36,6 @@ pub struct Shared {
 impl Shared {
     pub fn set_process(&self, handle: Arc<Mutex<Child>>) {
         let _ = self.process.set(handle);
-    }
-
-    pub fn set_workdir(&self, dir: std::path::PathBuf) {
-        let _ = self.workdir.set(dir);
-    }
-
-    /// Removes this kernel's build directory (at shutdown).
-    pub fn remove_workdir(&self) {
-        if let Some(dir) = self.workdir.get() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 
     pub fn runtime_pid(&self) -> Option<u32> {
@@ -116,15 +104,15 @@ impl Shared {
     }
 }
 
-pub async fn run(info: ConnectionInfo, workdir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+pub async fn run(info: ConnectionInfo, slot: Option<crate::workdir::Slot>) -> anyhow::Result<()> {
     if !info.signature_scheme.is_empty() && info.signature_scheme != "hmac-sha256" {
         anyhow::bail!("unsupported signature_scheme '{}' (only hmac-sha256)", info.signature_scheme);
     }
     let session = uuid::Uuid::new_v4().to_string();
     let sockets = channels::bind(&info, &session).await?;
     let shared = Arc::new(Shared::default());
-    if let Some(dir) = workdir {
-        shared.set_workdir(dir);
+    if let Some(slot) = &slot {
+        tracing::info!(dir = %slot.dir.display(), "building cells in");
     }
     let (stdin_tx, stdin_rx) = crossbeam_channel::unbounded();
     // evcxr warms up (compiling a first snippet) on its own thread: kernel_info is answered
@@ -159,7 +147,7 @@ pub async fn run(info: ConnectionInfo, workdir: Option<std::path::PathBuf>) -> a
 
     shutdown_rx.recv().await;
     processes::kill_all(&shared);
-    shared.remove_workdir();
+    drop(slot);
     // Let the writer tasks put the shutdown reply on the wire.
     tokio::time::sleep(Duration::from_millis(100)).await;
     std::process::exit(0);

@@ -69,12 +69,12 @@ fn main() -> anyhow::Result<()> {
             // directory of its own.
             // SAFETY: no other thread exists yet to read the environment concurrently.
             unsafe { std::env::set_var(kiln::display::protocol::KERNEL_ENV, "1") };
-            let workdir = workdir::prepare();
+            let slot = workdir::take();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            runtime.block_on(kernel::run(info, workdir))
+            runtime.block_on(kernel::run(info, slot))
         }
         (None, None) => {
             anyhow::bail!("usage: kiln-kernel CONNECTION_FILE | kiln-kernel install [--user]")

@@ -1,40 +1,80 @@
-//! Where evcxr builds a kernel's cells, and the dependency cache shared between kernels.
+//! Where evcxr builds a kernel's cells, kept warm across kernel sessions.
 //!
-//! evcxr compiles every cell in one crate directory (`EVCXR_TMPDIR`, or a fresh temporary
-//! directory). Two kernels sharing one directory overwrite each other's builds, so when
-//! `EVCXR_TMPDIR` is set, Kiln treats it as a base and gives each kernel its own
-//! `kiln-kernel-<pid>` directory below it, removing those of kernels that are gone. What is
-//! worth sharing — compiled dependencies such as polars — goes through evcxr's own
-//! compilation cache (`:cache`), which lives in the user's cache directory.
+//! evcxr compiles every cell in one crate directory, and its `target/` holds every
+//! dependency a session has loaded (polars: fifteen minutes to build). Reusing that directory
+//! across kernel restarts is what makes a restarted kernel's first polars cell fast; sharing
+//! it between two running kernels corrupts both builds. So Kiln keeps a pool of build slots
+//! under a base directory (`EVCXR_TMPDIR`, else `$XDG_CACHE_HOME/kiln/evcxr`): a kernel takes
+//! the first slot whose lock it can hold, for as long as it lives (the OS drops the lock when
+//! the process dies, however it dies). Concurrent kernels get different slots; a slot's
+//! dependencies also reach other slots through evcxr's compilation cache (`:cache`).
+//!
+//! Each slot's parent holds a cargo config that compiles only the cell crate (`ctx`) at
+//! `opt-level = 0`: cell code is small and runs once, while dependencies stay optimised.
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-const PREFIX: &str = "kiln-kernel-";
+/// How many slots to try before giving up and letting evcxr use a throwaway directory.
+const SLOTS: usize = 64;
 /// Default size of evcxr's dependency cache; `KILN_DEP_CACHE_MB=0` turns it off.
 const DEFAULT_CACHE_MB: u64 = 8192;
 
-/// Creates this kernel's build directory under `EVCXR_TMPDIR` and points evcxr at it.
-pub fn prepare() -> Option<PathBuf> {
-    let base = PathBuf::from(std::env::var_os("EVCXR_TMPDIR")?);
-    remove_stale(&base);
-    let dir = base.join(format!("{PREFIX}{}", std::process::id()));
-    if let Err(error) = std::fs::create_dir_all(&dir) {
-        tracing::warn!(%error, dir = %dir.display(), "cannot create the kernel's build directory");
-        return None;
-    }
-    // SAFETY: called from `main` before any other thread starts.
-    unsafe { std::env::set_var("EVCXR_TMPDIR", &dir) };
-    Some(dir)
+/// A build slot this process holds until it exits.
+pub struct Slot {
+    pub dir: PathBuf,
+    _lock: File,
 }
 
-fn remove_stale(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else { continue };
-        if !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
+/// Takes a free slot and points evcxr at it (`EVCXR_TMPDIR`). Must run before any other
+/// thread starts (it sets an environment variable).
+pub fn take() -> Option<Slot> {
+    let base = base_dir()?;
+    if let Err(error) = std::fs::create_dir_all(&base) {
+        tracing::warn!(%error, base = %base.display(), "no build directory; evcxr will use a temporary one");
+        return None;
+    }
+    write_cargo_config(&base);
+    for n in 0..SLOTS {
+        let Ok(lock) = File::options().create(true).truncate(false).write(true).open(base.join(format!("slot-{n}.lock")))
+        else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor we own; non-blocking.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue;
         }
+        let dir = base.join(format!("slot-{n}"));
+        if std::fs::create_dir_all(&dir).is_err() {
+            continue;
+        }
+        // SAFETY: called from `main` before any other thread starts.
+        unsafe { std::env::set_var("EVCXR_TMPDIR", &dir) };
+        return Some(Slot { dir, _lock: lock });
+    }
+    None
+}
+
+fn base_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("EVCXR_TMPDIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("kiln/evcxr"))
+}
+
+/// Cargo reads `.cargo/config.toml` from every ancestor of the crate directory, and config
+/// profiles override the manifest's (evcxr writes `[profile.dev] opt-level` for everything).
+fn write_cargo_config(base: &Path) {
+    let dir = base.join(".cargo");
+    let text = "# Written by kiln-kernel: cell code compiles fast, dependencies stay optimised.\n\
+                [profile.dev.package.ctx]\nopt-level = 0\n";
+    if std::fs::read_to_string(dir.join("config.toml")).ok().as_deref() != Some(text) {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join("config.toml"), text);
     }
 }
 
