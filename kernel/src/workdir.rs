@@ -6,8 +6,9 @@
 //! it between two running kernels corrupts both builds. So Kiln keeps a pool of build slots
 //! under a base directory (`EVCXR_TMPDIR`, else `$XDG_CACHE_HOME/kiln/evcxr`): a kernel takes
 //! the first slot whose lock it can hold, for as long as it lives (the OS drops the lock when
-//! the process dies, however it dies). Concurrent kernels get different slots; a slot's
-//! dependencies also reach other slots through evcxr's compilation cache (`:cache`).
+//! the process dies, however it dies). Concurrent kernels get different slots. With
+//! `KILN_DEP_CACHE_MB` set, a slot's dependencies also reach other slots through evcxr's
+//! compilation cache (`:cache`).
 //!
 //! Each slot's parent holds a cargo config that compiles only the cell crate (`ctx`) at
 //! `opt-level = 0`: cell code is small and runs once, while dependencies stay optimised.
@@ -18,8 +19,11 @@ use std::path::{Path, PathBuf};
 
 /// How many slots to try before giving up and letting evcxr use a throwaway directory.
 const SLOTS: usize = 64;
-/// Default size of evcxr's dependency cache; `KILN_DEP_CACHE_MB=0` turns it off.
-const DEFAULT_CACHE_MB: u64 = 8192;
+/// evcxr's dependency cache is off unless `KILN_DEP_CACHE_MB` sizes it: it routes every
+/// rustc call through a wrapper and scans the whole cache after every build, which cost
+/// 0.6 s per cell once polars was loaded (measured by `cargo xtask bench kernel`); warm slots
+/// already keep dependencies built across restarts.
+const DEFAULT_CACHE_MB: u64 = 0;
 
 /// A build slot this process holds until it exits.
 pub struct Slot {
