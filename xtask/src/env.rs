@@ -125,8 +125,17 @@ pub fn ensure_venv() -> anyhow::Result<()> {
 
 /// Builds the kernel in release (evcxr's embedded rust-analyzer is far too slow in debug)
 /// and installs its kernelspec into the venv.
+///
+/// Every task builds through the same `cargo test --release --workspace --no-run`, so the
+/// kernel binary and the test harnesses come from one feature resolution: dev-dependencies
+/// change it, and alternating `cargo build -p kiln-kernel` with `cargo test --workspace`
+/// rebuilt evcxr's whole dependency tree (minutes) on every switch.
 pub fn build_and_install_kernel() -> anyhow::Result<()> {
-    run(cargo().args(["build", "--release", "-p", "kiln-kernel"]))?;
+    run(cargo().args(["test", "--release", "--workspace", "--no-run"]))?;
+    install_kernelspec()
+}
+
+pub fn install_kernelspec() -> anyhow::Result<()> {
     run(Command::new(kernel_binary()).args(["install", "--sys-prefix"]).env("VIRTUAL_ENV", venv()))
 }
 
