@@ -135,7 +135,7 @@ pub fn build_and_install_kernel() -> anyhow::Result<()> {
     install_kernelspec()
 }
 
-pub fn install_kernelspec() -> anyhow::Result<()> {
+fn install_kernelspec() -> anyhow::Result<()> {
     run(Command::new(kernel_binary()).args(["install", "--sys-prefix"]).env("VIRTUAL_ENV", venv()))
 }
 
