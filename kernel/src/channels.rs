@@ -5,7 +5,6 @@
 //! through an unbounded channel per socket ([`Outbox`]), so the evcxr thread, the shell task and
 //! the control task can all publish without owning a socket.
 
-use bytes::Bytes;
 use jupyter_protocol::{ConnectionInfo, Header, JupyterMessage, JupyterMessageContent, UnknownMessage};
 use jupyter_zmq_client::{Connection, RawMessage, SubscriptionEvent};
 use serde_json::{Value, json};
@@ -116,10 +115,10 @@ async fn heartbeat_loop(mut socket: zeromq::RepSocket) {
 /// What arrived on a router socket.
 pub enum Incoming {
     /// A verified, well-formed message.
-    Request(JupyterMessage),
+    Request(Box<JupyterMessage>),
     /// A message we will not act on. `answer_to` is set when enough of it parsed to address an
     /// error reply (its header and identities).
-    Rejected { reason: String, answer_to: Option<JupyterMessage> },
+    Rejected { reason: String, answer_to: Option<Box<JupyterMessage>> },
     /// The socket itself failed.
     Closed(String),
 }
@@ -132,7 +131,7 @@ pub async fn recv_request(conn: &mut Connection<zeromq::RouterRecvHalf>) -> Inco
     // Verify against a copy, so that a message that fails verification can still be answered.
     match RawMessage::from_multipart(frames.clone(), &conn.mac) {
         Ok(raw) => match decode(raw) {
-            Ok(msg) => Incoming::Request(msg),
+            Ok(msg) => Incoming::Request(Box::new(msg)),
             Err((reason, answer_to)) => Incoming::Rejected { reason, answer_to },
         },
         Err(error) => {
@@ -151,7 +150,7 @@ const LENIENT: &[&str] = &["history_request"];
 
 /// Turns verified frames into a message. The frame layout is jupyter-zmq-client's; we only
 /// deserialise the four JSON parts, as its own (private) conversion does.
-fn decode(raw: RawMessage) -> Result<JupyterMessage, (String, Option<JupyterMessage>)> {
+fn decode(raw: RawMessage) -> Result<JupyterMessage, (String, Option<Box<JupyterMessage>>)> {
     let header: Header = serde_json::from_slice(&raw.jparts[0])
         .map_err(|e| (format!("malformed header: {e}"), None))?;
     let parent_header = serde_json::from_slice::<Header>(&raw.jparts[1]).ok();
@@ -174,14 +173,14 @@ fn decode(raw: RawMessage) -> Result<JupyterMessage, (String, Option<JupyterMess
         parent_header,
         metadata,
         content,
-        buffers: raw.jparts[4..].iter().cloned().collect::<Vec<Bytes>>(),
+        buffers: raw.jparts[4..].to_vec(),
         channel: None,
     })
 }
 
-fn addressable(raw: &RawMessage) -> Option<JupyterMessage> {
+fn addressable(raw: &RawMessage) -> Option<Box<JupyterMessage>> {
     let header: Header = serde_json::from_slice(raw.jparts.first()?).ok()?;
-    Some(JupyterMessage {
+    Some(Box::new(JupyterMessage {
         zmq_identities: raw.zmq_identities.clone(),
         content: JupyterMessageContent::UnknownMessage(UnknownMessage {
             msg_type: header.msg_type.clone(),
@@ -192,5 +191,5 @@ fn addressable(raw: &RawMessage) -> Option<JupyterMessage> {
         metadata: json!({}),
         buffers: Vec::new(),
         channel: None,
-    })
+    }))
 }

@@ -209,7 +209,7 @@ async fn shell_loop(mut conn: jupyter_zmq_client::Connection<zeromq::RouterRecvH
     let _ = rustc_version();
     loop {
         match channels::recv_request(&mut conn).await {
-            Incoming::Request(msg) => shell.handle(msg),
+            Incoming::Request(msg) => shell.handle(*msg),
             Incoming::Rejected { reason, answer_to } => reject(&shell.out, &shell.iopub, &reason, answer_to),
             Incoming::Closed(error) => {
                 tracing::error!(%error, "shell socket closed");
@@ -220,7 +220,7 @@ async fn shell_loop(mut conn: jupyter_zmq_client::Connection<zeromq::RouterRecvH
 }
 
 /// Logs a message we cannot act on and, when it is addressable, answers it with an error.
-fn reject(out: &Outbox, iopub: &Outbox, reason: &str, answer_to: Option<JupyterMessage>) {
+fn reject(out: &Outbox, iopub: &Outbox, reason: &str, answer_to: Option<Box<JupyterMessage>>) {
     tracing::warn!(reason, "rejected a message");
     if let Some(msg) = answer_to
         && msg.header.msg_type.ends_with("_request")
@@ -299,7 +299,7 @@ struct Control {
 async fn control_loop(mut conn: jupyter_zmq_client::Connection<zeromq::RouterRecvHalf>, control: Control) {
     loop {
         let msg = match channels::recv_request(&mut conn).await {
-            Incoming::Request(msg) => msg,
+            Incoming::Request(msg) => *msg,
             Incoming::Rejected { reason, answer_to } => {
                 reject(&control.out, &control.iopub, &reason, answer_to);
                 continue;

@@ -11,6 +11,10 @@ pub fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(env::evcxr_tmpdir())?;
 
     let mut failed = Vec::new();
+    // Lints, warnings as errors (shares the release build, so it is quick).
+    if let Err(error) = env::run(env::cargo().args(["clippy", "--release", "--workspace", "--all-targets", "--", "-D", "warnings"])) {
+        failed.push(format!("clippy: {error}"));
+    }
     // Rust: unit tests and the wire-level kernel tests. Release, to share the kernel's build.
     let mut cargo = env::cargo();
     cargo.args(["test", "--release", "--workspace", "--", "--test-threads=2"]);
