@@ -116,7 +116,6 @@ impl Engine {
                 (Err(error.to_string()), None, None)
             }
         };
-        shared.mark_ready();
         Engine { shared, out, stdin_replies, ctx, stdout, stderr, execution_count: 0, replays: Vec::new(), restore: None, notice: None, last_panic: None }
     }
 

@@ -30,7 +30,6 @@ pub struct Shared {
     executing: AtomicBool,
     interrupted: AtomicBool,
     panicked: AtomicBool,
-    ready: AtomicBool,
 }
 
 impl Shared {
@@ -48,10 +47,6 @@ impl Shared {
         {
             let _ = child.kill();
         }
-    }
-
-    pub fn mark_ready(&self) {
-        self.ready.store(true, Ordering::SeqCst);
     }
 
     pub fn begin_execution(&self) {
