@@ -314,7 +314,9 @@ impl Engine {
         let result = ctx.execute_with_callbacks(code, &mut callbacks);
         let ran = started.elapsed();
         self.last_panic = self.flush_output();
-        if let Ok(outputs) = &result {
+        if let Ok(outputs) = &result
+            && tracing::enabled!(tracing::Level::DEBUG)
+        {
             let phases: Vec<String> =
                 outputs.phases.iter().map(|p| format!("{}={}ms", p.name, p.duration.as_millis())).collect();
             tracing::debug!(?ran, flushed = ?started.elapsed(), phases = phases.join(" "), "cell ran");

@@ -10,7 +10,7 @@ pub const DISPLAY_NAME: &str = "Rust (Kiln)";
 
 #[derive(clap::Args)]
 pub struct InstallArgs {
-    /// Install for the current user (~/.local/share/jupyter).
+    /// Install for the current user (~/.local/share/jupyter); the default.
     #[arg(long, conflicts_with_all = ["sys_prefix", "prefix"])]
     user: bool,
     /// Install into the active Python environment (sys.prefix/share/jupyter).
@@ -26,11 +26,9 @@ pub fn install(args: &InstallArgs) -> anyhow::Result<()> {
         prefix.join("share/jupyter")
     } else if args.sys_prefix {
         sys_prefix()?.join("share/jupyter")
-    } else if args.user {
-        data_home()?.join("jupyter")
     } else {
-        // Jupyter's own default for `kernelspec install` without flags is system-wide; the
-        // user directory needs no privileges and is always on Jupyter's path.
+        // `--user`, and also the default: Jupyter's own default is system-wide, but the user
+        // directory needs no privileges and is always on Jupyter's path.
         data_home()?.join("jupyter")
     };
     let dir = root.join("kernels").join(NAME);
