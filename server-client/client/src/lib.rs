@@ -1,8 +1,11 @@
 //! The Kiln SDK: what notebook cells and generated components `use`.
 //!
-//! Today it carries rich display for the Kiln kernel: several displays per cell, displays
-//! that update in place ([`display::DisplayHandle`]), a live [`Progress`] bar and HTML tables
-//! ([`display::Table`], and polars DataFrames with the `polars` feature). In a cell:
+//! - **Tracking**: [`run`] starts a run on the Kiln server (`KILN_SERVER`, `KILN_TOKEN`);
+//!   [`ActiveRun`] logs params, tags and metric series (batched in the background) and shows a
+//!   live card under the cell. [`store::Client`] is the whole `/api/v1` (artifacts, search…).
+//! - **Display** for the Kiln kernel: several displays per cell, displays that update in place
+//!   ([`display::DisplayHandle`]), a live [`Progress`] bar and HTML tables ([`display::Table`],
+//!   and polars DataFrames with the `polars` feature). In a cell:
 //!
 //! ```text
 //! :dep kiln = { path = "…/server-client/client" }
@@ -14,8 +17,13 @@
 
 pub mod display;
 mod progress;
+pub mod store;
+mod tracking;
 
+pub use kiln_api as api;
 pub use progress::Progress;
+pub use store::{Client, Error};
+pub use tracking::{ActiveRun, run};
 
 /// `use kiln::prelude::*;` brings what a cell needs, including the trait that makes evcxr
 /// render supported values (polars DataFrames) as tables.

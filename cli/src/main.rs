@@ -1,0 +1,79 @@
+//! `kiln`: the one command line of the Kiln product.
+//!
+//! Exit codes: 0 success; 1 the command failed (the message says why); 2 bad usage (clap).
+
+mod runs;
+mod serve;
+mod tokens;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "kiln", version, about = "Kiln: from a Rust notebook to production")]
+struct Cli {
+    /// The Kiln server to talk to.
+    #[arg(long, global = true, env = "KILN_SERVER", default_value = "http://127.0.0.1:7878")]
+    server: String,
+    /// API token; default: the admin token in the default data dir, when there is one.
+    #[arg(long, global = true, env = "KILN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the metadata & artifact store (SQLite + local files unless told otherwise).
+    Server(serve::ServerArgs),
+    /// Experiments.
+    #[command(subcommand)]
+    Experiments(runs::ExperimentsCommand),
+    /// Runs: list, show, compare.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
+}
+
+/// `$XDG_DATA_HOME/kiln`, else `~/.local/share/kiln`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("kiln");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/kiln")
+}
+
+impl Cli {
+    fn client(&self) -> kiln::Client {
+        let token = self.token.clone().or_else(|| {
+            let path = default_data_dir().join("admin.token");
+            std::fs::read_to_string(path).ok().map(|t| t.trim().to_owned())
+        });
+        kiln::Client::new(&self.server, token)
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Server(args) => serve::run(args),
+        Command::Experiments(command) => runs::experiments(&cli.client(), command),
+        Command::Runs(command) => runs::run(&cli.client(), command),
+        Command::Token(command) => tokens::run(&cli.client(), command),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kiln: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

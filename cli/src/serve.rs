@@ -1,0 +1,74 @@
+//! `kiln server`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use kiln_server::{Server, ServerConfig};
+
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Where the embedded database, artifacts and the admin token live.
+    #[arg(long, env = "KILN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`; default: DATA_DIR/kiln.db.
+    #[arg(long, env = "KILN_DB")]
+    db: Option<String>,
+    /// Directory for artifact bytes; default: DATA_DIR/artifacts.
+    #[arg(long, env = "KILN_ARTIFACTS")]
+    artifacts: Option<PathBuf>,
+    /// Serve reads (GET, search) without a token. Writes always need one.
+    #[arg(long)]
+    open_reads: bool,
+}
+
+pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(crate::default_data_dir);
+    let mut config = ServerConfig::embedded(&data_dir, args.listen);
+    config.db = args.db.clone();
+    config.artifacts = args.artifacts.clone();
+    config.open_reads = args.open_reads;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::start(config.clone()).await.context("starting the server")?;
+        if let Some(path) = &server.new_admin_token {
+            eprintln!("kiln: created an admin token in {} (mode 600); export KILN_TOKEN=$(cat {})", path.display(), path.display());
+        }
+        eprintln!("kiln: data in {}, database {}", data_dir.display(), redact(&config.db_url()));
+        // The address on stdout, alone on its line: scripts read it when they asked for port 0.
+        println!("kiln server listening on {}", server.url());
+        server.run_until(shutdown_signal()).await.context("serving")?;
+        eprintln!("kiln: stopped");
+        Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("kiln: shutting down (finishing requests in flight)");
+}
+
+/// A database URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user_pass = &url[scheme + 3..at];
+            let user = user_pass.split(':').next().unwrap_or("");
+            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,16 @@
+//! Wire types of the Kiln store's `/api/v1`: what the SDK, the CLI and the server exchange.
+//!
+//! This crate does no IO. It owns the *shapes* (serde types), the *limits* every writer must
+//! respect ([`limits`]) and the run *search language* ([`search`]), so that a client can reject
+//! bad input before it leaves the process and the server rejects it with the same words.
+
+pub mod error;
+pub mod limits;
+pub mod search;
+mod types;
+
+pub use error::{ApiError, ErrorCode};
+pub use types::*;
+
+/// Milliseconds since the Unix epoch: the one time unit on the wire (MLflow uses it too).
+pub type Millis = i64;

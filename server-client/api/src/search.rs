@@ -1,0 +1,364 @@
+//! The run search language: MLflow's filter strings, parsed once into a small AST that every
+//! store backend turns into its own query.
+//!
+//! `metrics.acc > 0.9 and params.lr = '0.01' and tags.stage != 'dev' and status = 'FINISHED'`
+//! Clauses are joined by `and`; keys with spaces or dots are quoted with backticks or `"`.
+
+use crate::ApiError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub clauses: Vec<Clause>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clause {
+    pub target: Target,
+    pub op: Op,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Metric(String),
+    Param(String),
+    Tag(String),
+    Attribute(Attribute),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attribute {
+    RunId,
+    RunName,
+    Status,
+    StartTime,
+    EndTime,
+}
+
+impl Attribute {
+    fn parse(name: &str) -> Option<Attribute> {
+        Some(match name {
+            "run_id" | "id" => Attribute::RunId,
+            "run_name" | "name" => Attribute::RunName,
+            "status" => Attribute::Status,
+            "start_time" | "created" => Attribute::StartTime,
+            "end_time" => Attribute::EndTime,
+            _ => return None,
+        })
+    }
+
+    pub fn is_numeric(self) -> bool {
+        matches!(self, Attribute::StartTime | Attribute::EndTime)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Like,
+    ILike,
+    In,
+    NotIn,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Number(f64),
+    Text(String),
+    List(Vec<String>),
+}
+
+/// `metrics.acc DESC`: a sort key. Runs without the metric or param sort last either way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderBy {
+    pub target: Target,
+    pub descending: bool,
+}
+
+/// Parses a filter string; the empty string matches every run.
+pub fn parse_filter(text: &str) -> Result<Filter, ApiError> {
+    let mut lexer = Lexer { text, pos: 0 };
+    let mut clauses = Vec::new();
+    if lexer.at_end() {
+        return Ok(Filter { clauses });
+    }
+    loop {
+        clauses.push(lexer.clause()?);
+        if lexer.at_end() {
+            break;
+        }
+        let at = lexer.pos;
+        match lexer.word() {
+            Some(word) if word.eq_ignore_ascii_case("and") => {}
+            _ => return Err(lexer.error_at(at, "expected 'and' between clauses (only 'and' is supported)")),
+        }
+    }
+    Ok(Filter { clauses })
+}
+
+/// Parses one `order_by` entry: `metrics.acc DESC`, `start_time`, `params.lr ASC`.
+pub fn parse_order_by(text: &str) -> Result<OrderBy, ApiError> {
+    let mut lexer = Lexer { text, pos: 0 };
+    let target = lexer.target()?;
+    let descending = match lexer.word() {
+        None => false,
+        Some(word) if word.eq_ignore_ascii_case("asc") => false,
+        Some(word) if word.eq_ignore_ascii_case("desc") => true,
+        Some(word) => return Err(ApiError::invalid("order_by", format!("'{word}' in '{text}': expected ASC or DESC"))),
+    };
+    if !lexer.at_end() {
+        return Err(ApiError::invalid("order_by", format!("unexpected text after '{text}'")));
+    }
+    Ok(OrderBy { target, descending })
+}
+
+struct Lexer<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl Lexer<'_> {
+    fn error_at(&self, pos: usize, message: &str) -> ApiError {
+        ApiError::invalid("filter", format!("at column {}: {message} (in \"{}\")", pos + 1, self.text))
+    }
+
+    fn skip_space(&mut self) {
+        while let Some(c) = self.rest().chars().next() {
+            if !c.is_whitespace() {
+                break;
+            }
+            self.pos += c.len_utf8();
+        }
+    }
+
+    fn rest(&self) -> &str {
+        &self.text[self.pos..]
+    }
+
+    fn at_end(&mut self) -> bool {
+        self.skip_space();
+        self.pos >= self.text.len()
+    }
+
+    /// A bare identifier (letters, digits, `_`).
+    fn word(&mut self) -> Option<String> {
+        self.skip_space();
+        let len: usize = self.rest().chars().take_while(|c| c.is_alphanumeric() || *c == '_').map(char::len_utf8).sum();
+        if len == 0 {
+            return None;
+        }
+        let word = self.rest()[..len].to_owned();
+        self.pos += len;
+        Some(word)
+    }
+
+    fn quoted(&mut self, quote: char) -> Result<String, ApiError> {
+        let start = self.pos;
+        self.pos += quote.len_utf8();
+        match self.rest().find(quote) {
+            Some(end) => {
+                let value = self.rest()[..end].to_owned();
+                self.pos += end + quote.len_utf8();
+                Ok(value)
+            }
+            None => Err(self.error_at(start, &format!("unterminated {quote} quote"))),
+        }
+    }
+
+    /// A key after `metrics.`: quoted, or a run of key characters.
+    fn key(&mut self) -> Result<String, ApiError> {
+        match self.rest().chars().next() {
+            Some(q @ ('`' | '"')) => self.quoted(q),
+            _ => {
+                let len: usize = self
+                    .rest()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+                    .map(char::len_utf8)
+                    .sum();
+                if len == 0 {
+                    return Err(self.error_at(self.pos, "expected a key"));
+                }
+                let key = self.rest()[..len].to_owned();
+                self.pos += len;
+                Ok(key)
+            }
+        }
+    }
+
+    fn target(&mut self) -> Result<Target, ApiError> {
+        self.skip_space();
+        let at = self.pos;
+        let Some(first) = self.word() else {
+            return Err(self.error_at(at, "expected metrics.KEY, params.KEY, tags.KEY or an attribute"));
+        };
+        if self.rest().starts_with('.') {
+            self.pos += 1;
+            let entity = first.to_ascii_lowercase();
+            let key_at = self.pos;
+            let key = self.key()?;
+            return Ok(match entity.as_str() {
+                "metrics" | "metric" => Target::Metric(key),
+                "params" | "param" | "parameters" | "parameter" => Target::Param(key),
+                "tags" | "tag" => Target::Tag(key),
+                "attributes" | "attribute" | "attr" | "run" => match Attribute::parse(&key) {
+                    Some(attribute) => Target::Attribute(attribute),
+                    None => return Err(self.error_at(key_at, &format!("unknown attribute '{key}'"))),
+                },
+                _ => return Err(self.error_at(at, &format!("unknown entity '{first}'; expected metrics, params, tags or attributes"))),
+            });
+        }
+        match Attribute::parse(&first) {
+            Some(attribute) => Ok(Target::Attribute(attribute)),
+            None => Err(self.error_at(at, &format!("unknown attribute '{first}'"))),
+        }
+    }
+
+    fn op(&mut self) -> Result<Op, ApiError> {
+        self.skip_space();
+        let at = self.pos;
+        for (symbol, op) in [("!=", Op::Ne), (">=", Op::Ge), ("<=", Op::Le), ("<>", Op::Ne), ("=", Op::Eq), (">", Op::Gt), ("<", Op::Lt)] {
+            if self.rest().starts_with(symbol) {
+                self.pos += symbol.len();
+                return Ok(op);
+            }
+        }
+        let word = self.word().map(|w| w.to_ascii_uppercase());
+        match word.as_deref() {
+            Some("LIKE") => Ok(Op::Like),
+            Some("ILIKE") => Ok(Op::ILike),
+            Some("IN") => Ok(Op::In),
+            Some("NOT") => match self.word().map(|w| w.to_ascii_uppercase()).as_deref() {
+                Some("IN") => Ok(Op::NotIn),
+                _ => Err(self.error_at(at, "expected IN after NOT")),
+            },
+            _ => Err(self.error_at(at, "expected an operator (=, !=, >, >=, <, <=, LIKE, ILIKE, IN, NOT IN)")),
+        }
+    }
+
+    fn value(&mut self) -> Result<Value, ApiError> {
+        self.skip_space();
+        let at = self.pos;
+        match self.rest().chars().next() {
+            Some(q @ ('\'' | '"')) => Ok(Value::Text(self.quoted(q)?)),
+            Some('(') => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.skip_space();
+                    match self.rest().chars().next() {
+                        Some(q @ ('\'' | '"')) => items.push(self.quoted(q)?),
+                        _ => return Err(self.error_at(self.pos, "expected a quoted string in the list")),
+                    }
+                    self.skip_space();
+                    match self.rest().chars().next() {
+                        Some(',') => self.pos += 1,
+                        Some(')') => {
+                            self.pos += 1;
+                            return Ok(Value::List(items));
+                        }
+                        _ => return Err(self.error_at(self.pos, "expected ',' or ')'")),
+                    }
+                }
+            }
+            _ => {
+                let len: usize = self
+                    .rest()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
+                    .map(char::len_utf8)
+                    .sum();
+                let text = &self.rest()[..len];
+                match text.parse::<f64>() {
+                    Ok(number) if number.is_finite() && len > 0 => {
+                        self.pos += len;
+                        Ok(Value::Number(number))
+                    }
+                    _ => Err(self.error_at(at, "expected a number, a quoted string or a (list)")),
+                }
+            }
+        }
+    }
+
+    fn clause(&mut self) -> Result<Clause, ApiError> {
+        self.skip_space();
+        let at = self.pos;
+        let target = self.target()?;
+        let op = self.op()?;
+        let value = self.value()?;
+        let numeric = match &target {
+            Target::Metric(_) => true,
+            Target::Attribute(attribute) => attribute.is_numeric(),
+            Target::Param(_) | Target::Tag(_) => false,
+        };
+        let fits = match (&value, op) {
+            (Value::List(_), Op::In | Op::NotIn) => !numeric,
+            (_, Op::In | Op::NotIn) => false,
+            (Value::Number(_), Op::Like | Op::ILike) => false,
+            (Value::Number(_), _) => numeric,
+            (Value::Text(_), Op::Eq | Op::Ne | Op::Like | Op::ILike) => !numeric,
+            (Value::Text(_), _) => false,
+            (Value::List(_), _) => false,
+        };
+        if !fits {
+            let what = if numeric { "a number compared with =, !=, >, >=, <, <=" } else { "a quoted string compared with =, !=, LIKE, ILIKE or a list with IN" };
+            return Err(self.error_at(at, &format!("this clause needs {what}")));
+        }
+        Ok(Clause { target, op, value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{Expect, expect};
+
+    use super::*;
+
+    fn check(text: &str, expected: Expect) {
+        let actual = match parse_filter(text) {
+            Ok(filter) => format!("{:?}", filter.clauses),
+            Err(error) => format!("error: {}", error.message),
+        };
+        expected.assert_eq(&actual);
+    }
+
+    #[test]
+    fn filters() {
+        check("", expect![[r#"[]"#]]);
+        check(
+            "metrics.acc > 0.9 and params.lr = '0.01'",
+            expect![[r#"[Clause { target: Metric("acc"), op: Gt, value: Number(0.9) }, Clause { target: Param("lr"), op: Eq, value: Text("0.01") }]"#]],
+        );
+        check(
+            "metrics.`val loss` <= 1e-3 AND tags.\"mlflow.user\" LIKE 'ann%' and status = \"FINISHED\"",
+            expect![[r#"[Clause { target: Metric("val loss"), op: Le, value: Number(0.001) }, Clause { target: Tag("mlflow.user"), op: Like, value: Text("ann%") }, Clause { target: Attribute(Status), op: Eq, value: Text("FINISHED") }]"#]],
+        );
+        check(
+            "attributes.run_id IN ('a', 'b') and attr.start_time >= 1700000000000",
+            expect![[r#"[Clause { target: Attribute(RunId), op: In, value: List(["a", "b"]) }, Clause { target: Attribute(StartTime), op: Ge, value: Number(1700000000000.0) }]"#]],
+        );
+    }
+
+    #[test]
+    fn bad_filters_say_where() {
+        check("metrics.acc > 'high'", expect![[r#"error: filter: at column 1: this clause needs a number compared with =, !=, >, >=, <, <= (in "metrics.acc > 'high'")"#]]);
+        check("params.lr > 0.1", expect![[r#"error: filter: at column 1: this clause needs a quoted string compared with =, !=, LIKE, ILIKE or a list with IN (in "params.lr > 0.1")"#]]);
+        check("metrics.acc > 0.9 or metrics.loss < 1", expect![[r#"error: filter: at column 19: expected 'and' between clauses (only 'and' is supported) (in "metrics.acc > 0.9 or metrics.loss < 1")"#]]);
+        check("metrics.acc ~ 1", expect![[r#"error: filter: at column 13: expected an operator (=, !=, >, >=, <, <=, LIKE, ILIKE, IN, NOT IN) (in "metrics.acc ~ 1")"#]]);
+        check("tags.x = 'open", expect![[r#"error: filter: at column 10: unterminated ' quote (in "tags.x = 'open")"#]]);
+        check("colour = 'red'", expect![[r#"error: filter: at column 1: unknown attribute 'colour' (in "colour = 'red'")"#]]);
+        check("datasets.x = 'a'", expect![[r#"error: filter: at column 1: unknown entity 'datasets'; expected metrics, params, tags or attributes (in "datasets.x = 'a'")"#]]);
+    }
+
+    #[test]
+    fn order_by() {
+        assert_eq!(parse_order_by("metrics.acc DESC").unwrap(), OrderBy { target: Target::Metric("acc".into()), descending: true });
+        assert_eq!(parse_order_by("start_time").unwrap(), OrderBy { target: Target::Attribute(Attribute::StartTime), descending: false });
+        assert!(parse_order_by("metrics.acc sideways").is_err());
+    }
+}

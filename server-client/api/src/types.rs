@@ -1,0 +1,263 @@
+//! Resources and the request bodies that create or change them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Millis;
+
+/// A named group of runs; by default one per notebook handle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateExperiment {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    Running,
+    Scheduled,
+    Finished,
+    Failed,
+    Killed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "RUNNING",
+            RunStatus::Scheduled => "SCHEDULED",
+            RunStatus::Finished => "FINISHED",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Killed => "KILLED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        Some(match text {
+            "RUNNING" => RunStatus::Running,
+            "SCHEDULED" => RunStatus::Scheduled,
+            "FINISHED" => RunStatus::Finished,
+            "FAILED" => RunStatus::Failed,
+            "KILLED" => RunStatus::Killed,
+            _ => return None,
+        })
+    }
+
+    /// A run in a terminal state takes no more metrics.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunStatus::Finished | RunStatus::Failed | RunStatus::Killed)
+    }
+}
+
+/// What started a run: a kernel session, a `kiln run` workflow step, or an outside client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunSource {
+    Notebook,
+    Workflow,
+    External,
+}
+
+impl RunSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunSource::Notebook => "notebook",
+            RunSource::Workflow => "workflow",
+            RunSource::External => "external",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RunSource> {
+        Some(match text {
+            "notebook" => RunSource::Notebook,
+            "workflow" => RunSource::Workflow,
+            "external" => RunSource::External,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    pub experiment_id: String,
+    pub name: String,
+    pub status: RunStatus,
+    pub source: RunSource,
+    pub start_time: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Millis>,
+}
+
+/// `POST /api/v1/runs`: the experiment is named; it is created when it does not exist yet, so
+/// `kiln::run("mnist")` in a cell needs no set-up step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateRun {
+    pub experiment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default = "default_source")]
+    pub source: RunSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+fn default_source() -> RunSource {
+    RunSource::External
+}
+
+/// `PATCH /api/v1/runs/{id}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A hyper-parameter: written once per run; the same value again is accepted, another is not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Param {
+    pub key: String,
+    pub value: String,
+}
+
+/// One point of a metric series. Series are append-only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub key: String,
+    pub value: f64,
+    pub timestamp: Millis,
+    #[serde(default)]
+    pub step: i64,
+}
+
+/// Mutable annotation; the last write wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// `POST /api/v1/runs/{id}/log`: the one write path for params, metrics and tags. It is applied
+/// whole or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogBatch {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+impl LogBatch {
+    pub fn is_empty(&self) -> bool {
+        self.params.is_empty() && self.metrics.is_empty() && self.tags.is_empty()
+    }
+}
+
+/// A run with its data: params, the latest value of each metric, tags and artifacts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    #[serde(flatten)]
+    pub run: Run,
+    pub params: Vec<Param>,
+    /// The latest point of each series (highest step, then latest timestamp).
+    pub metrics: Vec<Metric>,
+    pub tags: Vec<Tag>,
+    pub artifacts: Vec<RunArtifact>,
+}
+
+/// `GET /api/v1/runs/{id}/metrics/{key}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricHistory {
+    pub key: String,
+    pub points: Vec<Metric>,
+}
+
+/// `POST /api/v1/runs/search`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SearchRuns {
+    /// Experiment names; empty means every experiment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<String>,
+    /// MLflow's filter language, e.g. `metrics.acc > 0.9 and params.lr = '0.01'`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub filter: String,
+    /// e.g. `["metrics.acc DESC", "start_time"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order_by: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPage {
+    pub runs: Vec<RunView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// Stored bytes, named by their sha256 (hex). Uploading the same bytes twice stores them once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// An artifact as a run wrote it: a path inside the run, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunArtifact {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub media_type: String,
+}
+
+/// `POST /api/v1/runs/{id}/artifacts`: attach uploaded bytes to a run under `path`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachArtifact {
+    pub path: String,
+    pub sha256: String,
+    #[serde(default = "default_media_type")]
+    pub media_type: String,
+}
+
+fn default_media_type() -> String {
+    "application/octet-stream".to_owned()
+}
+
+/// `POST /api/v1/tokens` (admin only). The secret is shown once; the server keeps its hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateToken {
+    pub name: String,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewToken {
+    pub name: String,
+    pub token: String,
+}
+
+/// `GET /api/v1/health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub version: String,
+    pub db: String,
+    pub artifacts: String,
+}

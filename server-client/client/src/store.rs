@@ -1,0 +1,231 @@
+//! The store client: a blocking HTTP client for `kiln server`'s `/api/v1`.
+//!
+//! Blocking on purpose: cells and components are plain synchronous Rust, and a cell that
+//! `:dep`s `kiln` should not have to build or start an async runtime.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use kiln_api::{
+    ApiError, Artifact, AttachArtifact, CreateExperiment, CreateRun, CreateToken, Experiment, Health, LogBatch,
+    MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Environment variables the SDK and the CLI read.
+pub const SERVER_ENV: &str = "KILN_SERVER";
+pub const TOKEN_ENV: &str = "KILN_TOKEN";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{SERVER_ENV} is not set: start `kiln server` and export {SERVER_ENV}=http://127.0.0.1:7878 and {TOKEN_ENV}")]
+    NoServer,
+    /// The server answered with an error.
+    #[error("{method} {path}: HTTP {status}: {error}")]
+    Api { method: &'static str, path: String, status: u16, error: ApiError },
+    /// The input was refused before it was sent (same rules as the server).
+    #[error("{0}")]
+    Invalid(ApiError),
+    #[error("{method} {url}: {message}")]
+    Transport { method: &'static str, url: String, message: String },
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+}
+
+impl Error {
+    /// The server's error, when there is one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api { error, .. } | Error::Invalid(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(error: ApiError) -> Self {
+        Error::Invalid(error)
+    }
+}
+
+/// A connection to one Kiln server. Cheap to clone (connections are pooled and shared).
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).field("token", &self.token.as_ref().map(|_| "…")).finish()
+    }
+}
+
+impl Client {
+    pub fn new(url: &str, token: Option<String>) -> Client {
+        let agent = ureq::config::Config::builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(600)))
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .build()
+            .new_agent();
+        Client { base: url.trim_end_matches('/').to_owned(), token: token.filter(|t| !t.trim().is_empty()), agent }
+    }
+
+    /// From `KILN_SERVER` and `KILN_TOKEN`.
+    pub fn from_env() -> Result<Client, Error> {
+        let url = std::env::var(SERVER_ENV).ok().filter(|u| !u.trim().is_empty()).ok_or(Error::NoServer)?;
+        Ok(Client::new(&url, std::env::var(TOKEN_ENV).ok().map(|t| t.trim().to_owned())))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn url_of(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(token) => request.header("Authorization", format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
+    fn reply<T: DeserializeOwned>(
+        method: &'static str,
+        path: &str,
+        url: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, Error> {
+        let mut response = result.map_err(|e| Error::Transport { method, url: url.to_owned(), message: e.to_string() })?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| Error::Transport { method, url: url.to_owned(), message: format!("reading the reply: {e}") })?;
+        if (200..300).contains(&status) {
+            serde_json::from_str(&text).map_err(|e| Error::Transport { method, url: url.to_owned(), message: format!("unexpected reply {text:?}: {e}") })
+        } else {
+            let error = serde_json::from_str::<ApiError>(&text)
+                .unwrap_or_else(|_| ApiError::new(kiln_api::ErrorCode::InternalError, format!("HTTP {status}: {text}")));
+            Err(Error::Api { method, path: path.to_owned(), status, error })
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let url = self.url_of(path);
+        Self::reply("GET", path, &url, self.authorize(self.agent.get(&url)).call())
+    }
+
+    fn send<T: DeserializeOwned>(&self, method: &'static str, path: &str, body: &impl Serialize) -> Result<T, Error> {
+        let url = self.url_of(path);
+        let request = match method {
+            "PATCH" => self.agent.patch(&url),
+            "PUT" => self.agent.put(&url),
+            _ => self.agent.post(&url),
+        };
+        Self::reply(method, path, &url, self.authorize(request).send_json(body))
+    }
+
+    pub fn health(&self) -> Result<Health, Error> {
+        self.get("/health")
+    }
+
+    pub fn create_experiment(&self, name: &str) -> Result<Experiment, Error> {
+        limits::name("name", name)?;
+        self.send("POST", "/experiments", &CreateExperiment { name: name.to_owned() })
+    }
+
+    pub fn experiments(&self) -> Result<Vec<Experiment>, Error> {
+        self.get("/experiments")
+    }
+
+    pub fn experiment(&self, name_or_id: &str) -> Result<Experiment, Error> {
+        self.get(&format!("/experiments/{}", escape(name_or_id)))
+    }
+
+    pub fn create_run(&self, request: &CreateRun) -> Result<Run, Error> {
+        self.send("POST", "/runs", request)
+    }
+
+    pub fn run(&self, id: &str) -> Result<RunView, Error> {
+        self.get(&format!("/runs/{}", escape(id)))
+    }
+
+    pub fn update_run(&self, id: &str, update: &UpdateRun) -> Result<Run, Error> {
+        self.send("PATCH", &format!("/runs/{}", escape(id)), update)
+    }
+
+    pub fn log_batch(&self, run_id: &str, batch: &LogBatch) -> Result<(), Error> {
+        limits::batch(batch)?;
+        let _: serde_json::Value = self.send("POST", &format!("/runs/{}/log", escape(run_id)), batch)?;
+        Ok(())
+    }
+
+    pub fn metric_history(&self, run_id: &str, key: &str) -> Result<MetricHistory, Error> {
+        self.get(&format!("/runs/{}/metric-history?key={}", escape(run_id), escape(key)))
+    }
+
+    pub fn search_runs(&self, request: &SearchRuns) -> Result<RunPage, Error> {
+        self.send("POST", "/runs/search", request)
+    }
+
+    /// Streams `reader` to the server; the reply names the bytes by sha256.
+    pub fn upload(&self, mut reader: impl Read) -> Result<Artifact, Error> {
+        let url = self.url_of("/artifacts");
+        let request = self.authorize(self.agent.post(&url)).header("Content-Type", "application/octet-stream");
+        Self::reply("POST", "/artifacts", &url, request.send(ureq::SendBody::from_reader(&mut reader)))
+    }
+
+    pub fn upload_bytes(&self, bytes: &[u8]) -> Result<Artifact, Error> {
+        self.upload(bytes)
+    }
+
+    /// Streams the artifact `sha256` into `out`; returns the number of bytes.
+    pub fn download_to(&self, sha256: &str, out: &mut impl Write) -> Result<u64, Error> {
+        limits::sha256("sha256", sha256)?;
+        let path = format!("/artifacts/{sha256}");
+        let url = self.url_of(&path);
+        let response = self
+            .authorize(self.agent.get(&url))
+            .call()
+            .map_err(|e| Error::Transport { method: "GET", url: url.clone(), message: e.to_string() })?;
+        if !response.status().is_success() {
+            return Self::reply::<()>("GET", &path, &url, Ok(response)).map(|_| 0);
+        }
+        let mut reader = response.into_body().into_with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut reader, out).map_err(|source| Error::Io { what: format!("downloading artifact {sha256}"), source })
+    }
+
+    pub fn download(&self, sha256: &str) -> Result<Vec<u8>, Error> {
+        let mut bytes = Vec::new();
+        self.download_to(sha256, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    pub fn attach_artifact(&self, run_id: &str, attach: &AttachArtifact) -> Result<RunArtifact, Error> {
+        self.send("POST", &format!("/runs/{}/artifacts", escape(run_id)), attach)
+    }
+
+    /// Admin only: a new token; its secret is in the reply and nowhere else.
+    pub fn create_token(&self, name: &str, admin: bool) -> Result<NewToken, Error> {
+        self.send("POST", "/tokens", &CreateToken { name: name.to_owned(), admin })
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,263 @@
+//! Experiment tracking from a cell or a component: `kiln::run("mnist")` and log through it.
+//!
+//! Params and tags are sent at once (a param logged twice with another value is an error the
+//! caller must see). Metric points are queued and sent by a background thread in batches of up
+//! to 1 000, at least every 200 ms, so a training loop pays a channel send per point, not an
+//! HTTP round trip. [`ActiveRun::flush`] and [`ActiveRun::end`] wait for the queue to drain and
+//! report the first error the thread met; dropping the run flushes and ends it.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kiln_api::{ApiError, CreateRun, LogBatch, Metric, Param, Run, RunSource, RunStatus, Tag, UpdateRun, limits};
+
+use crate::display::{self, DisplayHandle, MimeBundle};
+use crate::store::{Client, Error};
+
+const BATCH: usize = limits::MAX_BATCH_METRICS;
+const INTERVAL: Duration = Duration::from_millis(200);
+const DISPLAY_EVERY: Duration = Duration::from_millis(250);
+
+/// Starts a run in `experiment` (created if new) on the server named by `KILN_SERVER`.
+pub fn run(experiment: &str) -> Result<ActiveRun, Error> {
+    ActiveRun::start(Client::from_env()?, experiment, None)
+}
+
+enum Command {
+    Point(Metric),
+    Flush(Sender<()>),
+}
+
+/// A run being logged to. See the module docs for what is sent when.
+pub struct ActiveRun {
+    client: Client,
+    run: Run,
+    queue: Option<Sender<Command>>,
+    worker: Option<JoinHandle<()>>,
+    /// The first error the background sender met, reported at the next flush.
+    failed: Arc<Mutex<Option<Error>>>,
+    ended: bool,
+    display: Option<LiveDisplay>,
+}
+
+impl std::fmt::Debug for ActiveRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "run {} ({}) on {}", self.run.name, self.run.id, self.client.url())
+    }
+}
+
+impl ActiveRun {
+    /// Starts a run through `client`. The source is `notebook` inside the Kiln kernel,
+    /// `workflow` inside a component (`KILN_RUN_SOURCE=workflow`), `external` otherwise.
+    pub fn start(client: Client, experiment: &str, name: Option<&str>) -> Result<ActiveRun, Error> {
+        let source = match std::env::var("KILN_RUN_SOURCE").ok().as_deref().and_then(RunSource::parse) {
+            Some(source) => source,
+            None if display::in_kernel() => RunSource::Notebook,
+            None => RunSource::External,
+        };
+        let run = client.create_run(&CreateRun {
+            experiment: experiment.to_owned(),
+            name: name.map(str::to_owned),
+            source,
+            start_time: None,
+            tags: Vec::new(),
+        })?;
+        let failed = Arc::new(Mutex::new(None));
+        let (queue, inbox) = mpsc::channel();
+        let worker = {
+            let (client, run_id, failed) = (client.clone(), run.id.clone(), failed.clone());
+            std::thread::Builder::new()
+                .name("kiln-metrics".into())
+                .spawn(move || send_loop(&client, &run_id, &inbox, &failed))
+                .map_err(|source| Error::Io { what: "starting the metric sender thread".into(), source })?
+        };
+        let display = display::in_kernel().then(|| LiveDisplay::show(&client, &run));
+        Ok(ActiveRun { client, run, queue: Some(queue), worker: Some(worker), failed, ended: false, display })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.run.id
+    }
+
+    pub fn info(&self) -> &Run {
+        &self.run
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Logs a hyper-parameter now. Logging it again with the same value is fine.
+    pub fn log_param(&mut self, key: &str, value: impl ToString) -> Result<(), Error> {
+        let param = Param { key: key.to_owned(), value: value.to_string() };
+        self.client.log_batch(&self.run.id, &LogBatch { params: vec![param], ..Default::default() })
+    }
+
+    /// Sets a tag now (the last value wins).
+    pub fn set_tag(&mut self, key: &str, value: impl ToString) -> Result<(), Error> {
+        let tag = Tag { key: key.to_owned(), value: value.to_string() };
+        self.client.log_batch(&self.run.id, &LogBatch { tags: vec![tag], ..Default::default() })
+    }
+
+    /// Queues one point of the series `key`. Checked here (key, finite value); sent in the
+    /// background.
+    pub fn log_metric(&mut self, key: &str, value: f64, step: i64) -> Result<(), Error> {
+        let metric = Metric { key: key.to_owned(), value, timestamp: now_millis(), step };
+        limits::batch(&LogBatch { metrics: vec![metric.clone()], ..Default::default() })?;
+        if let Some(display) = &mut self.display {
+            display.note(&metric);
+        }
+        self.queue
+            .as_ref()
+            .and_then(|queue| queue.send(Command::Point(metric)).ok())
+            .ok_or_else(|| Error::Invalid(ApiError::invalid("run", "the run has ended")))
+    }
+
+    /// Waits until every queued point is on the server; the first sending error, if any.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if let Some(queue) = &self.queue {
+            let (done, wait) = mpsc::channel();
+            if queue.send(Command::Flush(done)).is_ok() {
+                let _ = wait.recv();
+            }
+        }
+        if let Some(display) = &mut self.display {
+            display.refresh(None);
+        }
+        match self.failed.lock().map(|mut slot| slot.take()) {
+            Ok(Some(error)) => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    /// Flushes, then marks the run FINISHED.
+    pub fn end(mut self) -> Result<Run, Error> {
+        self.finish(RunStatus::Finished)
+    }
+
+    /// Flushes, then marks the run with `status` (e.g. FAILED).
+    pub fn end_with(mut self, status: RunStatus) -> Result<Run, Error> {
+        self.finish(status)
+    }
+
+    fn finish(&mut self, status: RunStatus) -> Result<Run, Error> {
+        let flushed = self.flush();
+        self.ended = true;
+        self.queue = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+        let run = self.client.update_run(&self.run.id, &UpdateRun { status: Some(status), ..Default::default() })?;
+        if let Some(display) = &mut self.display {
+            display.refresh(Some(status));
+        }
+        self.run = run.clone();
+        flushed.map(|()| run)
+    }
+}
+
+impl Drop for ActiveRun {
+    /// A run dropped without `end` is ended here: FAILED while a panic unwinds, else FINISHED.
+    fn drop(&mut self) {
+        if !self.ended {
+            let status = if std::thread::panicking() { RunStatus::Failed } else { RunStatus::Finished };
+            let _ = self.finish(status);
+        }
+    }
+}
+
+fn send_loop(client: &Client, run_id: &str, inbox: &Receiver<Command>, failed: &Mutex<Option<Error>>) {
+    let mut pending: Vec<Metric> = Vec::new();
+    let mut oldest: Option<Instant> = None;
+    let send = |pending: &mut Vec<Metric>| {
+        if pending.is_empty() {
+            return;
+        }
+        let batch = LogBatch { metrics: std::mem::take(pending), ..Default::default() };
+        if let Err(error) = client.log_batch(run_id, &batch)
+            && let Ok(mut slot) = failed.lock()
+            && slot.is_none()
+        {
+            *slot = Some(error);
+        }
+    };
+    loop {
+        let wait = oldest.map_or(Duration::from_secs(3600), |t| INTERVAL.saturating_sub(t.elapsed()));
+        match inbox.recv_timeout(wait) {
+            Ok(Command::Point(metric)) => {
+                oldest.get_or_insert_with(Instant::now);
+                pending.push(metric);
+                if pending.len() >= BATCH {
+                    send(&mut pending);
+                    oldest = None;
+                }
+            }
+            Ok(Command::Flush(done)) => {
+                send(&mut pending);
+                oldest = None;
+                let _ = done.send(());
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                send(&mut pending);
+                oldest = None;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                send(&mut pending);
+                return;
+            }
+        }
+    }
+}
+
+/// The run's card under the cell: name, id, server, status and the last value of each metric.
+struct LiveDisplay {
+    handle: DisplayHandle,
+    title: String,
+    last: Vec<(String, f64, i64)>,
+    shown: Instant,
+}
+
+impl LiveDisplay {
+    fn show(client: &Client, run: &Run) -> LiveDisplay {
+        let title = format!("run {} · {} · {}", run.name, &run.id, client.url());
+        let handle = display::show(MimeBundle::text(format!("{title} · RUNNING")));
+        LiveDisplay { handle, title, last: Vec::new(), shown: Instant::now() }
+    }
+
+    fn note(&mut self, metric: &Metric) {
+        match self.last.iter_mut().find(|(key, ..)| *key == metric.key) {
+            Some(slot) => *slot = (metric.key.clone(), metric.value, metric.step),
+            None => self.last.push((metric.key.clone(), metric.value, metric.step)),
+        }
+        if self.shown.elapsed() >= DISPLAY_EVERY {
+            self.refresh(None);
+        }
+    }
+
+    fn refresh(&mut self, status: Option<RunStatus>) {
+        self.shown = Instant::now();
+        let status = status.map_or("RUNNING", RunStatus::as_str);
+        let metrics: Vec<String> = self.last.iter().map(|(key, value, step)| format!("{key}={value:.6} (step {step})")).collect();
+        let text = format!("{} · {status}\n{}", self.title, metrics.join("  "));
+        let rows: String = self
+            .last
+            .iter()
+            .map(|(key, value, step)| format!("<tr><td>{}</td><td>{value:.6}</td><td>{step}</td></tr>", html_escape(key)))
+            .collect();
+        let html = format!(
+            "<div class=\"kiln-run\"><b>{}</b> · <code>{status}</code><table><tr><th>metric</th><th>last</th><th>step</th></tr>{rows}</table></div>",
+            html_escape(&self.title)
+        );
+        self.handle.update(MimeBundle::html(html, text));
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}

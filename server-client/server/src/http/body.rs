@@ -1,0 +1,65 @@
+//! JSON bodies whose errors name the field: `metrics[3].value: invalid type: string "x",
+//! expected f64` rather than axum's plain-text rejection.
+
+use axum::extract::{FromRequest, Request};
+use kiln_api::{ApiError, limits::MAX_JSON_BODY};
+use serde::de::DeserializeOwned;
+
+use super::Failure;
+
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_JSON_BODY)
+            .await
+            .map_err(|_| ApiError::invalid("body", format!("larger than {MAX_JSON_BODY} bytes, or cut short")))?;
+        parse(&bytes).map(JsonBody).map_err(Failure::from)
+    }
+}
+
+/// Parses `bytes` as `T`, naming the path of the first bad field.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => {
+            deserializer.end().map_err(|e| ApiError::invalid("body", format!("trailing characters after the JSON value ({e})")))?;
+            Ok(value)
+        }
+        Err(error) => {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let field = if path == "." || path.is_empty() { "body".to_owned() } else { path };
+            let message = match inner.classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => format!("malformed JSON: {inner}"),
+                _ => inner.to_string(),
+            };
+            Err(ApiError::invalid(field, message))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_api::LogBatch;
+
+    use super::parse;
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (r#"{"metrics":[{"key":"a","value":1,"timestamp":1},{"key":"b","value":"x","timestamp":1}]}"#,
+             "metrics[1].value: invalid type: string \"x\", expected f64 at line 1 column 83"),
+            (r#"{"params":[{"key":"lr"}]}"#, "params[0]: missing field `value` at line 1 column 23"),
+            (r#"{"metrics":[{"key":"a","value":1,"timestamp":1}"#, "body: malformed JSON: EOF while parsing a list at line 1 column 47"),
+            (r#"{"tags": 5}"#, "tags: invalid type: integer `5`, expected a sequence at line 1 column 10"),
+            (r#"{} {}"#, "body: trailing characters after the JSON value (trailing characters at line 1 column 4)"),
+        ];
+        for (body, expected) in cases {
+            let error = parse::<LogBatch>(body.as_bytes()).expect_err(body);
+            assert_eq!(error.message, expected, "{body}");
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! `/api/v1`: Kiln's own API, the one the SDK and the CLI speak.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use kiln_api::{
+    ApiError, Artifact, AttachArtifact, CreateExperiment, CreateRun, CreateToken, Experiment, Health, LogBatch,
+    MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
+};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::{AppState, Failure, JsonBody};
+
+type Shared = State<Arc<AppState>>;
+type Reply<T> = Result<Json<T>, Failure>;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/experiments", get(experiments).post(create_experiment))
+        .route("/experiments/{key}", get(experiment))
+        .route("/runs", post(create_run))
+        .route("/runs/search", post(search_runs))
+        .route("/runs/{id}", get(run).patch(update_run))
+        .route("/runs/{id}/log", post(log_batch))
+        .route("/runs/{id}/metric-history", get(metric_history))
+        .route("/runs/{id}/artifacts", post(attach_artifact))
+        .route("/artifacts", post(upload_artifact))
+        .route("/artifacts/{sha256}", get(download_artifact))
+        .route("/tokens", post(create_token))
+}
+
+async fn health(State(state): Shared) -> Json<Health> {
+    Json(Health {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        db: format!("{:?}", state.store.backend()).to_lowercase(),
+        artifacts: state.artifacts.describe(),
+    })
+}
+
+async fn experiments(State(state): Shared) -> Reply<Vec<Experiment>> {
+    Ok(Json(state.store.experiments().await?))
+}
+
+async fn create_experiment(State(state): Shared, JsonBody(body): JsonBody<CreateExperiment>) -> Reply<Experiment> {
+    Ok(Json(state.store.create_experiment(&body.name).await?))
+}
+
+async fn experiment(State(state): Shared, Path(key): Path<String>) -> Reply<Experiment> {
+    Ok(Json(state.store.experiment(&key).await?))
+}
+
+async fn create_run(State(state): Shared, JsonBody(body): JsonBody<CreateRun>) -> Reply<Run> {
+    Ok(Json(state.store.create_run(&body).await?))
+}
+
+async fn run(State(state): Shared, Path(id): Path<String>) -> Reply<RunView> {
+    Ok(Json(state.store.run(&id).await?))
+}
+
+async fn update_run(State(state): Shared, Path(id): Path<String>, JsonBody(body): JsonBody<UpdateRun>) -> Reply<Run> {
+    Ok(Json(state.store.update_run(&id, &body).await?))
+}
+
+async fn log_batch(State(state): Shared, Path(id): Path<String>, JsonBody(body): JsonBody<LogBatch>) -> Reply<serde_json::Value> {
+    state.store.log_batch(&id, &body).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    key: String,
+}
+
+async fn metric_history(State(state): Shared, Path(id): Path<String>, Query(query): Query<HistoryQuery>) -> Reply<MetricHistory> {
+    Ok(Json(state.store.metric_history(&id, &query.key).await?))
+}
+
+async fn search_runs(State(state): Shared, JsonBody(body): JsonBody<SearchRuns>) -> Reply<RunPage> {
+    Ok(Json(state.store.search_runs(&body).await?))
+}
+
+async fn attach_artifact(State(state): Shared, Path(id): Path<String>, JsonBody(body): JsonBody<AttachArtifact>) -> Reply<RunArtifact> {
+    Ok(Json(state.store.attach_artifact(&id, &body).await?))
+}
+
+/// The body is the raw bytes, streamed; the reply names them by sha256.
+async fn upload_artifact(State(state): Shared, body: Body) -> Reply<Artifact> {
+    let artifact = state.artifacts.put(body.into_data_stream(), state.max_artifact_bytes).await?;
+    state.store.record_artifact(&artifact.sha256, artifact.size).await?;
+    Ok(Json(artifact))
+}
+
+async fn download_artifact(State(state): Shared, Path(sha256): Path<String>) -> Result<Response, Failure> {
+    limits::sha256("sha256", &sha256)?;
+    let Some(size) = state.store.artifact_size(&sha256).await? else {
+        return Err(ApiError::not_found("artifact", &sha256).into());
+    };
+    let Some(file) = state.artifacts.open(&sha256).await? else {
+        return Err(ApiError::not_found("artifact bytes", &sha256).into());
+    };
+    let stream = tokio_util::io::ReaderStream::new(file);
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream".to_owned()), (header::CONTENT_LENGTH, size.to_string())],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn create_token(State(state): Shared, Extension(caller): Extension<Caller>, JsonBody(body): JsonBody<CreateToken>) -> Reply<NewToken> {
+    caller.require_admin()?;
+    let token = state.store.create_token(&body.name, body.admin).await?;
+    Ok(Json(NewToken { name: body.name, token }))
+}

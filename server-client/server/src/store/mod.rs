@@ -1,0 +1,134 @@
+//! The metadata store: one SQL schema, run on SQLite (embedded default) or PostgreSQL.
+//!
+//! Both backends go through sqlx's `Any` driver with `$N` placeholders, which both accept, so
+//! every query is written once and the contract tests exercise the same code on both. Only the
+//! DDL differs (`sqlite.sql`, `postgres.sql`). Every write is one transaction: a request is
+//! applied whole or not at all.
+
+mod runs;
+mod search;
+mod tokens;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kiln_api::{ApiError, Millis};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+pub use tokens::TokenInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The request was wrong; the message is for the user.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer: writers queue here instead of failing with `SQLITE_BUSY`.
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Store {
+    /// Opens (and creates, and migrates) the store at `url`: `sqlite://PATH` or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Store> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 8 } else { 16 });
+        let pool = match backend {
+            Backend::Sqlite => {
+                let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+                options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL: readers never wait for the writer. NORMAL: a commit survives the
+                            // process being killed (only a power loss can drop the last commits).
+                            // case_sensitive_like: LIKE means the same as on PostgreSQL.
+                            conn.execute(
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; \
+                                 PRAGMA foreign_keys=ON; PRAGMA case_sensitive_like=ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            Backend::Postgres => options.connect(url).await?,
+        };
+        let schema = match backend {
+            Backend::Sqlite => include_str!("sqlite.sql"),
+            Backend::Postgres => include_str!("postgres.sql"),
+        };
+        pool.execute(sqlx::raw_sql(schema)).await?;
+        Ok(Store { pool, backend, write_lock: Default::default() })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction; on SQLite, after waiting for the previous writer.
+    async fn write(&self) -> Result<Writer<'_>> {
+        let guard = match self.backend {
+            Backend::Sqlite => Some(self.write_lock.lock().await),
+            Backend::Postgres => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(Writer { tx, _guard: guard })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+struct Writer<'a> {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl Writer<'_> {
+    async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+pub fn now_millis() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
+}
+
+/// `$1, $2, …` from `start`: the placeholder list for `IN (…)` and multi-row `VALUES`.
+fn placeholders(start: usize, count: usize) -> String {
+    (start..start + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Marks SQL built at run time as safe. Every such string in this module is assembled from
+/// fixed fragments and `$N` placeholders only; user values are always bound, never spliced.
+fn audited(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}

@@ -1,0 +1,64 @@
+-- Kiln store schema, PostgreSQL dialect. Times are Unix milliseconds.
+CREATE TABLE IF NOT EXISTS experiments (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    experiment_id BIGINT NOT NULL REFERENCES experiments(id),
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    source TEXT NOT NULL,
+    start_time BIGINT NOT NULL,
+    end_time BIGINT
+);
+CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs(experiment_id, start_time);
+CREATE TABLE IF NOT EXISTS params (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    seq BIGSERIAL PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    step BIGINT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    value DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_by_series ON metrics(run_id, key, step);
+CREATE TABLE IF NOT EXISTS latest_metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    step BIGINT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE INDEX IF NOT EXISTS latest_metrics_by_value ON latest_metrics(key, value);
+CREATE TABLE IF NOT EXISTS artifacts (
+    sha256 TEXT PRIMARY KEY,
+    size BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL REFERENCES artifacts(sha256),
+    media_type TEXT NOT NULL,
+    PRIMARY KEY (run_id, path)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    admin BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);

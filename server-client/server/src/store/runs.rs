@@ -1,0 +1,405 @@
+//! Experiments, runs and what runs log: params, metric series, tags and artifacts.
+
+use std::collections::HashMap;
+
+use kiln_api::{
+    ApiError, AttachArtifact, CreateRun, Experiment, LogBatch, Metric, MetricHistory, Param, Run, RunArtifact,
+    RunSource, RunStatus, RunView, Tag, UpdateRun, limits,
+};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Result, Store, placeholders};
+
+const RUN_COLUMNS: &str = "r.id, r.experiment_id, r.name, r.status, r.source, r.start_time, r.end_time";
+
+pub(super) fn run_from_row(row: &AnyRow) -> Result<Run> {
+    let status: String = row.try_get("status")?;
+    let source: String = row.try_get("source")?;
+    Ok(Run {
+        id: row.try_get("id")?,
+        experiment_id: row.try_get::<i64, _>("experiment_id")?.to_string(),
+        name: row.try_get("name")?,
+        status: RunStatus::parse(&status).ok_or_else(|| sqlx::Error::Decode(format!("run status '{status}'").into()))?,
+        source: RunSource::parse(&source).ok_or_else(|| sqlx::Error::Decode(format!("run source '{source}'").into()))?,
+        start_time: row.try_get("start_time")?,
+        end_time: row.try_get("end_time")?,
+    })
+}
+
+fn experiment_from_row(row: &AnyRow) -> Result<Experiment> {
+    Ok(Experiment {
+        id: row.try_get::<i64, _>("id")?.to_string(),
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_experiment(&self, name: &str) -> Result<Experiment> {
+        limits::name("name", name)?;
+        let mut w = self.write().await?;
+        if sqlx::query("SELECT id FROM experiments WHERE name = $1").bind(name).fetch_optional(&mut *w.tx).await?.is_some() {
+            return Err(ApiError::already_exists("experiment", name).into());
+        }
+        let experiment = insert_experiment(&mut w.tx, name).await?;
+        w.commit().await?;
+        Ok(experiment)
+    }
+
+    pub async fn experiments(&self) -> Result<Vec<Experiment>> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM experiments ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(experiment_from_row).collect()
+    }
+
+    /// By name, or by id when `key` is all digits and no experiment has that name.
+    pub async fn experiment(&self, key: &str) -> Result<Experiment> {
+        let row = sqlx::query("SELECT id, name, created_at FROM experiments WHERE name = $1").bind(key).fetch_optional(&self.pool).await?;
+        let row = match (row, key.parse::<i64>()) {
+            (Some(row), _) => Some(row),
+            (None, Ok(id)) => sqlx::query("SELECT id, name, created_at FROM experiments WHERE id = $1").bind(id).fetch_optional(&self.pool).await?,
+            (None, Err(_)) => None,
+        };
+        match row {
+            Some(row) => experiment_from_row(&row),
+            None => Err(ApiError::not_found("experiment", key).into()),
+        }
+    }
+
+    /// Creates a run, and its experiment when no experiment has that name yet.
+    pub async fn create_run(&self, request: &CreateRun) -> Result<Run> {
+        limits::name("experiment", &request.experiment)?;
+        if let Some(name) = &request.name {
+            limits::name("name", name)?;
+        }
+        let tags = LogBatch { tags: request.tags.clone(), ..Default::default() };
+        limits::batch(&tags)?;
+        let mut w = self.write().await?;
+        let experiment_id: i64 = match sqlx::query("SELECT id FROM experiments WHERE name = $1")
+            .bind(&request.experiment)
+            .fetch_optional(&mut *w.tx)
+            .await?
+        {
+            Some(row) => row.try_get("id")?,
+            None => insert_experiment(&mut w.tx, &request.experiment).await?.id.parse().unwrap_or_default(),
+        };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let run = Run {
+            name: request.name.clone().unwrap_or_else(|| format!("run-{}", &id[..8])),
+            id,
+            experiment_id: experiment_id.to_string(),
+            status: RunStatus::Running,
+            source: request.source,
+            start_time: request.start_time.unwrap_or_else(super::now_millis),
+            end_time: None,
+        };
+        sqlx::query("INSERT INTO runs (id, experiment_id, name, status, source, start_time) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&run.id)
+            .bind(experiment_id)
+            .bind(&run.name)
+            .bind(run.status.as_str())
+            .bind(run.source.as_str())
+            .bind(run.start_time)
+            .execute(&mut *w.tx)
+            .await?;
+        write_tags(&mut w.tx, &run.id, &request.tags).await?;
+        w.commit().await?;
+        Ok(run)
+    }
+
+    pub async fn run(&self, id: &str) -> Result<RunView> {
+        let row = sqlx::query(super::audited(format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("run", id))?;
+        let run = run_from_row(&row)?;
+        Ok(self.views(vec![run]).await?.remove(0))
+    }
+
+    pub async fn update_run(&self, id: &str, update: &UpdateRun) -> Result<Run> {
+        if let Some(name) = &update.name {
+            limits::name("name", name)?;
+        }
+        let mut w = self.write().await?;
+        let row = sqlx::query(super::audited(format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = $1")))
+            .bind(id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found("run", id))?;
+        let mut run = run_from_row(&row)?;
+        if let Some(status) = update.status {
+            run.status = status;
+            if status.is_terminal() && run.end_time.is_none() {
+                run.end_time = Some(update.end_time.unwrap_or_else(super::now_millis));
+            }
+        }
+        if let Some(end_time) = update.end_time {
+            run.end_time = Some(end_time);
+        }
+        if let Some(name) = &update.name {
+            run.name = name.clone();
+        }
+        sqlx::query("UPDATE runs SET status = $1, end_time = $2, name = $3 WHERE id = $4")
+            .bind(run.status.as_str())
+            .bind(run.end_time)
+            .bind(&run.name)
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(run)
+    }
+
+    /// Params (write-once), metric points (appended) and tags (last write wins), all or nothing.
+    pub async fn log_batch(&self, run_id: &str, batch: &LogBatch) -> Result<()> {
+        limits::batch(batch)?;
+        let mut w = self.write().await?;
+        let status: String = sqlx::query("SELECT status FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found("run", run_id))?
+            .try_get("status")?;
+        if !batch.metrics.is_empty() && RunStatus::parse(&status).is_some_and(RunStatus::is_terminal) {
+            return Err(ApiError::invalid("run_id", format!("run '{run_id}' is {status}; it takes no more metrics")).into());
+        }
+        write_params(&mut w.tx, run_id, &batch.params).await?;
+        write_metrics(&mut w.tx, run_id, &batch.metrics).await?;
+        write_tags(&mut w.tx, run_id, &batch.tags).await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    pub async fn metric_history(&self, run_id: &str, key: &str) -> Result<MetricHistory> {
+        self.require_run(run_id).await?;
+        let rows = sqlx::query("SELECT step, timestamp, value FROM metrics WHERE run_id = $1 AND key = $2 ORDER BY step, timestamp, seq")
+            .bind(run_id)
+            .bind(key)
+            .fetch_all(&self.pool)
+            .await?;
+        let points = rows
+            .iter()
+            .map(|row| Ok(Metric { key: key.to_owned(), value: row.try_get("value")?, timestamp: row.try_get("timestamp")?, step: row.try_get("step")? }))
+            .collect::<Result<_>>()?;
+        Ok(MetricHistory { key: key.to_owned(), points })
+    }
+
+    /// Attaches stored bytes (already uploaded, see [`Store::record_artifact`]) to a run.
+    pub async fn attach_artifact(&self, run_id: &str, attach: &AttachArtifact) -> Result<RunArtifact> {
+        limits::artifact_path("path", &attach.path)?;
+        limits::sha256("sha256", &attach.sha256)?;
+        let mut w = self.write().await?;
+        if sqlx::query("SELECT id FROM runs WHERE id = $1").bind(run_id).fetch_optional(&mut *w.tx).await?.is_none() {
+            return Err(ApiError::not_found("run", run_id).into());
+        }
+        let size: i64 = sqlx::query("SELECT size FROM artifacts WHERE sha256 = $1")
+            .bind(&attach.sha256)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| ApiError::invalid("sha256", format!("no artifact with sha256 {}; upload the bytes first", attach.sha256)))?
+            .try_get("size")?;
+        sqlx::query(
+            "INSERT INTO run_artifacts (run_id, path, sha256, media_type) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (run_id, path) DO UPDATE SET sha256 = excluded.sha256, media_type = excluded.media_type",
+        )
+        .bind(run_id)
+        .bind(&attach.path)
+        .bind(&attach.sha256)
+        .bind(&attach.media_type)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(RunArtifact { path: attach.path.clone(), sha256: attach.sha256.clone(), size: size as u64, media_type: attach.media_type.clone() })
+    }
+
+    /// Notes that the artifact store now holds `sha256` (idempotent).
+    pub async fn record_artifact(&self, sha256: &str, size: u64) -> Result<()> {
+        let mut w = self.write().await?;
+        sqlx::query("INSERT INTO artifacts (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
+            .bind(sha256)
+            .bind(size as i64)
+            .bind(super::now_millis())
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await
+    }
+
+    pub async fn artifact_size(&self, sha256: &str) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT size FROM artifacts WHERE sha256 = $1").bind(sha256).fetch_optional(&self.pool).await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get::<i64, _>("size")? as u64),
+            None => None,
+        })
+    }
+
+    async fn require_run(&self, run_id: &str) -> Result<()> {
+        match sqlx::query("SELECT id FROM runs WHERE id = $1").bind(run_id).fetch_optional(&self.pool).await? {
+            Some(_) => Ok(()),
+            None => Err(ApiError::not_found("run", run_id).into()),
+        }
+    }
+
+    /// Params, latest metrics, tags and artifacts of `runs`, in one query per kind.
+    pub(super) async fn views(&self, runs: Vec<Run>) -> Result<Vec<RunView>> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        let list = placeholders(1, ids.len());
+        let mut params: HashMap<String, Vec<Param>> = HashMap::new();
+        let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
+        let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
+        let mut artifacts: HashMap<String, Vec<RunArtifact>> = HashMap::new();
+        for row in bind_all(sqlx::query(super::audited(format!("SELECT run_id, key, value FROM params WHERE run_id IN ({list}) ORDER BY key"))), &ids)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            params.entry(row.try_get("run_id")?).or_default().push(Param { key: row.try_get("key")?, value: row.try_get("value")? });
+        }
+        for row in bind_all(
+            sqlx::query(super::audited(format!("SELECT run_id, key, step, timestamp, value FROM latest_metrics WHERE run_id IN ({list}) ORDER BY key"))),
+            &ids,
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            metrics.entry(row.try_get("run_id")?).or_default().push(Metric {
+                key: row.try_get("key")?,
+                value: row.try_get("value")?,
+                timestamp: row.try_get("timestamp")?,
+                step: row.try_get("step")?,
+            });
+        }
+        for row in bind_all(sqlx::query(super::audited(format!("SELECT run_id, key, value FROM tags WHERE run_id IN ({list}) ORDER BY key"))), &ids)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            tags.entry(row.try_get("run_id")?).or_default().push(Tag { key: row.try_get("key")?, value: row.try_get("value")? });
+        }
+        for row in bind_all(
+            sqlx::query(super::audited(format!(
+                "SELECT ra.run_id, ra.path, ra.sha256, ra.media_type, a.size FROM run_artifacts ra \
+                 JOIN artifacts a ON a.sha256 = ra.sha256 WHERE ra.run_id IN ({list}) ORDER BY ra.path"
+            ))),
+            &ids,
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            artifacts.entry(row.try_get("run_id")?).or_default().push(RunArtifact {
+                path: row.try_get("path")?,
+                sha256: row.try_get("sha256")?,
+                size: row.try_get::<i64, _>("size")? as u64,
+                media_type: row.try_get("media_type")?,
+            });
+        }
+        Ok(runs
+            .into_iter()
+            .map(|run| RunView {
+                params: params.remove(&run.id).unwrap_or_default(),
+                metrics: metrics.remove(&run.id).unwrap_or_default(),
+                tags: tags.remove(&run.id).unwrap_or_default(),
+                artifacts: artifacts.remove(&run.id).unwrap_or_default(),
+                run,
+            })
+            .collect())
+    }
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+fn bind_all<'q>(mut query: AnyQuery<'q>, values: &[&str]) -> AnyQuery<'q> {
+    for value in values {
+        query = query.bind(value.to_string());
+    }
+    query
+}
+
+async fn insert_experiment(tx: &mut sqlx::Transaction<'static, sqlx::Any>, name: &str) -> Result<Experiment> {
+    let created_at = super::now_millis();
+    let row = sqlx::query("INSERT INTO experiments (name, created_at) VALUES ($1, $2) RETURNING id")
+        .bind(name)
+        .bind(created_at)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(Experiment { id: row.try_get::<i64, _>("id")?.to_string(), name: name.to_owned(), created_at })
+}
+
+async fn write_params(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str, params: &[Param]) -> Result<()> {
+    for (i, param) in params.iter().enumerate() {
+        let inserted = sqlx::query("INSERT INTO params (run_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (run_id, key) DO NOTHING")
+            .bind(run_id)
+            .bind(&param.key)
+            .bind(&param.value)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if inserted == 0 {
+            let existing: String = sqlx::query("SELECT value FROM params WHERE run_id = $1 AND key = $2")
+                .bind(run_id)
+                .bind(&param.key)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("value")?;
+            if existing != param.value {
+                return Err(ApiError::invalid(
+                    format!("params[{i}].value"),
+                    format!("param '{}' was logged as '{existing}'; params are write-once, '{}' is refused", param.key, param.value),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Appends the points in chunks of multi-row inserts, then moves each series' latest point.
+async fn write_metrics(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str, metrics: &[Metric]) -> Result<()> {
+    const CHUNK: usize = 200;
+    for chunk in metrics.chunks(CHUNK) {
+        let values: Vec<String> = (0..chunk.len()).map(|i| format!("($1, {})", placeholders(2 + i * 4, 4))).collect();
+        let sql = format!("INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES {}", values.join(", "));
+        let mut query = sqlx::query(super::audited(sql)).bind(run_id);
+        for metric in chunk {
+            query = query.bind(&metric.key).bind(metric.step).bind(metric.timestamp).bind(metric.value);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    // One upsert per series: the batch's own latest point per key.
+    let mut latest: HashMap<&str, &Metric> = HashMap::new();
+    for metric in metrics {
+        let slot = latest.entry(&metric.key).or_insert(metric);
+        if (metric.step, metric.timestamp) >= (slot.step, slot.timestamp) {
+            *slot = metric;
+        }
+    }
+    for metric in latest.values() {
+        sqlx::query(
+            "INSERT INTO latest_metrics (run_id, key, step, timestamp, value) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, value = excluded.value \
+             WHERE excluded.step > latest_metrics.step \
+                OR (excluded.step = latest_metrics.step AND excluded.timestamp >= latest_metrics.timestamp)",
+        )
+        .bind(run_id)
+        .bind(&metric.key)
+        .bind(metric.step)
+        .bind(metric.timestamp)
+        .bind(metric.value)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn write_tags(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str, tags: &[Tag]) -> Result<()> {
+    for tag in tags {
+        sqlx::query("INSERT INTO tags (run_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value")
+            .bind(run_id)
+            .bind(&tag.key)
+            .bind(&tag.value)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! Run search: the parsed filter ([`kiln_api::search`]) becomes one SQL query with bound values.
+
+use kiln_api::search::{Attribute, Clause, Op, OrderBy, Target, Value, parse_filter, parse_order_by};
+use kiln_api::{ApiError, RunPage, SearchRuns, limits};
+
+use super::runs::run_from_row;
+use super::{Result, Store};
+
+const DEFAULT_MAX_RESULTS: u32 = 1000;
+
+/// A value to bind, in placeholder order.
+enum Bind {
+    Text(String),
+    Number(f64),
+    Int(i64),
+}
+
+#[derive(Default)]
+struct Sql {
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+}
+
+fn sql_op(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "=",
+        Op::Ne => "<>",
+        Op::Gt => ">",
+        Op::Ge => ">=",
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Like => "LIKE",
+        Op::ILike => "LIKE",
+        Op::In => "IN",
+        Op::NotIn => "NOT IN",
+    }
+}
+
+fn attribute_column(attribute: Attribute) -> &'static str {
+    match attribute {
+        Attribute::RunId => "r.id",
+        Attribute::RunName => "r.name",
+        Attribute::Status => "r.status",
+        Attribute::StartTime => "r.start_time",
+        Attribute::EndTime => "r.end_time",
+    }
+}
+
+/// `column op value`, with ILIKE spelled portably as `LOWER(a) LIKE LOWER(b)`.
+fn comparison(sql: &mut Sql, column: &str, op: Op, value: &Value) -> String {
+    match value {
+        Value::List(items) => {
+            let list: Vec<String> = items.iter().map(|item| sql.bind(Bind::Text(item.clone()))).collect();
+            format!("{column} {} ({})", sql_op(op), list.join(", "))
+        }
+        Value::Number(number) => {
+            let placeholder = if column.ends_with("_time") { sql.bind(Bind::Int(*number as i64)) } else { sql.bind(Bind::Number(*number)) };
+            format!("{column} {} {placeholder}", sql_op(op))
+        }
+        Value::Text(text) => {
+            let placeholder = sql.bind(Bind::Text(text.clone()));
+            if op == Op::ILike { format!("LOWER({column}) LIKE LOWER({placeholder})") } else { format!("{column} {} {placeholder}", sql_op(op)) }
+        }
+    }
+}
+
+fn clause_sql(sql: &mut Sql, clause: &Clause) -> String {
+    let keyed = |sql: &mut Sql, table: &str, key: &str| {
+        let key = sql.bind(Bind::Text(key.to_owned()));
+        let test = comparison(sql, "x.value", clause.op, &clause.value);
+        format!("EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.id AND x.key = {key} AND {test})")
+    };
+    match &clause.target {
+        Target::Metric(key) => keyed(sql, "latest_metrics", key),
+        Target::Param(key) => keyed(sql, "params", key),
+        Target::Tag(key) => keyed(sql, "tags", key),
+        Target::Attribute(attribute) => comparison(sql, attribute_column(*attribute), clause.op, &clause.value),
+    }
+}
+
+fn order_sql(sql: &mut Sql, order: &OrderBy) -> String {
+    let direction = if order.descending { "DESC" } else { "ASC" };
+    let keyed = |sql: &mut Sql, table: &str, key: &str| {
+        let key = sql.bind(Bind::Text(key.to_owned()));
+        format!("(SELECT x.value FROM {table} x WHERE x.run_id = r.id AND x.key = {key}) {direction} NULLS LAST")
+    };
+    match &order.target {
+        Target::Metric(key) => keyed(sql, "latest_metrics", key),
+        Target::Param(key) => keyed(sql, "params", key),
+        Target::Tag(key) => keyed(sql, "tags", key),
+        Target::Attribute(attribute) => format!("{} {direction} NULLS LAST", attribute_column(*attribute)),
+    }
+}
+
+impl Store {
+    /// Runs matching `request.filter`, sorted by `order_by` then newest first, one page at a time.
+    /// The page token is the offset of the next page.
+    pub async fn search_runs(&self, request: &SearchRuns) -> Result<RunPage> {
+        let filter = parse_filter(&request.filter)?;
+        let orders = request.order_by.iter().map(|o| parse_order_by(o)).collect::<Result<Vec<_>, ApiError>>()?;
+        let limit = request.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
+        if limit == 0 || limit > limits::MAX_SEARCH_RESULTS {
+            return Err(ApiError::invalid("max_results", format!("{limit} is outside 1..={}", limits::MAX_SEARCH_RESULTS)).into());
+        }
+        let offset: i64 = match &request.page_token {
+            None => 0,
+            Some(token) => token.parse().map_err(|_| ApiError::invalid("page_token", format!("'{token}' is not a page token from this server")))?,
+        };
+        let mut sql = Sql::default();
+        let mut conditions = Vec::new();
+        if !request.experiments.is_empty() {
+            let names: Vec<String> = request.experiments.iter().map(|name| sql.bind(Bind::Text(name.clone()))).collect();
+            conditions.push(format!("e.name IN ({})", names.join(", ")));
+        }
+        for clause in &filter.clauses {
+            conditions.push(clause_sql(&mut sql, clause));
+        }
+        let mut order: Vec<String> = orders.iter().map(|o| order_sql(&mut sql, o)).collect();
+        order.push("r.start_time DESC".into());
+        order.push("r.id ASC".into());
+        let where_ = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        // One row more than the page tells whether a next page exists.
+        let limit_at = sql.bind(Bind::Int(i64::from(limit) + 1));
+        let offset_at = sql.bind(Bind::Int(offset));
+        let text = format!(
+            "SELECT r.id, r.experiment_id, r.name, r.status, r.source, r.start_time, r.end_time \
+             FROM runs r JOIN experiments e ON e.id = r.experiment_id {where_} ORDER BY {} LIMIT {limit_at} OFFSET {offset_at}",
+            order.join(", ")
+        );
+        let mut query = sqlx::query(super::audited(text));
+        for bind in sql.binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Number(number) => query.bind(number),
+                Bind::Int(int) => query.bind(int),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut runs = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
+        let next_page_token = if runs.len() > limit as usize {
+            runs.truncate(limit as usize);
+            Some((offset + i64::from(limit)).to_string())
+        } else {
+            None
+        };
+        Ok(RunPage { runs: self.views(runs).await?, next_page_token })
+    }
+}
