@@ -4,6 +4,7 @@
 mod bench;
 mod env;
 mod lab;
+mod services;
 mod test;
 
 use clap::{Parser, Subcommand};

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::env;
+use crate::{env, services};
 
 pub fn run() -> anyhow::Result<()> {
     env::ensure_debian_packages(&["mold"])?;
@@ -16,12 +16,16 @@ pub fn run() -> anyhow::Result<()> {
         failed.push(format!("clippy: {error}"));
     }
     // Rust: unit tests and the wire-level kernel tests. Release, to share the kernel's build.
+    // The store contract suite runs on SQLite and on this real PostgreSQL.
+    let postgres = services::Postgres::start(&env::cache_dir())?;
     let mut cargo = env::cargo();
     cargo.args(["test", "--release", "--workspace", "--", "--test-threads=2"]);
+    cargo.env("KILN_TEST_POSTGRES", &postgres.url).env("KILN_REQUIRE_POSTGRES", "1");
     env::jupyter_env(&mut cargo);
     if let Err(error) = env::run(&mut cargo) {
         failed.push(format!("cargo test: {error}"));
     }
+    drop(postgres);
     // The SDK's polars rendering (a separate build: polars takes minutes the first time).
     let mut polars = env::cargo();
     polars.args(["test", "--release", "-p", "kiln", "--features", "polars"]);

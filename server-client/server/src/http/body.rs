@@ -43,23 +43,32 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use expect_test::expect;
     use kiln_api::LogBatch;
 
     use super::parse;
 
     #[test]
     fn errors_name_the_field() {
-        let cases = [
-            (r#"{"metrics":[{"key":"a","value":1,"timestamp":1},{"key":"b","value":"x","timestamp":1}]}"#,
-             "metrics[1].value: invalid type: string \"x\", expected f64 at line 1 column 83"),
-            (r#"{"params":[{"key":"lr"}]}"#, "params[0]: missing field `value` at line 1 column 23"),
-            (r#"{"metrics":[{"key":"a","value":1,"timestamp":1}"#, "body: malformed JSON: EOF while parsing a list at line 1 column 47"),
-            (r#"{"tags": 5}"#, "tags: invalid type: integer `5`, expected a sequence at line 1 column 10"),
-            (r#"{} {}"#, "body: trailing characters after the JSON value (trailing characters at line 1 column 4)"),
+        let bodies = [
+            r#"{"metrics":[{"key":"a","value":1,"timestamp":1},{"key":"b","value":"x","timestamp":1}]}"#,
+            r#"{"params":[{"key":"lr"}]}"#,
+            r#"{"metrics":[{"key":"a","value":1,"timestamp":1}"#,
+            r#"{"tags": 5}"#,
+            r#"{} {}"#,
         ];
-        for (body, expected) in cases {
-            let error = parse::<LogBatch>(body.as_bytes()).expect_err(body);
-            assert_eq!(error.message, expected, "{body}");
-        }
+        let report: Vec<String> = bodies
+            .iter()
+            .map(|body| {
+                let error = parse::<LogBatch>(body.as_bytes()).expect_err(body);
+                format!("{} | {}", error.field.unwrap_or_default(), error.message)
+            })
+            .collect();
+        expect![[r#"
+            metrics[1].value | metrics[1].value: invalid type: string "x", expected f64 at line 1 column 70
+            params[0] | params[0]: missing field `value` at line 1 column 23
+            metrics | metrics: malformed JSON: EOF while parsing a list at line 1 column 47
+            tags | tags: invalid type: integer `5`, expected a sequence at line 1 column 10
+            body | body: trailing characters after the JSON value (trailing characters at line 1 column 4)"#]].assert_eq(&report.join("\n"));
     }
 }

@@ -1,0 +1,283 @@
+//! The store contract: one suite, run on SQLite and on a real PostgreSQL, through the SDK
+//! (and raw HTTP where the SDK would refuse the input before sending it).
+
+mod support;
+
+use kiln::api::{AttachArtifact, CreateRun, ErrorCode, LogBatch, Metric, Param, RunStatus, SearchRuns, Tag, UpdateRun};
+use serde_json::json;
+use support::{Backend, TestServer};
+
+contract_tests!(
+    experiments_are_unique_by_name,
+    a_run_logs_params_metrics_and_tags,
+    params_are_write_once_and_batches_all_or_nothing,
+    a_finished_run_takes_no_more_metrics,
+    search_filters_orders_and_pages,
+    artifacts_are_content_addressed,
+    writes_need_a_token,
+    bad_input_names_the_field,
+    the_sdk_batches_metrics_in_the_background,
+);
+
+fn code(error: &kiln::Error) -> (u16, ErrorCode) {
+    match error {
+        kiln::Error::Api { status, error, .. } => (*status, error.error_code),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+fn metric(key: &str, value: f64, step: i64) -> Metric {
+    Metric { key: key.into(), value, timestamp: 1_700_000_000_000 + step, step }
+}
+
+fn new_run(client: &kiln::Client, experiment: &str, name: &str) -> String {
+    client
+        .create_run(&CreateRun { experiment: experiment.into(), name: Some(name.into()), source: kiln::api::RunSource::External, start_time: None, tags: vec![] })
+        .expect("run created")
+        .id
+}
+
+fn experiments_are_unique_by_name(backend: Backend) {
+    let server = TestServer::start(backend);
+    let client = server.client();
+    let created = client.create_experiment("mnist").unwrap();
+    assert_eq!(code(&client.create_experiment("mnist").unwrap_err()), (400, ErrorCode::ResourceAlreadyExists));
+    assert_eq!(client.experiment("mnist").unwrap(), created);
+    assert_eq!(client.experiment(&created.id).unwrap(), created);
+    assert_eq!(code(&client.experiment("nope").unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
+    // A run in a new experiment creates it.
+    new_run(&client, "cifar", "r1");
+    let names: Vec<String> = client.experiments().unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["mnist", "cifar"]);
+}
+
+fn a_run_logs_params_metrics_and_tags(backend: Backend) {
+    let server = TestServer::start(backend);
+    let client = server.client();
+    let id = new_run(&client, "mnist", "baseline");
+    client
+        .log_batch(&id, &LogBatch {
+            params: vec![Param { key: "lr".into(), value: "0.01".into() }],
+            metrics: vec![metric("loss", 0.9, 0), metric("loss", 0.5, 1), metric("loss", 0.7, 2), metric("acc", 0.8, 2)],
+            tags: vec![Tag { key: "stage".into(), value: "dev".into() }],
+        })
+        .unwrap();
+    // Out of order: an earlier step arriving late does not become the latest value.
+    client.log_batch(&id, &LogBatch { metrics: vec![metric("loss", 0.1, 1)], ..Default::default() }).unwrap();
+    client.log_batch(&id, &LogBatch { tags: vec![Tag { key: "stage".into(), value: "prod".into() }], ..Default::default() }).unwrap();
+    let view = client.run(&id).unwrap();
+    assert_eq!(view.run.status, RunStatus::Running);
+    assert_eq!(view.params, [Param { key: "lr".into(), value: "0.01".into() }]);
+    let latest: Vec<(String, f64, i64)> = view.metrics.iter().map(|m| (m.key.clone(), m.value, m.step)).collect();
+    assert_eq!(latest, [("acc".to_owned(), 0.8, 2), ("loss".to_owned(), 0.7, 2)]);
+    assert_eq!(view.tags, [Tag { key: "stage".into(), value: "prod".into() }]);
+    let history: Vec<(i64, f64)> = client.metric_history(&id, "loss").unwrap().points.iter().map(|p| (p.step, p.value)).collect();
+    assert_eq!(history, [(0, 0.9), (1, 0.5), (1, 0.1), (2, 0.7)]);
+    let ended = client.update_run(&id, &UpdateRun { status: Some(RunStatus::Finished), ..Default::default() }).unwrap();
+    assert_eq!(ended.status, RunStatus::Finished);
+    assert!(ended.end_time.is_some(), "a finished run has an end time");
+}
+
+fn params_are_write_once_and_batches_all_or_nothing(backend: Backend) {
+    let server = TestServer::start(backend);
+    let client = server.client();
+    let id = new_run(&client, "e", "r");
+    let lr = |v: &str| Param { key: "lr".into(), value: v.into() };
+    client.log_batch(&id, &LogBatch { params: vec![lr("0.1")], ..Default::default() }).unwrap();
+    client.log_batch(&id, &LogBatch { params: vec![lr("0.1")], ..Default::default() }).expect("the same value again is fine");
+    let refused = client
+        .log_batch(&id, &LogBatch { params: vec![lr("0.2")], metrics: vec![metric("loss", 1.0, 0)], tags: vec![Tag { key: "t".into(), value: "v".into() }] })
+        .unwrap_err();
+    assert_eq!(code(&refused), (400, ErrorCode::InvalidParameterValue));
+    assert_eq!(refused.api_error().unwrap().field.as_deref(), Some("params[0].value"));
+    let view = client.run(&id).unwrap();
+    assert_eq!(view.params, [lr("0.1")]);
+    assert!(view.metrics.is_empty() && view.tags.is_empty(), "nothing of the refused batch was written: {view:?}");
+    assert!(client.metric_history(&id, "loss").unwrap().points.is_empty());
+}
+
+fn a_finished_run_takes_no_more_metrics(backend: Backend) {
+    let server = TestServer::start(backend);
+    let client = server.client();
+    let id = new_run(&client, "e", "r");
+    client.update_run(&id, &UpdateRun { status: Some(RunStatus::Failed), ..Default::default() }).unwrap();
+    let refused = client.log_batch(&id, &LogBatch { metrics: vec![metric("loss", 1.0, 0)], ..Default::default() }).unwrap_err();
+    assert_eq!(code(&refused), (400, ErrorCode::InvalidParameterValue));
+    // Tags still move (a run is annotated after it ends).
+    client.log_batch(&id, &LogBatch { tags: vec![Tag { key: "note".into(), value: "oom".into() }], ..Default::default() }).unwrap();
+}
+
+fn search_filters_orders_and_pages(backend: Backend) {
+    let server = TestServer::start(backend);
+    let client = server.client();
+    for i in 0..12 {
+        let experiment = if i % 2 == 0 { "even" } else { "odd" };
+        let id = new_run(&client, experiment, &format!("run-{i:02}"));
+        client
+            .log_batch(&id, &LogBatch {
+                params: vec![Param { key: "lr".into(), value: format!("0.{i}") }],
+                metrics: vec![metric("acc", f64::from(i) / 10.0, 1)],
+                tags: vec![Tag { key: "owner".into(), value: if i < 6 { "Ann".into() } else { "bob".into() } }],
+            })
+            .unwrap();
+        if i == 3 {
+            client.update_run(&id, &UpdateRun { status: Some(RunStatus::Finished), ..Default::default() }).unwrap();
+        }
+    }
+    let names = |filter: &str, order: &[&str], experiments: &[&str]| -> Vec<String> {
+        let page = client
+            .search_runs(&SearchRuns {
+                experiments: experiments.iter().map(|e| e.to_string()).collect(),
+                filter: filter.into(),
+                order_by: order.iter().map(|o| o.to_string()).collect(),
+                max_results: None,
+                page_token: None,
+            })
+            .unwrap();
+        page.runs.into_iter().map(|r| r.run.name).collect()
+    };
+    assert_eq!(names("metrics.acc >= 0.9", &["metrics.acc DESC"], &[]), ["run-11", "run-10", "run-09"]);
+    assert_eq!(names("metrics.acc > 0.5 and params.lr = '0.8'", &[], &[]), ["run-08"]);
+    assert_eq!(names("tags.owner LIKE 'A%'", &["run_name"], &["odd"]), ["run-01", "run-03", "run-05"]);
+    assert_eq!(names("tags.owner ILIKE 'a%' and metrics.acc < 0.2", &["run_name"], &[]), ["run-00", "run-01"]);
+    assert_eq!(names("status = 'FINISHED'", &[], &[]), ["run-03"]);
+    assert_eq!(names("attributes.run_name IN ('run-02', 'run-07')", &["run_name DESC"], &[]), ["run-07", "run-02"]);
+    assert_eq!(names("params.missing = 'x'", &[], &[]), Vec::<String>::new());
+    // Pages of 5, in a stable order, cover every run exactly once.
+    let mut seen = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .search_runs(&SearchRuns { order_by: vec!["metrics.acc ASC".into()], max_results: Some(5), page_token: token.clone(), ..Default::default() })
+            .unwrap();
+        seen.extend(page.runs.into_iter().map(|r| r.run.name));
+        token = page.next_page_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let expected: Vec<String> = (0..12).map(|i| format!("run-{i:02}")).collect();
+    assert_eq!(seen, expected);
+    let bad = client.search_runs(&SearchRuns { filter: "metrics.acc > 'x'".into(), ..Default::default() }).unwrap_err();
+    assert_eq!(code(&bad), (400, ErrorCode::InvalidParameterValue));
+    assert_eq!(bad.api_error().unwrap().field.as_deref(), Some("filter"));
+}
+
+fn artifacts_are_content_addressed(backend: Backend) {
+    let server = TestServer::start(backend);
+    let client = server.client();
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let first = client.upload_bytes(&bytes).unwrap();
+    let second = client.upload(std::io::Cursor::new(bytes.clone())).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(first.size, bytes.len() as u64);
+    assert_eq!(first.sha256.len(), 64);
+    assert_eq!(client.download(&first.sha256).unwrap(), bytes);
+    let id = new_run(&client, "e", "r");
+    let attached = client
+        .attach_artifact(&id, &AttachArtifact { path: "model/weights.safetensors".into(), sha256: first.sha256.clone(), media_type: "application/x-safetensors".into() })
+        .unwrap();
+    assert_eq!(client.run(&id).unwrap().artifacts, [attached]);
+    let unknown = "0".repeat(64);
+    let refused = client.attach_artifact(&id, &AttachArtifact { path: "x".into(), sha256: unknown.clone(), media_type: "a/b".into() }).unwrap_err();
+    assert_eq!(code(&refused), (400, ErrorCode::InvalidParameterValue));
+    assert_eq!(code(&client.download(&unknown).unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
+    let escape = client.attach_artifact(&id, &AttachArtifact { path: "../etc".into(), sha256: first.sha256.clone(), media_type: "a/b".into() });
+    assert!(matches!(escape, Err(kiln::Error::Api { status: 400, .. })), "{escape:?}");
+}
+
+fn writes_need_a_token(backend: Backend) {
+    let server = TestServer::start(backend);
+    let admin = server.client();
+    let anonymous = server.anonymous();
+    assert_eq!(code(&anonymous.create_experiment("e").unwrap_err()), (401, ErrorCode::Unauthenticated));
+    assert_eq!(code(&anonymous.experiments().unwrap_err()), (401, ErrorCode::Unauthenticated), "reads are closed by default");
+    let forged = kiln::Client::new(&server.url, Some("kiln_forged".into()));
+    assert_eq!(code(&forged.experiments().unwrap_err()), (401, ErrorCode::Unauthenticated));
+    let user = admin.create_token("ci", false).unwrap();
+    let user = kiln::Client::new(&server.url, Some(user.token));
+    user.create_experiment("by-ci").expect("a user token writes");
+    assert_eq!(code(&user.create_token("more", false).unwrap_err()), (403, ErrorCode::PermissionDenied));
+    assert_eq!(code(&admin.create_token("ci", false).unwrap_err()), (400, ErrorCode::ResourceAlreadyExists));
+    // The database holds hashes only.
+    if let Backend::Sqlite = backend {
+        let db = std::fs::read(server.dir.path().join("kiln.db")).unwrap();
+        let wal = std::fs::read(server.dir.path().join("kiln.db-wal")).unwrap_or_default();
+        let haystack = [db, wal].concat();
+        assert!(!haystack.windows(server.token.len()).any(|w| w == server.token.as_bytes()), "the admin secret is stored in clear");
+    }
+    // Open reads: GETs without a token, writes still refused.
+    let open = TestServer::start_with(backend, |config| config.open_reads = true);
+    assert!(open.anonymous().experiments().is_ok());
+    assert_eq!(code(&open.anonymous().create_experiment("e").unwrap_err()), (401, ErrorCode::Unauthenticated));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(server.dir.path().join("admin.token")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+/// Raw bodies the SDK would refuse to send: each gets a 4xx naming the field, nothing written.
+fn bad_input_names_the_field(backend: Backend) {
+    let server = TestServer::start(backend);
+    let client = server.client();
+    let id = new_run(&client, "e", "r");
+    let log = format!("/api/v1/runs/{id}/log");
+    let long_key = "k".repeat(251);
+    let cases: Vec<(&str, String, String, u16, &str)> = vec![
+        ("POST", log.clone(), "{\"metrics\": [".into(), 400, "metrics"),
+        ("POST", log.clone(), "not json".into(), 400, "body"),
+        ("POST", log.clone(), json!({"metrics": [{"key": "loss", "value": "high", "timestamp": 1}]}).to_string(), 400, "metrics[0].value"),
+        ("POST", log.clone(), json!({"metrics": [{"key": "loss", "value": 1.0}]}).to_string(), 400, "metrics[0]"),
+        ("POST", log.clone(), json!({"metrics": [{"key": "loss", "value": 1.0, "timestamp": 1, "step": 1.5}]}).to_string(), 400, "metrics[0].step"),
+        ("POST", log.clone(), "{\"metrics\": [{\"key\": \"loss\", \"value\": 1e999, \"timestamp\": 1}]}".into(), 400, "metrics[0].value"),
+        ("POST", log.clone(), json!({"params": [{"key": long_key, "value": "1"}]}).to_string(), 400, "params[0].key"),
+        ("POST", log.clone(), json!({"params": [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]}).to_string(), 400, "params[1].value"),
+        ("POST", log.clone(), json!({"tags": [{"key": "bad\"key", "value": "1"}]}).to_string(), 400, "tags[0].key"),
+        ("POST", log.clone(), json!({"metrics": (0..1001).map(|i| json!({"key": "m", "value": i, "timestamp": 1})).collect::<Vec<_>>()}).to_string(), 400, "batch"),
+        ("POST", "/api/v1/runs/nope/log".into(), json!({"tags": []}).to_string(), 404, ""),
+        ("POST", "/api/v1/runs".into(), json!({"experiment": ""}).to_string(), 400, "experiment"),
+        ("POST", "/api/v1/runs".into(), json!({"name": "x"}).to_string(), 400, "body"),
+        ("PATCH", format!("/api/v1/runs/{id}"), json!({"status": "DONE"}).to_string(), 400, "status"),
+        ("POST", "/api/v1/runs/search".into(), json!({"max_results": 0}).to_string(), 400, "max_results"),
+        ("POST", "/api/v1/runs/search".into(), json!({"page_token": "abc"}).to_string(), 400, "page_token"),
+        ("POST", "/api/v1/runs/search".into(), json!({"order_by": ["metrics.acc sideways"]}).to_string(), 400, "order_by"),
+        ("GET", "/api/v1/artifacts/xyz".into(), String::new(), 400, "sha256"),
+        ("GET", "/api/v1/no-such-thing".into(), String::new(), 404, ""),
+        ("POST", log.clone(), format!("{{\"tags\": [{{\"key\": \"big\", \"value\": \"{}\"}}]}}", "x".repeat(1_100_000)), 400, "body"),
+    ];
+    let mut report = Vec::new();
+    for (method, path, body, status, field) in &cases {
+        let (got_status, reply) = server.raw(method, path, Some(body), Some(&server.token));
+        let got_field = reply.get("field").and_then(|f| f.as_str()).unwrap_or("");
+        if got_status != *status || got_field != *field || reply.get("error_code").is_none() {
+            report.push(format!("{method} {path} {}: got {got_status} {reply}", &body[..body.len().min(80)]));
+        }
+    }
+    assert!(report.is_empty(), "unexpected replies:\n{}", report.join("\n"));
+    let view = client.run(&id).unwrap();
+    assert!(view.params.is_empty() && view.metrics.is_empty() && view.tags.is_empty(), "a refused request wrote something: {view:?}");
+}
+
+fn the_sdk_batches_metrics_in_the_background(backend: Backend) {
+    let server = TestServer::start(backend);
+    let client = server.client();
+    let mut run = kiln::ActiveRun::start(client.clone(), "sdk", Some("loop")).unwrap();
+    run.log_param("epochs", 3).unwrap();
+    run.set_tag("model", "mlp").unwrap();
+    for step in 0..2500 {
+        run.log_metric("loss", 1.0 / f64::from(step + 1), i64::from(step)).unwrap();
+    }
+    assert!(matches!(run.log_metric("loss", f64::NAN, 0), Err(kiln::Error::Invalid(_))), "NaN is refused at once");
+    assert!(matches!(run.log_param("epochs", 4), Err(kiln::Error::Api { status: 400, .. })), "a changed param is refused at once");
+    let id = run.id().to_owned();
+    run.flush().unwrap();
+    assert_eq!(client.metric_history(&id, "loss").unwrap().points.len(), 2500);
+    run.log_metric("acc", 0.97, 3).unwrap();
+    drop(run);
+    let view = client.run(&id).unwrap();
+    assert_eq!(view.run.status, RunStatus::Finished, "dropping a run flushes and ends it");
+    assert_eq!(view.metrics.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["acc", "loss"]);
+    assert_eq!(view.run.source, kiln::api::RunSource::External);
+}

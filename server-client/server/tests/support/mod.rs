@@ -1,0 +1,120 @@
+//! A store server on port 0 for each test, on SQLite or on the PostgreSQL named by
+//! `KILN_TEST_POSTGRES` (a URL to an admin database; each test gets a fresh database in it).
+
+use std::time::Duration;
+
+use kiln_server::{Server, ServerConfig};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub token: String,
+    pub dir: tempfile::TempDir,
+    runtime: tokio::runtime::Runtime,
+    server: Option<Server>,
+}
+
+impl TestServer {
+    pub fn start(backend: Backend) -> TestServer {
+        Self::start_with(backend, |_| {})
+    }
+
+    pub fn start_with(backend: Backend, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let mut config = ServerConfig::embedded(dir.path(), "127.0.0.1:0".parse().expect("addr"));
+        if let Backend::Postgres = backend {
+            config.db = Some(runtime.block_on(fresh_postgres_database()));
+        }
+        configure(&mut config);
+        let server = runtime.block_on(Server::start(config)).expect("server starts");
+        let token = std::fs::read_to_string(dir.path().join("admin.token")).expect("admin token written").trim().to_owned();
+        TestServer { url: server.url(), token, dir, runtime, server: Some(server) }
+    }
+
+    pub fn client(&self) -> kiln::Client {
+        kiln::Client::new(&self.url, Some(self.token.clone()))
+    }
+
+    pub fn anonymous(&self) -> kiln::Client {
+        kiln::Client::new(&self.url, None)
+    }
+
+    /// A raw request: (status, body as JSON).
+    pub fn raw(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> (u16, serde_json::Value) {
+        let agent: ureq::Agent = ureq::config::Config::builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .new_agent();
+        let url = format!("{}{path}", self.url);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let result = match (method, body) {
+            ("GET", _) => {
+                let mut request = agent.get(&url);
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.call()
+            }
+            (_, body) => {
+                let mut request = match method {
+                    "PATCH" => agent.patch(&url),
+                    "PUT" => agent.put(&url),
+                    _ => agent.post(&url),
+                };
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.header("Content-Type", "application/json").send(body.unwrap_or("").as_bytes())
+            }
+        };
+        let mut response = result.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body read");
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.stop());
+        }
+    }
+}
+
+async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("KILN_TEST_POSTGRES").expect("KILN_TEST_POSTGRES names the test PostgreSQL (cargo xtask test starts one)");
+    sqlx::any::install_default_drivers();
+    let name = format!("kiln_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("connect to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// `contract_tests!(name, name, …)` makes `sqlite::name` and `postgres::name` for each.
+#[macro_export]
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::support::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                if std::env::var_os("KILN_TEST_POSTGRES").is_none() && std::env::var_os("KILN_REQUIRE_POSTGRES").is_none() {
+                    eprintln!("skipped: KILN_TEST_POSTGRES is not set (cargo xtask test sets it)");
+                    return;
+                }
+                super::$name(super::support::Backend::Postgres)
+            })*
+        }
+    };
+}

@@ -1,0 +1,71 @@
+//! Throwaway servers the tests and benchmarks need, on 127.0.0.1, stopped when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+
+use crate::env;
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A free TCP port on 127.0.0.1 (for servers that cannot be told to pick port 0).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A PostgreSQL 15 cluster in a fresh directory, trust auth on 127.0.0.1 only.
+pub struct Postgres {
+    data: PathBuf,
+    pub url: String,
+}
+
+/// Runs `program args` as the `postgres` user when we are root (initdb refuses root).
+fn as_postgres(program: &str, args: &[&str]) -> Command {
+    if env::is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--", &format!("{PG_BIN}/{program}")]).args(args);
+        cmd
+    } else {
+        let mut cmd = Command::new(format!("{PG_BIN}/{program}"));
+        cmd.args(args);
+        cmd
+    }
+}
+
+fn chown_postgres(path: &Path) -> anyhow::Result<()> {
+    if env::is_root() {
+        env::run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(path))?;
+    }
+    Ok(())
+}
+
+impl Postgres {
+    pub fn start(parent: &Path) -> anyhow::Result<Postgres> {
+        env::ensure_debian_packages(&["postgresql"])?;
+        let dir = parent.join(format!("pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let data = dir.join("data");
+        let socket = dir.join("socket");
+        std::fs::create_dir_all(&socket).with_context(|| format!("creating {}", socket.display()))?;
+        chown_postgres(&dir)?;
+        let data_str = data.to_string_lossy().into_owned();
+        env::run(&mut as_postgres("initdb", &["-D", &data_str, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]).stdout(std::process::Stdio::null()))?;
+        let port = free_port()?;
+        let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c max_connections=200", socket.display());
+        let log = dir.join("log").to_string_lossy().into_owned();
+        env::run(&mut as_postgres("pg_ctl", &["-D", &data_str, "-l", &log, "-o", &options, "-w", "start"]).stdout(std::process::Stdio::null()))?;
+        Ok(Postgres { data, url: format!("postgres://postgres@127.0.0.1:{port}/postgres") })
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.data.to_string_lossy().into_owned();
+        let _ = as_postgres("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]).stdout(std::process::Stdio::null()).status();
+        if let Some(dir) = self.data.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
