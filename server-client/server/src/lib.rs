@@ -75,6 +75,13 @@ impl Server {
         let state = Arc::new(http::AppState { store: store.clone(), artifacts, open_reads: config.open_reads, max_artifact_bytes: config.max_artifact_bytes });
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let app = http::app(state);
+        // No Nagle: a reply written in two pieces must not wait for the client's delayed ACK
+        // (40 ms per small request otherwise).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "TCP_NODELAY");
+            }
+        });
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
