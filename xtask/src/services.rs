@@ -51,11 +51,11 @@ impl Postgres {
         std::fs::create_dir_all(&socket).with_context(|| format!("creating {}", socket.display()))?;
         chown_postgres(&dir)?;
         let data_str = data.to_string_lossy().into_owned();
-        env::run(&mut as_postgres("initdb", &["-D", &data_str, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]).stdout(std::process::Stdio::null()))?;
+        env::run(as_postgres("initdb", &["-D", &data_str, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]).stdout(std::process::Stdio::null()))?;
         let port = free_port()?;
         let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c max_connections=200", socket.display());
         let log = dir.join("log").to_string_lossy().into_owned();
-        env::run(&mut as_postgres("pg_ctl", &["-D", &data_str, "-l", &log, "-o", &options, "-w", "start"]).stdout(std::process::Stdio::null()))?;
+        env::run(as_postgres("pg_ctl", &["-D", &data_str, "-l", &log, "-o", &options, "-w", "start"]).stdout(std::process::Stdio::null()))?;
         Ok(Postgres { data, url: format!("postgres://postgres@127.0.0.1:{port}/postgres") })
     }
 }

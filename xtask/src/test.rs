@@ -32,9 +32,11 @@ pub fn run() -> anyhow::Result<()> {
     if let Err(error) = env::run(&mut polars) {
         failed.push(format!("cargo test -p kiln --features polars: {error}"));
     }
-    // Python: jupyter_kernel_test and nbclient over every notebook.
+    // Python: jupyter_kernel_test, nbclient over every notebook, the mlflow client against
+    // `kiln server`.
     let mut pytest = Command::new(env::venv_bin("python"));
-    pytest.current_dir(env::root()).args(["-m", "pytest", "-v", "tests/jupyter"]);
+    pytest.current_dir(env::root()).args(["-m", "pytest", "-v", "tests/jupyter", "tests/store"]);
+    pytest.env("KILN_BIN", env::target_dir().join("release/kiln"));
     env::jupyter_env(&mut pytest);
     if let Err(error) = env::run(&mut pytest) {
         failed.push(format!("pytest: {error}"));

@@ -62,6 +62,19 @@ pub fn artifact_path(field: &str, path: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A model alias: 1–255 of letters, digits, `_`, `-`; `latest` and `v<N>` are reserved
+/// (clients read `models:/name@latest` and `@v3` as version selectors).
+pub fn alias(field: &str, alias: &str) -> Result<(), ApiError> {
+    if alias.is_empty() || alias.len() > 255 || !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+        return Err(ApiError::invalid(field, format!("'{alias}' is not an alias: 1-255 letters, digits, '_' or '-'")));
+    }
+    let lower = alias.to_ascii_lowercase();
+    if lower == "latest" || (lower.len() > 1 && lower.starts_with('v') && lower[1..].bytes().all(|b| b.is_ascii_digit())) {
+        return Err(ApiError::invalid(field, format!("'{alias}' is reserved (it reads as a version selector)")));
+    }
+    Ok(())
+}
+
 /// A lowercase hex sha256.
 pub fn sha256(field: &str, digest: &str) -> Result<(), ApiError> {
     if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {

@@ -261,3 +261,73 @@ pub struct Health {
     pub db: String,
     pub artifacts: String,
 }
+
+/// A model name (the handle, by default) whose versions are numbered 1, 2, …
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredModel {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_version: Option<i64>,
+    #[serde(default)]
+    pub aliases: Vec<ModelAlias>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// A movable name (`champion`, `staging`) for one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelAlias {
+    pub alias: String,
+    pub version: i64,
+}
+
+/// One immutable version of a model: where its values are and which run made them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Where the model values are: `runs:/RUN/PATH`, `artifact:SHA256`, or any URI.
+    pub source: String,
+    #[serde(default)]
+    pub description: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// `POST /api/v1/models`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateModel {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+/// `POST /api/v1/models/{name}/versions`: the next version number is the server's to give.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateModelVersion {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+/// `PUT /api/v1/models/{name}/aliases/{alias}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetAlias {
+    pub version: i64,
+}

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use kiln_api::{
-    ApiError, Artifact, AttachArtifact, CreateExperiment, CreateRun, CreateToken, Experiment, Health, LogBatch,
+    ApiError, Artifact, AttachArtifact, CreateExperiment, CreateModel, CreateModelVersion, ModelVersion, RegisteredModel, SetAlias, CreateRun, CreateToken, Experiment, Health, LogBatch,
     MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
 };
 use serde::Serialize;
@@ -214,6 +214,51 @@ impl Client {
     /// Admin only: a new token; its secret is in the reply and nowhere else.
     pub fn create_token(&self, name: &str, admin: bool) -> Result<NewToken, Error> {
         self.send("POST", "/tokens", &CreateToken { name: name.to_owned(), admin })
+    }
+}
+
+impl Client {
+    pub fn create_model(&self, request: &CreateModel) -> Result<RegisteredModel, Error> {
+        limits::name("name", &request.name)?;
+        self.send("POST", "/models", request)
+    }
+
+    pub fn models(&self) -> Result<Vec<RegisteredModel>, Error> {
+        self.get("/models")
+    }
+
+    pub fn model(&self, name: &str) -> Result<RegisteredModel, Error> {
+        self.get(&format!("/models/{}", escape(name)))
+    }
+
+    /// Registers the next version of `name`.
+    pub fn create_model_version(&self, name: &str, request: &CreateModelVersion) -> Result<ModelVersion, Error> {
+        self.send("POST", &format!("/models/{}/versions", escape(name)), request)
+    }
+
+    pub fn model_versions(&self, name: &str) -> Result<Vec<ModelVersion>, Error> {
+        self.get(&format!("/models/{}/versions", escape(name)))
+    }
+
+    pub fn model_version(&self, name: &str, version: i64) -> Result<ModelVersion, Error> {
+        self.get(&format!("/models/{}/versions/{version}", escape(name)))
+    }
+
+    /// Points `alias` (e.g. `champion`) at `version`.
+    pub fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<ModelVersion, Error> {
+        limits::alias("alias", alias)?;
+        self.send("PUT", &format!("/models/{}/aliases/{}", escape(name), escape(alias)), &SetAlias { version })
+    }
+
+    pub fn version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion, Error> {
+        self.get(&format!("/models/{}/aliases/{}", escape(name), escape(alias)))
+    }
+
+    pub fn delete_alias(&self, name: &str, alias: &str) -> Result<(), Error> {
+        let path = format!("/models/{}/aliases/{}", escape(name), escape(alias));
+        let url = self.url_of(&path);
+        let _: serde_json::Value = Self::reply("DELETE", &path, &url, self.authorize(self.agent.delete(&url)).call())?;
+        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod support;
 
-use kiln::api::{AttachArtifact, CreateRun, ErrorCode, LogBatch, Metric, Param, RunStatus, SearchRuns, Tag, UpdateRun};
+use kiln::api::{AttachArtifact, CreateModel, CreateModelVersion, CreateRun, ErrorCode, LogBatch, Metric, Param, RunStatus, SearchRuns, Tag, UpdateRun};
 use serde_json::json;
 use support::{Backend, TestServer};
 
@@ -17,6 +17,7 @@ contract_tests!(
     writes_need_a_token,
     bad_input_names_the_field,
     the_sdk_batches_metrics_in_the_background,
+    models_have_numbered_versions_and_moving_aliases,
 );
 
 fn code(error: &kiln::Error) -> (u16, ErrorCode) {
@@ -48,7 +49,7 @@ fn experiments_are_unique_by_name(backend: Backend) {
     // A run in a new experiment creates it.
     new_run(&client, "cifar", "r1");
     let names: Vec<String> = client.experiments().unwrap().into_iter().map(|e| e.name).collect();
-    assert_eq!(names, ["mnist", "cifar"]);
+    assert_eq!(names, ["Default", "mnist", "cifar"], "experiment 0, 'Default', is where MLflow clients start");
 }
 
 fn a_run_logs_params_metrics_and_tags(backend: Backend) {
@@ -280,4 +281,40 @@ fn the_sdk_batches_metrics_in_the_background(backend: Backend) {
     assert_eq!(view.run.status, RunStatus::Finished, "dropping a run flushes and ends it");
     assert_eq!(view.metrics.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["acc", "loss"]);
     assert_eq!(view.run.source, kiln::api::RunSource::External);
+}
+
+fn models_have_numbered_versions_and_moving_aliases(backend: Backend) {
+    let server = TestServer::start(backend);
+    let client = server.client();
+    let run = new_run(&client, "train", "r");
+    let model = client.create_model(&CreateModel { name: "visual_recognition".into(), ..Default::default() }).unwrap();
+    assert_eq!(model.latest_version, None);
+    assert_eq!(
+        code(&client.create_model(&CreateModel { name: "visual_recognition".into(), ..Default::default() }).unwrap_err()),
+        (400, ErrorCode::ResourceAlreadyExists)
+    );
+    let version = |source: &str| CreateModelVersion { source: source.into(), run_id: Some(run.clone()), ..Default::default() };
+    let v1 = client.create_model_version("visual_recognition", &version("artifact:aa")).unwrap();
+    let v2 = client.create_model_version("visual_recognition", &version("artifact:bb")).unwrap();
+    assert_eq!((v1.version, v2.version), (1, 2));
+    assert_eq!(v2.run_id.as_deref(), Some(run.as_str()));
+    client.set_alias("visual_recognition", "champion", 1).unwrap();
+    assert_eq!(client.version_by_alias("visual_recognition", "champion").unwrap().source, "artifact:aa");
+    let moved = client.set_alias("visual_recognition", "champion", 2).unwrap();
+    assert_eq!(moved.aliases, ["champion"]);
+    assert!(client.model_version("visual_recognition", 1).unwrap().aliases.is_empty(), "the alias moved off version 1");
+    let model = client.model("visual_recognition").unwrap();
+    assert_eq!(model.latest_version, Some(2));
+    assert_eq!(model.aliases, [kiln::api::ModelAlias { alias: "champion".into(), version: 2 }]);
+    assert_eq!(client.model_versions("visual_recognition").unwrap().iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
+    // Refusals: unknown version, reserved alias, unknown run, unknown model.
+    assert_eq!(code(&client.set_alias("visual_recognition", "staging", 9).unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
+    assert!(matches!(client.set_alias("visual_recognition", "v3", 1), Err(kiln::Error::Invalid(_))));
+    let (status, reply) = server.raw("PUT", "/api/v1/models/visual_recognition/aliases/latest", Some("{\"version\": 1}"), Some(&server.token));
+    assert_eq!((status, reply["field"].as_str()), (400, Some("alias")));
+    let ghost = CreateModelVersion { source: "x".into(), run_id: Some("nope".into()), ..Default::default() };
+    assert_eq!(code(&client.create_model_version("visual_recognition", &ghost).unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
+    assert_eq!(code(&client.create_model_version("nope", &version("x")).unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
+    client.delete_alias("visual_recognition", "champion").unwrap();
+    assert_eq!(code(&client.version_by_alias("visual_recognition", "champion").unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
 }

@@ -27,7 +27,8 @@ impl Caller {
 }
 
 fn is_read(request: &Request) -> bool {
-    matches!(*request.method(), Method::GET | Method::HEAD) || request.uri().path().ends_with("/runs/search")
+    let path = request.uri().path();
+    matches!(*request.method(), Method::GET | Method::HEAD) || path.ends_with("/runs/search") || path.ends_with("/experiments/search")
 }
 
 pub async fn require_token(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Result<Response, Failure> {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod body;
+mod mlflow;
 mod v1;
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct AppState {
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .nest("/api/v1", v1::routes())
+        .nest("/api/2.0/mlflow", mlflow::routes())
+        .nest("/ajax-api/2.0/mlflow", mlflow::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .fallback(|| async { Failure::from(ApiError::new(ErrorCode::ResourceDoesNotExist, "no such endpoint")) })
         .with_state(state)

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use kiln_api::{
-    ApiError, Artifact, AttachArtifact, CreateExperiment, CreateRun, CreateToken, Experiment, Health, LogBatch,
+    ApiError, Artifact, AttachArtifact, CreateExperiment, CreateModel, CreateModelVersion, ModelVersion, RegisteredModel, SetAlias, CreateRun, CreateToken, Experiment, Health, LogBatch,
     MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
 };
 use serde::Deserialize;
@@ -34,6 +34,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/artifacts", post(upload_artifact))
         .route("/artifacts/{sha256}", get(download_artifact))
         .route("/tokens", post(create_token))
+        .route("/models", get(models).post(create_model))
+        .route("/models/{name}", get(model))
+        .route("/models/{name}/versions", get(model_versions).post(create_model_version))
+        .route("/models/{name}/versions/{version}", get(model_version))
+        .route("/models/{name}/aliases/{alias}", get(version_by_alias).put(set_alias).delete(delete_alias))
 }
 
 async fn health(State(state): Shared) -> Json<Health> {
@@ -117,4 +122,44 @@ async fn create_token(State(state): Shared, Extension(caller): Extension<Caller>
     caller.require_admin()?;
     let token = state.store.create_token(&body.name, body.admin).await?;
     Ok(Json(NewToken { name: body.name, token }))
+}
+
+async fn models(State(state): Shared) -> Reply<Vec<RegisteredModel>> {
+    Ok(Json(state.store.models().await?))
+}
+
+async fn create_model(State(state): Shared, JsonBody(body): JsonBody<CreateModel>) -> Reply<RegisteredModel> {
+    Ok(Json(state.store.create_model(&body).await?))
+}
+
+async fn model(State(state): Shared, Path(name): Path<String>) -> Reply<RegisteredModel> {
+    Ok(Json(state.store.model(&name).await?))
+}
+
+async fn model_versions(State(state): Shared, Path(name): Path<String>) -> Reply<Vec<ModelVersion>> {
+    state.store.model(&name).await?;
+    Ok(Json(state.store.model_versions(Some(&name), None).await?))
+}
+
+async fn create_model_version(State(state): Shared, Path(name): Path<String>, JsonBody(body): JsonBody<CreateModelVersion>) -> Reply<ModelVersion> {
+    Ok(Json(state.store.create_model_version(&name, &body).await?))
+}
+
+async fn model_version(State(state): Shared, Path((name, version)): Path<(String, String)>) -> Reply<ModelVersion> {
+    let version: i64 = version.parse().map_err(|_| ApiError::invalid("version", format!("'{version}' is not a version number")))?;
+    Ok(Json(state.store.model_version(&name, version).await?))
+}
+
+async fn version_by_alias(State(state): Shared, Path((name, alias)): Path<(String, String)>) -> Reply<ModelVersion> {
+    Ok(Json(state.store.version_by_alias(&name, &alias).await?))
+}
+
+async fn set_alias(State(state): Shared, Path((name, alias)): Path<(String, String)>, JsonBody(body): JsonBody<SetAlias>) -> Reply<ModelVersion> {
+    state.store.set_alias(&name, &alias, body.version).await?;
+    Ok(Json(state.store.model_version(&name, body.version).await?))
+}
+
+async fn delete_alias(State(state): Shared, Path((name, alias)): Path<(String, String)>) -> Reply<serde_json::Value> {
+    state.store.delete_alias(&name, &alias).await?;
+    Ok(Json(serde_json::json!({})))
 }

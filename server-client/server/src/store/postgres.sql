@@ -62,3 +62,37 @@ CREATE TABLE IF NOT EXISTS tokens (
     admin BIGINT NOT NULL,
     created_at BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS registered_models (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS model_versions (
+    name TEXT NOT NULL REFERENCES registered_models(name),
+    version BIGINT NOT NULL,
+    run_id TEXT REFERENCES runs(id),
+    source TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE INDEX IF NOT EXISTS model_versions_by_run ON model_versions(run_id);
+CREATE TABLE IF NOT EXISTS model_aliases (
+    name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (name, alias),
+    FOREIGN KEY (name, version) REFERENCES model_versions(name, version)
+);
+-- Tags of a registered model (version 0) and of its versions.
+CREATE TABLE IF NOT EXISTS model_tags (
+    name TEXT NOT NULL REFERENCES registered_models(name),
+    version BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, version, key)
+);
+-- MLflow clients start runs in experiment "0" unless told otherwise.
+INSERT INTO experiments (id, name, created_at) VALUES (0, 'Default', 0) ON CONFLICT DO NOTHING;

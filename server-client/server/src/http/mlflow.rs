@@ -1,0 +1,559 @@
+//! MLflow's tracking and registry REST subset (`/api/2.0/mlflow/…`) over the Kiln store, so
+//! the unmodified `mlflow` client logs to Kiln with `MLFLOW_TRACKING_URI` pointing here.
+//!
+//! Only shapes are translated: the semantics (write-once params, append-only metrics, error
+//! codes) are the store's own, which are MLflow's. Unknown request fields are ignored, as
+//! MLflow's server does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::Method;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kiln_api::search::{Attribute, Op, Target, Value as FilterValue, parse_filter};
+use kiln_api::{
+    ApiError, CreateModel, CreateModelVersion, CreateRun, Experiment, LogBatch, Metric, ModelVersion, Param,
+    RegisteredModel, RunSource, RunStatus, RunView, SearchRuns, Tag, UpdateRun,
+};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::{AppState, Failure, JsonBody, body};
+
+type Shared = State<Arc<AppState>>;
+type Reply = Result<Json<Value>, Failure>;
+type Params = Query<HashMap<String, String>>;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/experiments/create", post(create_experiment))
+        .route("/experiments/get", get(get_experiment))
+        .route("/experiments/get-by-name", get(get_experiment_by_name))
+        .route("/experiments/search", get(search_experiments).post(search_experiments))
+        .route("/runs/create", post(create_run))
+        .route("/runs/update", post(update_run))
+        .route("/runs/get", get(get_run))
+        .route("/runs/search", post(search_runs))
+        .route("/runs/log-batch", post(log_batch))
+        .route("/runs/log-metric", post(log_metric))
+        .route("/runs/log-parameter", post(log_parameter))
+        .route("/runs/set-tag", post(set_tag))
+        .route("/metrics/get-history", get(metric_history))
+        .route("/registered-models/create", post(create_registered_model))
+        .route("/registered-models/get", get(get_registered_model))
+        .route("/registered-models/search", get(search_registered_models).post(search_registered_models))
+        .route("/registered-models/alias", get(get_alias).post(set_alias).delete(delete_alias))
+        .route("/model-versions/create", post(create_model_version))
+        .route("/model-versions/get", get(get_model_version))
+        .route("/model-versions/search", get(search_model_versions).post(search_model_versions))
+}
+
+fn required<'a>(params: &'a HashMap<String, String>, key: &str) -> Result<&'a str, Failure> {
+    params.get(key).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| ApiError::invalid(key, "missing value").into())
+}
+
+fn run_id(run_id: &Option<String>, run_uuid: &Option<String>) -> Result<String, Failure> {
+    run_id.clone().or_else(|| run_uuid.clone()).filter(|id| !id.is_empty()).ok_or_else(|| ApiError::invalid("run_id", "missing value").into())
+}
+
+fn version_number(text: &str) -> Result<i64, Failure> {
+    text.parse().map_err(|_| ApiError::invalid("version", format!("'{text}' is not a version number")).into())
+}
+
+fn experiment_json(experiment: &Experiment) -> Value {
+    json!({
+        "experiment_id": experiment.id,
+        "name": experiment.name,
+        "artifact_location": format!("mlflow-artifacts:/{}", experiment.id),
+        "lifecycle_stage": "active",
+        "creation_time": experiment.created_at,
+        "last_update_time": experiment.created_at,
+        "tags": [],
+    })
+}
+
+fn run_info_json(run: &kiln_api::Run) -> Value {
+    let mut info = json!({
+        "run_id": run.id,
+        "run_uuid": run.id,
+        "run_name": run.name,
+        "experiment_id": run.experiment_id,
+        "user_id": "",
+        "status": run.status.as_str(),
+        "start_time": run.start_time,
+        "artifact_uri": format!("mlflow-artifacts:/{}/{}/artifacts", run.experiment_id, run.id),
+        "lifecycle_stage": "active",
+    });
+    if let Some(end) = run.end_time {
+        info["end_time"] = json!(end);
+    }
+    info
+}
+
+fn run_json(view: &RunView) -> Value {
+    let mut tags: Vec<Value> = view.tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect();
+    if !view.tags.iter().any(|t| t.key == "mlflow.runName") {
+        tags.push(json!({"key": "mlflow.runName", "value": view.run.name}));
+    }
+    json!({
+        "info": run_info_json(&view.run),
+        "data": {
+            "metrics": view.metrics.iter().map(metric_json).collect::<Vec<_>>(),
+            "params": view.params.iter().map(|p| json!({"key": p.key, "value": p.value})).collect::<Vec<_>>(),
+            "tags": tags,
+        },
+        "inputs": {},
+    })
+}
+
+fn metric_json(metric: &Metric) -> Value {
+    json!({"key": metric.key, "value": metric.value, "timestamp": metric.timestamp, "step": metric.step})
+}
+
+fn version_json(version: &ModelVersion) -> Value {
+    json!({
+        "name": version.name,
+        "version": version.version.to_string(),
+        "creation_timestamp": version.created_at,
+        "last_updated_timestamp": version.updated_at,
+        "current_stage": "None",
+        "description": version.description,
+        "source": version.source,
+        "run_id": version.run_id.clone().unwrap_or_default(),
+        "status": "READY",
+        "tags": version.tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(),
+        "aliases": version.aliases,
+        "run_link": "",
+    })
+}
+
+async fn model_json(state: &AppState, model: &RegisteredModel) -> Result<Value, Failure> {
+    let latest = match model.latest_version {
+        Some(version) => vec![version_json(&state.store.model_version(&model.name, version).await?)],
+        None => Vec::new(),
+    };
+    Ok(json!({
+        "name": model.name,
+        "creation_timestamp": model.created_at,
+        "last_updated_timestamp": model.updated_at,
+        "description": model.description,
+        "tags": model.tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(),
+        "aliases": model.aliases.iter().map(|a| json!({"alias": a.alias, "version": a.version.to_string()})).collect::<Vec<_>>(),
+        "latest_versions": latest,
+    }))
+}
+
+#[derive(Deserialize)]
+struct KeyValue {
+    key: String,
+    value: String,
+}
+
+impl From<KeyValue> for Tag {
+    fn from(kv: KeyValue) -> Tag {
+        Tag { key: kv.key, value: kv.value }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateExperimentBody {
+    name: String,
+}
+
+async fn create_experiment(State(state): Shared, JsonBody(body): JsonBody<CreateExperimentBody>) -> Reply {
+    let experiment = state.store.create_experiment(&body.name).await?;
+    Ok(Json(json!({"experiment_id": experiment.id})))
+}
+
+async fn get_experiment(State(state): Shared, Query(params): Params) -> Reply {
+    let id = required(&params, "experiment_id")?;
+    if id.parse::<i64>().is_err() {
+        return Err(ApiError::not_found("experiment", id).into());
+    }
+    let experiment = state.store.experiment(id).await?;
+    if experiment.id != id {
+        return Err(ApiError::not_found("experiment", id).into());
+    }
+    Ok(Json(json!({"experiment": experiment_json(&experiment)})))
+}
+
+async fn get_experiment_by_name(State(state): Shared, Query(params): Params) -> Reply {
+    let name = required(&params, "experiment_name")?;
+    let experiment = state.store.experiment(name).await?;
+    if experiment.name != name {
+        return Err(ApiError::not_found("experiment", name).into());
+    }
+    Ok(Json(json!({"experiment": experiment_json(&experiment)})))
+}
+
+#[derive(Deserialize, Default)]
+struct SearchBody {
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    max_results: Option<i64>,
+    #[serde(default)]
+    order_by: Vec<String>,
+    #[serde(default)]
+    page_token: Option<String>,
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+}
+
+/// A search request from a GET query or a POST body.
+fn search_request(method: &Method, params: &HashMap<String, String>, bytes: &Bytes) -> Result<SearchBody, Failure> {
+    if *method == Method::GET || bytes.is_empty() {
+        Ok(SearchBody {
+            filter: params.get("filter").cloned(),
+            max_results: params.get("max_results").and_then(|m| m.parse().ok()),
+            order_by: params.get("order_by").cloned().into_iter().collect(),
+            page_token: params.get("page_token").cloned(),
+            experiment_ids: Vec::new(),
+        })
+    } else {
+        Ok(body::parse(bytes)?)
+    }
+}
+
+/// `name = 'x'`, `name LIKE 'x%'`, `name ILIKE …`, `name != 'x'`, `tags.k = 'v'`, `tags.k != 'v'`
+/// (what MLflow clients send; MLflow 3 adds `tags.\`mlflow.prompt.is_prompt\` != 'true'` itself).
+/// A missing tag satisfies `!=`.
+fn name_matches(filter: &str, name: &str, tags: &[Tag], extra: impl Fn(Attribute, &str) -> Option<bool>) -> Result<bool, Failure> {
+    let filter = parse_filter(filter)?;
+    let like = |pattern: &str, text: &str, fold: bool| {
+        let (pattern, text) = if fold { (pattern.to_lowercase(), text.to_lowercase()) } else { (pattern.to_owned(), text.to_owned()) };
+        like_match(pattern.as_bytes(), text.as_bytes())
+    };
+    for clause in filter.clauses {
+        let FilterValue::Text(value) = &clause.value else {
+            return Err(ApiError::invalid("filter", "only string comparisons are supported here").into());
+        };
+        let holds = match (&clause.target, clause.op) {
+            (Target::Attribute(Attribute::RunName), Op::Eq) => name == value,
+            (Target::Attribute(Attribute::RunName), Op::Ne) => name != value,
+            (Target::Attribute(Attribute::RunName), Op::Like) => like(value, name, false),
+            (Target::Attribute(Attribute::RunName), Op::ILike) => like(value, name, true),
+            (Target::Tag(key), Op::Eq) => tags.iter().any(|t| t.key == *key && t.value == *value),
+            (Target::Tag(key), Op::Ne) => !tags.iter().any(|t| t.key == *key && t.value == *value),
+            (Target::Attribute(attribute), Op::Eq) => match extra(*attribute, value) {
+                Some(holds) => holds,
+                None => return Err(ApiError::invalid("filter", format!("unsupported attribute {attribute:?} here")).into()),
+            },
+            _ => return Err(ApiError::invalid("filter", "supported: name =, !=, LIKE, ILIKE; tags.KEY =, !=; run_id = for versions").into()),
+        };
+        if !holds {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// SQL LIKE: `%` any run, `_` any one byte.
+fn like_match(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'%', rest)) => (0..=text.len()).any(|i| like_match(rest, &text[i..])),
+        Some((b'_', rest)) => !text.is_empty() && like_match(rest, &text[1..]),
+        Some((c, rest)) => text.first() == Some(c) && like_match(rest, &text[1..]),
+    }
+}
+
+async fn search_experiments(State(state): Shared, method: Method, Query(params): Params, bytes: Bytes) -> Reply {
+    let request = search_request(&method, &params, &bytes)?;
+    let filter = request.filter.unwrap_or_default();
+    let mut found = Vec::new();
+    for experiment in state.store.experiments().await? {
+        if name_matches(&filter, &experiment.name, &[], |_, _| None)? {
+            found.push(experiment_json(&experiment));
+        }
+    }
+    if let Some(max) = request.max_results {
+        found.truncate(max.max(0) as usize);
+    }
+    Ok(Json(json!({"experiments": found})))
+}
+
+#[derive(Deserialize)]
+struct CreateRunBody {
+    #[serde(default)]
+    experiment_id: Option<String>,
+    #[serde(default)]
+    run_name: Option<String>,
+    #[serde(default)]
+    start_time: Option<i64>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn create_run(State(state): Shared, JsonBody(body): JsonBody<CreateRunBody>) -> Reply {
+    let experiment_id = body.experiment_id.unwrap_or_else(|| "0".to_owned());
+    let experiment = state.store.experiment(&experiment_id).await?;
+    if experiment.id != experiment_id {
+        return Err(ApiError::not_found("experiment", experiment_id).into());
+    }
+    let tags: Vec<Tag> = body.tags.into_iter().map(Tag::from).collect();
+    let name = body.run_name.filter(|n| !n.is_empty()).or_else(|| tags.iter().find(|t| t.key == "mlflow.runName").map(|t| t.value.clone()));
+    let run = state
+        .store
+        .create_run(&CreateRun { experiment: experiment.name, name, source: RunSource::External, start_time: body.start_time, tags })
+        .await?;
+    Ok(Json(json!({"run": run_json(&state.store.run(&run.id).await?)})))
+}
+
+#[derive(Deserialize)]
+struct UpdateRunBody {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    end_time: Option<i64>,
+    #[serde(default)]
+    run_name: Option<String>,
+}
+
+async fn update_run(State(state): Shared, JsonBody(body): JsonBody<UpdateRunBody>) -> Reply {
+    let id = run_id(&body.run_id, &body.run_uuid)?;
+    let status = match &body.status {
+        Some(text) => Some(RunStatus::parse(text).ok_or_else(|| ApiError::invalid("status", format!("'{text}' is not a run status")))?),
+        None => None,
+    };
+    let run = state.store.update_run(&id, &UpdateRun { status, end_time: body.end_time, name: body.run_name.filter(|n| !n.is_empty()) }).await?;
+    Ok(Json(json!({"run_info": run_info_json(&run)})))
+}
+
+async fn get_run(State(state): Shared, Query(params): Params) -> Reply {
+    let id = run_id(&params.get("run_id").cloned(), &params.get("run_uuid").cloned())?;
+    Ok(Json(json!({"run": run_json(&state.store.run(&id).await?)})))
+}
+
+async fn search_runs(State(state): Shared, JsonBody(body): JsonBody<SearchBody>) -> Reply {
+    let mut experiments = Vec::new();
+    for id in &body.experiment_ids {
+        match state.store.experiment(id).await {
+            Ok(experiment) if experiment.id == *id => experiments.push(experiment.name),
+            _ => return Err(ApiError::not_found("experiment", id).into()),
+        }
+    }
+    if body.experiment_ids.is_empty() {
+        return Err(ApiError::invalid("experiment_ids", "at least one experiment id is required").into());
+    }
+    let page = state
+        .store
+        .search_runs(&SearchRuns {
+            experiments,
+            filter: body.filter.unwrap_or_default(),
+            order_by: body.order_by,
+            max_results: body.max_results.map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
+            page_token: body.page_token.filter(|t| !t.is_empty()),
+        })
+        .await?;
+    let mut reply = json!({"runs": page.runs.iter().map(run_json).collect::<Vec<_>>()});
+    if let Some(token) = page.next_page_token {
+        reply["next_page_token"] = json!(token);
+    }
+    Ok(Json(reply))
+}
+
+#[derive(Deserialize)]
+struct LogBatchBody {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    #[serde(default)]
+    metrics: Vec<Metric>,
+    #[serde(default)]
+    params: Vec<Param>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn log_batch(State(state): Shared, JsonBody(body): JsonBody<LogBatchBody>) -> Reply {
+    let id = run_id(&body.run_id, &body.run_uuid)?;
+    let batch = LogBatch { params: body.params, metrics: body.metrics, tags: body.tags.into_iter().map(Tag::from).collect() };
+    state.store.log_batch(&id, &batch).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct LogMetricBody {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    key: String,
+    value: f64,
+    timestamp: i64,
+    #[serde(default)]
+    step: i64,
+}
+
+async fn log_metric(State(state): Shared, JsonBody(body): JsonBody<LogMetricBody>) -> Reply {
+    let id = run_id(&body.run_id, &body.run_uuid)?;
+    let metric = Metric { key: body.key, value: body.value, timestamp: body.timestamp, step: body.step };
+    state.store.log_batch(&id, &LogBatch { metrics: vec![metric], ..Default::default() }).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct KeyValueBody {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    key: String,
+    value: String,
+}
+
+async fn log_parameter(State(state): Shared, JsonBody(body): JsonBody<KeyValueBody>) -> Reply {
+    let id = run_id(&body.run_id, &body.run_uuid)?;
+    state.store.log_batch(&id, &LogBatch { params: vec![Param { key: body.key, value: body.value }], ..Default::default() }).await?;
+    Ok(Json(json!({})))
+}
+
+async fn set_tag(State(state): Shared, JsonBody(body): JsonBody<KeyValueBody>) -> Reply {
+    let id = run_id(&body.run_id, &body.run_uuid)?;
+    state.store.log_batch(&id, &LogBatch { tags: vec![Tag { key: body.key, value: body.value }], ..Default::default() }).await?;
+    Ok(Json(json!({})))
+}
+
+async fn metric_history(State(state): Shared, Query(params): Params) -> Reply {
+    let id = run_id(&params.get("run_id").cloned(), &params.get("run_uuid").cloned())?;
+    let key = required(&params, "metric_key")?;
+    let history = state.store.metric_history(&id, key).await?;
+    Ok(Json(json!({"metrics": history.points.iter().map(metric_json).collect::<Vec<_>>()})))
+}
+
+#[derive(Deserialize)]
+struct CreateModelBody {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn create_registered_model(State(state): Shared, JsonBody(body): JsonBody<CreateModelBody>) -> Reply {
+    let model = state
+        .store
+        .create_model(&CreateModel { name: body.name, description: body.description.unwrap_or_default(), tags: body.tags.into_iter().map(Tag::from).collect() })
+        .await?;
+    Ok(Json(json!({"registered_model": model_json(&state, &model).await?})))
+}
+
+async fn get_registered_model(State(state): Shared, Query(params): Params) -> Reply {
+    let model = state.store.model(required(&params, "name")?).await?;
+    Ok(Json(json!({"registered_model": model_json(&state, &model).await?})))
+}
+
+async fn search_registered_models(State(state): Shared, method: Method, Query(params): Params, bytes: Bytes) -> Reply {
+    let request = search_request(&method, &params, &bytes)?;
+    let filter = request.filter.unwrap_or_default();
+    let mut found = Vec::new();
+    for model in state.store.models().await? {
+        if name_matches(&filter, &model.name, &model.tags, |_, _| None)? {
+            found.push(model_json(&state, &model).await?);
+        }
+    }
+    if let Some(max) = request.max_results {
+        found.truncate(max.max(0) as usize);
+    }
+    Ok(Json(json!({"registered_models": found})))
+}
+
+#[derive(Deserialize)]
+struct CreateVersionBody {
+    name: String,
+    source: String,
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn create_model_version(State(state): Shared, JsonBody(body): JsonBody<CreateVersionBody>) -> Reply {
+    let version = state
+        .store
+        .create_model_version(
+            &body.name,
+            &CreateModelVersion {
+                source: body.source,
+                run_id: body.run_id.filter(|r| !r.is_empty()),
+                description: body.description.unwrap_or_default(),
+                tags: body.tags.into_iter().map(Tag::from).collect(),
+            },
+        )
+        .await?;
+    Ok(Json(json!({"model_version": version_json(&version)})))
+}
+
+async fn get_model_version(State(state): Shared, Query(params): Params) -> Reply {
+    let version = version_number(required(&params, "version")?)?;
+    Ok(Json(json!({"model_version": version_json(&state.store.model_version(required(&params, "name")?, version).await?)})))
+}
+
+async fn search_model_versions(State(state): Shared, method: Method, Query(params): Params, bytes: Bytes) -> Reply {
+    let request = search_request(&method, &params, &bytes)?;
+    let filter = request.filter.unwrap_or_default();
+    let mut found = Vec::new();
+    for version in state.store.model_versions(None, None).await? {
+        let run = version.run_id.clone().unwrap_or_default();
+        let matches = name_matches(&filter, &version.name, &version.tags, |attribute, value| match attribute {
+            Attribute::RunId => Some(run == value),
+            _ => None,
+        })?;
+        if matches {
+            found.push(version_json(&version));
+        }
+    }
+    if let Some(max) = request.max_results {
+        found.truncate(max.max(0) as usize);
+    }
+    Ok(Json(json!({"model_versions": found})))
+}
+
+#[derive(Deserialize)]
+struct AliasBody {
+    name: String,
+    alias: String,
+    #[serde(default)]
+    version: Option<String>,
+}
+
+/// DELETE and GET carry their fields in the query; MLflow's client sends DELETE's in a body.
+fn alias_request(params: &HashMap<String, String>, bytes: &Bytes) -> Result<AliasBody, Failure> {
+    if !bytes.is_empty() {
+        return parse_body(bytes);
+    }
+    Ok(AliasBody { name: required(params, "name")?.to_owned(), alias: required(params, "alias")?.to_owned(), version: params.get("version").cloned() })
+}
+
+fn parse_body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Failure> {
+    Ok(body::parse(bytes)?)
+}
+
+async fn set_alias(State(state): Shared, JsonBody(body): JsonBody<AliasBody>) -> Reply {
+    let version = version_number(body.version.as_deref().unwrap_or(""))?;
+    state.store.set_alias(&body.name, &body.alias, version).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_alias(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let request = alias_request(&params, &bytes)?;
+    state.store.delete_alias(&request.name, &request.alias).await?;
+    Ok(Json(json!({})))
+}
+
+async fn get_alias(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let request = alias_request(&params, &bytes)?;
+    Ok(Json(json!({"model_version": version_json(&state.store.version_by_alias(&request.name, &request.alias).await?)})))
+}

@@ -1,0 +1,239 @@
+//! The model registry: registered models, their numbered versions, aliases and tags.
+
+use std::collections::HashMap;
+
+use kiln_api::{ApiError, CreateModel, CreateModelVersion, ModelAlias, ModelVersion, RegisteredModel, Tag, limits};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Result, Store, Writer, now_millis};
+
+const VERSION_COLUMNS: &str = "name, version, run_id, source, description, created_at, updated_at";
+
+fn version_from_row(row: &AnyRow) -> Result<ModelVersion> {
+    Ok(ModelVersion {
+        name: row.try_get("name")?,
+        version: row.try_get("version")?,
+        run_id: row.try_get("run_id")?,
+        source: row.try_get("source")?,
+        description: row.try_get("description")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        aliases: Vec::new(),
+        tags: Vec::new(),
+    })
+}
+
+fn check_tags(tags: &[Tag]) -> Result<()> {
+    limits::batch(&kiln_api::LogBatch { tags: tags.to_vec(), ..Default::default() })?;
+    Ok(())
+}
+
+async fn write_tags(w: &mut Writer<'_>, name: &str, version: i64, tags: &[Tag]) -> Result<()> {
+    for tag in tags {
+        sqlx::query(
+            "INSERT INTO model_tags (name, version, key, value) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(&tag.key)
+        .bind(&tag.value)
+        .execute(&mut *w.tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn create_model(&self, request: &CreateModel) -> Result<RegisteredModel> {
+        limits::name("name", &request.name)?;
+        check_tags(&request.tags)?;
+        let mut w = self.write().await?;
+        if sqlx::query("SELECT name FROM registered_models WHERE name = $1").bind(&request.name).fetch_optional(&mut *w.tx).await?.is_some() {
+            return Err(ApiError::already_exists("registered model", &request.name).into());
+        }
+        let now = now_millis();
+        sqlx::query("INSERT INTO registered_models (name, description, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+            .bind(&request.name)
+            .bind(&request.description)
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await?;
+        write_tags(&mut w, &request.name, 0, &request.tags).await?;
+        w.commit().await?;
+        self.model(&request.name).await
+    }
+
+    pub async fn models(&self) -> Result<Vec<RegisteredModel>> {
+        let names: Vec<String> = sqlx::query("SELECT name FROM registered_models ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("name"))
+            .collect::<Result<_, _>>()?;
+        let mut models = Vec::with_capacity(names.len());
+        for name in names {
+            models.push(self.model(&name).await?);
+        }
+        Ok(models)
+    }
+
+    pub async fn model(&self, name: &str) -> Result<RegisteredModel> {
+        let row = sqlx::query("SELECT name, description, created_at, updated_at FROM registered_models WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("registered model", name))?;
+        let latest: Option<i64> = sqlx::query("SELECT MAX(version) AS latest FROM model_versions WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("latest")?;
+        let aliases = sqlx::query("SELECT alias, version FROM model_aliases WHERE name = $1 ORDER BY alias")
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Ok(ModelAlias { alias: row.try_get("alias")?, version: row.try_get("version")? }))
+            .collect::<Result<_>>()?;
+        Ok(RegisteredModel {
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            latest_version: latest,
+            aliases,
+            tags: self.model_tags(name, 0).await?,
+        })
+    }
+
+    async fn model_tags(&self, name: &str, version: i64) -> Result<Vec<Tag>> {
+        sqlx::query("SELECT key, value FROM model_tags WHERE name = $1 AND version = $2 ORDER BY key")
+            .bind(name)
+            .bind(version)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Ok(Tag { key: row.try_get("key")?, value: row.try_get("value")? }))
+            .collect()
+    }
+
+    /// The next version of `name` (1 for the first), made from `request`.
+    pub async fn create_model_version(&self, name: &str, request: &CreateModelVersion) -> Result<ModelVersion> {
+        if request.source.trim().is_empty() {
+            return Err(ApiError::invalid("source", "must name where the model values are").into());
+        }
+        check_tags(&request.tags)?;
+        let mut w = self.write().await?;
+        let now = now_millis();
+        // Touching the model row first serializes concurrent version creation on PostgreSQL.
+        let touched = sqlx::query("UPDATE registered_models SET updated_at = $1 WHERE name = $2").bind(now).bind(name).execute(&mut *w.tx).await?;
+        if touched.rows_affected() == 0 {
+            return Err(ApiError::not_found("registered model", name).into());
+        }
+        if let Some(run_id) = &request.run_id
+            && sqlx::query("SELECT id FROM runs WHERE id = $1").bind(run_id).fetch_optional(&mut *w.tx).await?.is_none()
+        {
+            return Err(ApiError::new(kiln_api::ErrorCode::ResourceDoesNotExist, format!("run_id: run '{run_id}' not found")).into());
+        }
+        let latest: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS latest FROM model_versions WHERE name = $1").bind(name).fetch_one(&mut *w.tx).await?.try_get("latest")?;
+        let version = latest.unwrap_or(0) + 1;
+        sqlx::query(
+            "INSERT INTO model_versions (name, version, run_id, source, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(request.run_id.clone())
+        .bind(&request.source)
+        .bind(&request.description)
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?;
+        write_tags(&mut w, name, version, &request.tags).await?;
+        w.commit().await?;
+        self.model_version(name, version).await
+    }
+
+    pub async fn model_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
+        let row = sqlx::query(super::audited(format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE name = $1 AND version = $2")))
+            .bind(name)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("model version", format!("{name}/{version}")))?;
+        let mut found = version_from_row(&row)?;
+        self.decorate(std::slice::from_mut(&mut found)).await?;
+        Ok(found)
+    }
+
+    /// Versions of `name` (all models when `None`) or made by `run_id`, newest first.
+    pub async fn model_versions(&self, name: Option<&str>, run_id: Option<&str>) -> Result<Vec<ModelVersion>> {
+        let rows = sqlx::query(super::audited(format!(
+            "SELECT {VERSION_COLUMNS} FROM model_versions WHERE ($1 = '' OR name = $1) AND ($2 = '' OR run_id = $2) ORDER BY name, version DESC"
+        )))
+        .bind(name.unwrap_or("").to_owned())
+        .bind(run_id.unwrap_or("").to_owned())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut versions = rows.iter().map(version_from_row).collect::<Result<Vec<_>>>()?;
+        self.decorate(&mut versions).await?;
+        Ok(versions)
+    }
+
+    /// Fills in aliases and tags.
+    async fn decorate(&self, versions: &mut [ModelVersion]) -> Result<()> {
+        let mut aliases: HashMap<(String, i64), Vec<String>> = HashMap::new();
+        let mut names: Vec<&str> = versions.iter().map(|v| v.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            for row in sqlx::query("SELECT alias, version FROM model_aliases WHERE name = $1 ORDER BY alias").bind(name).fetch_all(&self.pool).await? {
+                aliases.entry((name.to_owned(), row.try_get("version")?)).or_default().push(row.try_get("alias")?);
+            }
+        }
+        for version in versions.iter_mut() {
+            version.aliases = aliases.remove(&(version.name.clone(), version.version)).unwrap_or_default();
+            version.tags = self.model_tags(&version.name, version.version).await?;
+        }
+        Ok(())
+    }
+
+    /// Points `alias` at `version` (moving it if it pointed elsewhere).
+    pub async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
+        limits::alias("alias", alias)?;
+        let mut w = self.write().await?;
+        if sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2").bind(name).bind(version).fetch_optional(&mut *w.tx).await?.is_none() {
+            return Err(ApiError::not_found("model version", format!("{name}/{version}")).into());
+        }
+        sqlx::query("INSERT INTO model_aliases (name, alias, version) VALUES ($1, $2, $3) ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version")
+            .bind(name)
+            .bind(alias)
+            .bind(version)
+            .execute(&mut *w.tx)
+            .await?;
+        sqlx::query("UPDATE registered_models SET updated_at = $1 WHERE name = $2").bind(now_millis()).bind(name).execute(&mut *w.tx).await?;
+        w.commit().await
+    }
+
+    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        let deleted = sqlx::query("DELETE FROM model_aliases WHERE name = $1 AND alias = $2").bind(name).bind(alias).execute(&mut *w.tx).await?;
+        if deleted.rows_affected() == 0 {
+            return Err(ApiError::not_found("alias", format!("{name}@{alias}")).into());
+        }
+        w.commit().await
+    }
+
+    pub async fn version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
+        let version: i64 = sqlx::query("SELECT version FROM model_aliases WHERE name = $1 AND alias = $2")
+            .bind(name)
+            .bind(alias)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("alias", format!("{name}@{alias}")))?
+            .try_get("version")?;
+        self.model_version(name, version).await
+    }
+}

@@ -1,0 +1,37 @@
+"""A `kiln server` on port 0 in a fresh data dir, for tests that drive it with real clients."""
+
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+
+def kiln_binary() -> str:
+    explicit = os.environ.get("KILN_BIN")
+    if explicit:
+        return explicit
+    target = os.environ.get("CARGO_TARGET_DIR") or str(pathlib.Path(__file__).resolve().parents[2] / "target")
+    return str(pathlib.Path(target) / "release" / "kiln")
+
+
+@pytest.fixture()
+def kiln_server(tmp_path):
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [kiln_binary(), "server", "--listen", "127.0.0.1:0", "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "KILN_LOG": "warn"},
+    )
+    try:
+        line = proc.stdout.readline().strip()
+        prefix = "kiln server listening on "
+        assert line.startswith(prefix), f"unexpected first line from kiln server: {line!r}"
+        url = line[len(prefix):]
+        token = (data / "admin.token").read_text().strip()
+        yield url, token
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

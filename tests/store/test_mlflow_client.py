@@ -1,0 +1,125 @@
+"""The unmodified `mlflow` client (mlflow-skinny, pinned) logging to and reading from Kiln."""
+
+import math
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+
+@pytest.fixture()
+def tracking(kiln_server, monkeypatch):
+    url, token = kiln_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    mlflow.set_tracking_uri(url)
+    yield MlflowClient(tracking_uri=url)
+    if mlflow.active_run():
+        mlflow.end_run()
+
+
+def error_code(excinfo):
+    return excinfo.value.error_code
+
+
+def test_fluent_tracking_round_trip(tracking):
+    experiment = mlflow.set_experiment("mlflow-compat")
+    assert tracking.get_experiment_by_name("mlflow-compat").experiment_id == experiment.experiment_id
+    assert tracking.get_experiment_by_name("no-such-experiment") is None
+    with mlflow.start_run(run_name="baseline") as run:
+        mlflow.log_param("lr", 0.01)
+        mlflow.log_params({"epochs": 3, "batch": 32})
+        for step in range(5):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        mlflow.log_metrics({"acc": 0.91, "f1": 0.8}, step=4)
+        mlflow.set_tag("stage", "dev")
+        mlflow.set_tags({"owner": "ann"})
+    fetched = tracking.get_run(run.info.run_id)
+    assert fetched.info.status == "FINISHED"
+    assert fetched.info.run_name == "baseline"
+    assert fetched.info.end_time is not None
+    assert fetched.data.params == {"lr": "0.01", "epochs": "3", "batch": "32"}
+    assert fetched.data.metrics == {"loss": pytest.approx(0.2), "acc": 0.91, "f1": 0.8}
+    assert fetched.data.tags["stage"] == "dev" and fetched.data.tags["owner"] == "ann"
+    history = tracking.get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, round(m.value, 4)) for m in history] == [(0, 1.0), (1, 0.5), (2, 0.3333), (3, 0.25), (4, 0.2)]
+
+
+def test_search_runs_with_filters_and_order(tracking):
+    experiment_id = tracking.create_experiment("search")
+    for i in range(6):
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"r{i}"):
+            mlflow.log_param("lr", f"0.{i}")
+            mlflow.log_metric("acc", i / 10)
+    runs = tracking.search_runs([experiment_id], "metrics.acc >= 0.3", order_by=["metrics.acc DESC"])
+    assert [r.info.run_name for r in runs] == ["r5", "r4", "r3"]
+    runs = mlflow.search_runs(experiment_ids=[experiment_id], filter_string="params.lr = '0.2'", output_format="list")
+    assert [r.info.run_name for r in runs] == ["r2"]
+    page = tracking.search_runs([experiment_id], "", order_by=["attributes.run_name ASC"], max_results=4)
+    assert [r.info.run_name for r in page] == ["r0", "r1", "r2", "r3"]
+    assert page.token
+    rest = tracking.search_runs([experiment_id], "", order_by=["attributes.run_name ASC"], max_results=4, page_token=page.token)
+    assert [r.info.run_name for r in rest] == ["r4", "r5"]
+
+
+def test_mlflow_semantics_and_error_codes(tracking):
+    experiment_id = tracking.create_experiment("errors")
+    with pytest.raises(MlflowException) as duplicate:
+        tracking.create_experiment("errors")
+    assert error_code(duplicate) == "RESOURCE_ALREADY_EXISTS"
+    run = tracking.create_run(experiment_id)
+    run_id = run.info.run_id
+    tracking.log_param(run_id, "lr", "0.1")
+    tracking.log_param(run_id, "lr", "0.1")  # the same value again is fine
+    with pytest.raises(MlflowException) as changed:
+        tracking.log_param(run_id, "lr", "0.2")
+    assert error_code(changed) == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(MlflowException) as non_finite:
+        tracking.log_metric(run_id, "loss", math.inf)
+    assert error_code(non_finite) == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(MlflowException) as missing:
+        tracking.get_run("0" * 32)
+    assert error_code(missing) == "RESOURCE_DOES_NOT_EXIST"
+    tracking.set_terminated(run_id, status="FAILED")
+    assert tracking.get_run(run_id).info.status == "FAILED"
+
+
+def test_model_registry_versions_and_aliases(tracking):
+    experiment_id = tracking.create_experiment("registry")
+    run_id = tracking.create_run(experiment_id).info.run_id
+    tracking.create_registered_model("visual_recognition", description="cats and dogs")
+    with pytest.raises(MlflowException) as duplicate:
+        tracking.create_registered_model("visual_recognition")
+    assert error_code(duplicate) == "RESOURCE_ALREADY_EXISTS"
+    first = tracking.create_model_version("visual_recognition", f"runs:/{run_id}/model", run_id=run_id)
+    second = tracking.create_model_version("visual_recognition", f"runs:/{run_id}/model2", run_id=run_id, tags={"framework": "candle"})
+    assert (first.version, second.version) == ("1", "2")
+    assert second.tags == {"framework": "candle"}
+    tracking.set_registered_model_alias("visual_recognition", "champion", "1")
+    assert tracking.get_model_version_by_alias("visual_recognition", "champion").version == "1"
+    tracking.set_registered_model_alias("visual_recognition", "champion", "2")
+    model = tracking.get_registered_model("visual_recognition")
+    assert model.aliases == {"champion": "2"}
+    assert model.description == "cats and dogs"
+    assert tracking.get_model_version("visual_recognition", "2").source == f"runs:/{run_id}/model2"
+    versions = tracking.search_model_versions("name='visual_recognition'")
+    assert sorted(v.version for v in versions) == ["1", "2"]
+    assert [m.name for m in tracking.search_registered_models("name LIKE 'visual%'")] == ["visual_recognition"]
+    tracking.delete_registered_model_alias("visual_recognition", "champion")
+    with pytest.raises(MlflowException) as gone:
+        tracking.get_model_version_by_alias("visual_recognition", "champion")
+    assert error_code(gone) == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException) as reserved:
+        tracking.set_registered_model_alias("visual_recognition", "latest", "1")
+    assert error_code(reserved) == "INVALID_PARAMETER_VALUE"
+
+
+def test_writes_without_a_token_are_refused(kiln_server, monkeypatch):
+    url, _ = kiln_server
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(MlflowException) as refused:
+        MlflowClient(tracking_uri=url).create_experiment("anonymous")
+    assert "UNAUTHENTICATED" in str(refused.value) or "401" in str(refused.value)
