@@ -331,3 +331,140 @@ pub struct CreateModelVersion {
 pub struct SetAlias {
     pub version: i64,
 }
+
+/// A named dataset; its versions are told apart by fingerprint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    pub name: String,
+    pub created_at: Millis,
+    pub versions: u64,
+}
+
+/// One version of a dataset: what its bytes hash to, how big it is, what it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetVersion {
+    pub id: String,
+    pub name: String,
+    /// sha256 (hex) of the file manifest (`path\tsize\tsha256` lines, sorted) or of the
+    /// Parquet bytes of a DataFrame.
+    pub fingerprint: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// Column names and types, as the producer describes them (e.g. polars dtypes).
+    #[serde(default)]
+    pub schema: Vec<Column>,
+    /// The artifact holding the data, when it was uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_sha256: Option<String>,
+    /// The run that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub dtype: String,
+}
+
+/// `POST /api/v1/datasets/{name}/versions`. Registering a fingerprint the dataset already has
+/// returns that version (datasets are immutable; the same bytes are the same version).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RegisterDatasetVersion {
+    pub fingerprint: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema: Vec<Column>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+/// What a component was built from and where its image is: one per (handle, role, digest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodePackage {
+    pub id: String,
+    pub handle: String,
+    pub role: Role,
+    /// `registry/repo:tag` or an OCI layout reference.
+    pub image: String,
+    /// The image manifest digest, `sha256:…`.
+    pub digest: String,
+    pub notebook_sha256: String,
+    /// sha256 of each cell that went into the component, in notebook order.
+    #[serde(default)]
+    pub cell_sha256: Vec<String>,
+    pub cargo_lock_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    pub created_at: Millis,
+}
+
+/// The part of the pipeline a component plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Data,
+    Train,
+    Infer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Data => "data",
+            Role::Train => "train",
+            Role::Infer => "infer",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Some(match text {
+            "data" => Role::Data,
+            "train" => Role::Train,
+            "infer" => Role::Infer,
+            _ => return None,
+        })
+    }
+}
+
+/// `POST /api/v1/code-packages`; the same (handle, role, digest) again returns the first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterCodePackage {
+    pub handle: String,
+    pub role: Role,
+    pub image: String,
+    pub digest: String,
+    pub notebook_sha256: String,
+    #[serde(default)]
+    pub cell_sha256: Vec<String>,
+    pub cargo_lock_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+}
+
+/// `POST /api/v1/runs/{id}/inputs`: what a run read and ran.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunInputs {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dataset_versions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code_packages: Vec<String>,
+}
+
+/// `GET /api/v1/lineage/{model}/{version}`: where a model version came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    pub model_version: ModelVersion,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunView>,
+    /// Dataset versions the run read, and those it produced.
+    pub datasets_read: Vec<DatasetVersion>,
+    pub datasets_produced: Vec<DatasetVersion>,
+    pub code_packages: Vec<CodePackage>,
+}

@@ -15,6 +15,7 @@
 //! Outside the Kiln kernel (a component, a test) the same calls print plain text, so code
 //! moved from a notebook into a component behaves the same without edits.
 
+pub mod dataset;
 pub mod display;
 mod progress;
 pub mod store;

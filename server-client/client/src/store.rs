@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use kiln_api::{
+    CodePackage, Dataset, DatasetVersion, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
     ApiError, Artifact, AttachArtifact, CreateExperiment, CreateModel, CreateModelVersion, ModelVersion, RegisteredModel, SetAlias, CreateRun, CreateToken, Experiment, Health, LogBatch,
     MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
 };
@@ -207,6 +208,12 @@ impl Client {
         Ok(bytes)
     }
 
+    /// The JSON artifact `sha256`, read back into a `T`.
+    pub fn load_json<T: DeserializeOwned>(&self, sha256: &str) -> Result<T, Error> {
+        let bytes = self.download(sha256)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(ApiError::invalid("sha256", format!("artifact {sha256} is not the JSON expected: {e}"))))
+    }
+
     pub fn attach_artifact(&self, run_id: &str, attach: &AttachArtifact) -> Result<RunArtifact, Error> {
         self.send("POST", &format!("/runs/{}/artifacts", escape(run_id)), attach)
     }
@@ -259,6 +266,42 @@ impl Client {
         let url = self.url_of(&path);
         let _: serde_json::Value = Self::reply("DELETE", &path, &url, self.authorize(self.agent.delete(&url)).call())?;
         Ok(())
+    }
+}
+
+impl Client {
+    /// Registers a dataset version (the same fingerprint again returns the existing version).
+    pub fn register_dataset_version(&self, name: &str, request: &RegisterDatasetVersion) -> Result<DatasetVersion, Error> {
+        limits::name("name", name)?;
+        limits::sha256("fingerprint", &request.fingerprint)?;
+        self.send("POST", &format!("/datasets/{}/versions", escape(name)), request)
+    }
+
+    pub fn datasets(&self) -> Result<Vec<Dataset>, Error> {
+        self.get("/datasets")
+    }
+
+    pub fn dataset_versions(&self, name: &str) -> Result<Vec<DatasetVersion>, Error> {
+        self.get(&format!("/datasets/{}/versions", escape(name)))
+    }
+
+    pub fn register_code_package(&self, request: &RegisterCodePackage) -> Result<CodePackage, Error> {
+        self.send("POST", "/code-packages", request)
+    }
+
+    /// Code packages of `handle` (all when empty), newest first.
+    pub fn code_packages(&self, handle: &str) -> Result<Vec<CodePackage>, Error> {
+        self.get(&format!("/code-packages?handle={}", escape(handle)))
+    }
+
+    /// Records what a run read (dataset versions) and ran (code packages).
+    pub fn add_run_inputs(&self, run_id: &str, inputs: &RunInputs) -> Result<(), Error> {
+        let _: serde_json::Value = self.send("POST", &format!("/runs/{}/inputs", escape(run_id)), inputs)?;
+        Ok(())
+    }
+
+    pub fn lineage(&self, model: &str, version: i64) -> Result<Lineage, Error> {
+        self.get(&format!("/lineage/{}/{version}", escape(model)))
     }
 }
 

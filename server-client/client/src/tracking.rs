@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kiln_api::{ApiError, CreateRun, LogBatch, Metric, Param, Run, RunSource, RunStatus, Tag, UpdateRun, limits};
+use kiln_api::{
+    ApiError, AttachArtifact, CreateRun, DatasetVersion, LogBatch, Metric, Param, RegisterDatasetVersion, Run, RunArtifact, RunInputs,
+    RunSource, RunStatus, Tag, UpdateRun, limits,
+};
 
 use crate::display::{self, DisplayHandle, MimeBundle};
 use crate::store::{Client, Error};
@@ -113,6 +116,30 @@ impl ActiveRun {
             .as_ref()
             .and_then(|queue| queue.send(Command::Point(metric)).ok())
             .ok_or_else(|| Error::Invalid(ApiError::invalid("run", "the run has ended")))
+    }
+
+    /// Registers a dataset version this run produced (see [`crate::dataset::Manifest`]).
+    pub fn log_dataset(&mut self, name: &str, mut version: RegisterDatasetVersion) -> Result<DatasetVersion, Error> {
+        version.run_id = Some(self.run.id.clone());
+        self.client.register_dataset_version(name, &version)
+    }
+
+    /// Records that this run read `version` (for lineage).
+    pub fn use_dataset(&mut self, version: &DatasetVersion) -> Result<(), Error> {
+        self.client.add_run_inputs(&self.run.id, &RunInputs { dataset_versions: vec![version.id.clone()], ..Default::default() })
+    }
+
+    /// Stores `bytes` as an artifact of this run under `path`.
+    pub fn log_artifact_bytes(&mut self, path: &str, bytes: &[u8], media_type: &str) -> Result<RunArtifact, Error> {
+        limits::artifact_path("path", path)?;
+        let artifact = self.client.upload_bytes(bytes)?;
+        self.client.attach_artifact(&self.run.id, &AttachArtifact { path: path.to_owned(), sha256: artifact.sha256, media_type: media_type.to_owned() })
+    }
+
+    /// Stores any serde value as a JSON artifact of this run under `path`.
+    pub fn log_json<T: serde::Serialize>(&mut self, path: &str, value: &T) -> Result<RunArtifact, Error> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Invalid(ApiError::invalid("value", format!("cannot be written as JSON: {e}"))))?;
+        self.log_artifact_bytes(path, &bytes, "application/json")
     }
 
     /// Waits until every queued point is on the server; the first sending error, if any.

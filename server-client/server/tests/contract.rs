@@ -18,6 +18,7 @@ contract_tests!(
     bad_input_names_the_field,
     the_sdk_batches_metrics_in_the_background,
     models_have_numbered_versions_and_moving_aliases,
+    lineage_links_a_model_version_to_its_data_and_code,
 );
 
 fn code(error: &kiln::Error) -> (u16, ErrorCode) {
@@ -317,4 +318,63 @@ fn models_have_numbered_versions_and_moving_aliases(backend: Backend) {
     assert_eq!(code(&client.create_model_version("nope", &version("x")).unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
     client.delete_alias("visual_recognition", "champion").unwrap();
     assert_eq!(code(&client.version_by_alias("visual_recognition", "champion").unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
+}
+
+fn lineage_links_a_model_version_to_its_data_and_code(backend: Backend) {
+    use kiln::api::{Column, RegisterCodePackage, Role, RunInputs};
+    let server = TestServer::start(backend);
+    let client = server.client();
+    // The data step produces a dataset version (registered twice: the same version back).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rows.csv"), "x,y\n1,2\n").unwrap();
+    let manifest = kiln::dataset::Manifest::of_dir(dir.path()).unwrap();
+    let mut data_run = kiln::ActiveRun::start(client.clone(), "visual_recognition", Some("data")).unwrap();
+    let mut registration = manifest.registration();
+    registration.rows = Some(1);
+    registration.schema = vec![Column { name: "x".into(), dtype: "i64".into() }, Column { name: "y".into(), dtype: "i64".into() }];
+    let produced = data_run.log_dataset("pets", registration.clone()).unwrap();
+    assert_eq!(data_run.log_dataset("pets", registration).unwrap(), produced, "same fingerprint, same version");
+    assert_eq!(produced.fingerprint, manifest.fingerprint());
+    let data_run_id = data_run.id().to_owned();
+    data_run.end().unwrap();
+    // The train step reads it, runs a code package, and its model is registered.
+    let package = |role: Role, digest: char| RegisterCodePackage {
+        handle: "visual_recognition".into(),
+        role,
+        image: format!("127.0.0.1:5000/visual_recognition-{}:latest", role.as_str()),
+        digest: format!("sha256:{}", digest.to_string().repeat(64)),
+        notebook_sha256: "a".repeat(64),
+        cell_sha256: vec!["b".repeat(64), "c".repeat(64)],
+        cargo_lock_sha256: "d".repeat(64),
+        git_commit: Some("0123abc".into()),
+    };
+    let train_package = client.register_code_package(&package(Role::Train, 'e')).unwrap();
+    assert_eq!(client.register_code_package(&package(Role::Train, 'e')).unwrap(), train_package, "idempotent");
+    client.register_code_package(&package(Role::Infer, 'f')).unwrap();
+    assert_eq!(client.code_packages("visual_recognition").unwrap().len(), 2);
+    let mut train_run = kiln::ActiveRun::start(client.clone(), "visual_recognition", Some("train")).unwrap();
+    train_run.use_dataset(&produced).unwrap();
+    client.add_run_inputs(train_run.id(), &RunInputs { code_packages: vec![train_package.id.clone()], ..Default::default() }).unwrap();
+    let weights = train_run.log_json("model/weights.json", &vec![0.5f32, -1.25]).unwrap();
+    assert_eq!(client.load_json::<Vec<f32>>(&weights.sha256).unwrap(), [0.5, -1.25]);
+    let train_run_id = train_run.id().to_owned();
+    train_run.end().unwrap();
+    client.create_model(&CreateModel { name: "visual_recognition".into(), ..Default::default() }).unwrap();
+    let version = client
+        .create_model_version("visual_recognition", &CreateModelVersion { source: format!("artifact:{}", weights.sha256), run_id: Some(train_run_id.clone()), ..Default::default() })
+        .unwrap();
+    let lineage = client.lineage("visual_recognition", version.version).unwrap();
+    assert_eq!(lineage.run.as_ref().map(|r| r.run.id.as_str()), Some(train_run_id.as_str()));
+    assert_eq!(lineage.datasets_read, [produced.clone()]);
+    assert_eq!(lineage.datasets_read[0].run_id.as_deref(), Some(data_run_id.as_str()), "and the dataset knows which run made it");
+    assert_eq!(lineage.code_packages, [train_package]);
+    assert_eq!(lineage.run.unwrap().artifacts[0].path, "model/weights.json");
+    // Refusals name the field.
+    let bad = client.add_run_inputs(&train_run_id, &RunInputs { dataset_versions: vec!["nope".into()], ..Default::default() }).unwrap_err();
+    assert_eq!(bad.api_error().unwrap().field.as_deref(), Some("dataset_versions[0]"));
+    let mut bad_package = package(Role::Data, 'a');
+    bad_package.digest = "latest".into();
+    assert_eq!(client.register_code_package(&bad_package).unwrap_err().api_error().unwrap().field.as_deref(), Some("digest"));
+    assert_eq!(code(&client.lineage("visual_recognition", 7).unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
+    assert_eq!(client.datasets().unwrap()[0].versions, 1);
 }

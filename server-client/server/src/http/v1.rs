@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use kiln_api::{
+    CodePackage, Dataset, DatasetVersion, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
     ApiError, Artifact, AttachArtifact, CreateExperiment, CreateModel, CreateModelVersion, ModelVersion, RegisteredModel, SetAlias, CreateRun, CreateToken, Experiment, Health, LogBatch,
     MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
 };
@@ -39,6 +40,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/models/{name}/versions", get(model_versions).post(create_model_version))
         .route("/models/{name}/versions/{version}", get(model_version))
         .route("/models/{name}/aliases/{alias}", get(version_by_alias).put(set_alias).delete(delete_alias))
+        .route("/datasets", get(datasets))
+        .route("/datasets/{name}/versions", get(dataset_versions).post(register_dataset_version))
+        .route("/code-packages", get(code_packages).post(register_code_package))
+        .route("/runs/{id}/inputs", post(add_run_inputs))
+        .route("/lineage/{name}/{version}", get(lineage))
 }
 
 async fn health(State(state): Shared) -> Json<Health> {
@@ -162,4 +168,40 @@ async fn set_alias(State(state): Shared, Path((name, alias)): Path<(String, Stri
 async fn delete_alias(State(state): Shared, Path((name, alias)): Path<(String, String)>) -> Reply<serde_json::Value> {
     state.store.delete_alias(&name, &alias).await?;
     Ok(Json(serde_json::json!({})))
+}
+
+async fn datasets(State(state): Shared) -> Reply<Vec<Dataset>> {
+    Ok(Json(state.store.datasets().await?))
+}
+
+async fn dataset_versions(State(state): Shared, Path(name): Path<String>) -> Reply<Vec<DatasetVersion>> {
+    Ok(Json(state.store.dataset_versions(&name).await?))
+}
+
+async fn register_dataset_version(State(state): Shared, Path(name): Path<String>, JsonBody(body): JsonBody<RegisterDatasetVersion>) -> Reply<DatasetVersion> {
+    Ok(Json(state.store.register_dataset_version(&name, &body).await?))
+}
+
+#[derive(Deserialize)]
+struct HandleQuery {
+    #[serde(default)]
+    handle: String,
+}
+
+async fn code_packages(State(state): Shared, Query(query): Query<HandleQuery>) -> Reply<Vec<CodePackage>> {
+    Ok(Json(state.store.code_packages(&query.handle).await?))
+}
+
+async fn register_code_package(State(state): Shared, JsonBody(body): JsonBody<RegisterCodePackage>) -> Reply<CodePackage> {
+    Ok(Json(state.store.register_code_package(&body).await?))
+}
+
+async fn add_run_inputs(State(state): Shared, Path(id): Path<String>, JsonBody(body): JsonBody<RunInputs>) -> Reply<serde_json::Value> {
+    state.store.add_run_inputs(&id, &body).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn lineage(State(state): Shared, Path((name, version)): Path<(String, String)>) -> Reply<Lineage> {
+    let version: i64 = version.parse().map_err(|_| ApiError::invalid("version", format!("'{version}' is not a version number")))?;
+    Ok(Json(state.store.lineage(&name, version).await?))
 }

@@ -5,6 +5,7 @@
 //! DDL differs (`sqlite.sql`, `postgres.sql`). Every write is one transaction: a request is
 //! applied whole or not at all.
 
+mod lineage;
 mod models;
 mod runs;
 mod search;

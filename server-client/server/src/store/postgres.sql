@@ -96,3 +96,42 @@ CREATE TABLE IF NOT EXISTS model_tags (
 );
 -- MLflow clients start runs in experiment "0" unless told otherwise.
 INSERT INTO experiments (id, name, created_at) VALUES (0, 'Default', 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dataset_versions (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL REFERENCES datasets(name),
+    fingerprint TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    rows BIGINT,
+    schema TEXT NOT NULL,
+    artifact_sha256 TEXT REFERENCES artifacts(sha256),
+    run_id TEXT REFERENCES runs(id),
+    created_at BIGINT NOT NULL,
+    UNIQUE (name, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS code_packages (
+    id TEXT PRIMARY KEY,
+    handle TEXT NOT NULL,
+    role TEXT NOT NULL,
+    image TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    notebook_sha256 TEXT NOT NULL,
+    cell_sha256 TEXT NOT NULL,
+    cargo_lock_sha256 TEXT NOT NULL,
+    git_commit TEXT,
+    created_at BIGINT NOT NULL,
+    UNIQUE (handle, role, digest)
+);
+CREATE TABLE IF NOT EXISTS run_dataset_inputs (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    dataset_version_id TEXT NOT NULL REFERENCES dataset_versions(id),
+    PRIMARY KEY (run_id, dataset_version_id)
+);
+CREATE TABLE IF NOT EXISTS run_code_packages (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    code_package_id TEXT NOT NULL REFERENCES code_packages(id),
+    PRIMARY KEY (run_id, code_package_id)
+);
