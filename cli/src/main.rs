@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success; 1 the command failed (the message says why); 2 bad usage (clap).
 
+mod models;
 mod runs;
 mod serve;
 mod tokens;
@@ -33,6 +34,16 @@ enum Command {
     /// Runs: list, show, compare.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// Registered models and their versions.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Where a model version came from: run, params, metrics, datasets, code packages.
+    Lineage {
+        /// MODEL@VERSION or MODEL@ALIAS.
+        reference: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// API tokens.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -68,6 +79,8 @@ fn main() -> std::process::ExitCode {
         Command::Experiments(command) => runs::experiments(&cli.client(), command),
         Command::Runs(command) => runs::run(&cli.client(), command),
         Command::Token(command) => tokens::run(&cli.client(), command),
+        Command::Models(command) => models::run(&cli.client(), command),
+        Command::Lineage { reference, json } => models::lineage(&cli.client(), reference, *json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,110 @@
+//! The `kiln` commands people read: tables and the lineage tree, snapshotted against a real
+//! server (ids are replaced by their role so the snapshots are stable).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use expect_test::expect;
+use kiln::api::{CreateModel, CreateModelVersion, RunInputs};
+
+struct Server {
+    child: std::process::Child,
+    url: String,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("KILN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("kiln server listening on ").unwrap().to_owned();
+    let token = std::fs::read_to_string(dir.path().join("admin.token")).unwrap().trim().to_owned();
+    Server { child, url, token, _dir: dir }
+}
+
+fn kiln(server: &Server, args: &[&str], names: &[(&str, &str)]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).env("KILN_SERVER", &server.url).env("KILN_TOKEN", &server.token).output().unwrap();
+    let mut text = String::from_utf8(output.stdout).unwrap() + &String::from_utf8(output.stderr).unwrap();
+    for (id, name) in names {
+        text = text.replace(id, name).replace(&id[..8], &name[..8.min(name.len())]);
+    }
+    text
+}
+
+#[test]
+fn tables_and_lineage() {
+    let server = server();
+    let client = kiln::Client::new(&server.url, Some(server.token.clone()));
+    let mut names = Vec::new();
+    let mut ids = Vec::new();
+    for (i, lr) in ["0.1", "0.01"].iter().enumerate() {
+        let mut run = kiln::ActiveRun::start(client.clone(), "mnist", Some(&format!("lr-{lr}"))).unwrap();
+        run.log_param("lr", lr).unwrap();
+        run.log_metric("acc", 0.9 + i as f64 / 20.0, 10).unwrap();
+        ids.push(run.id().to_owned());
+        names.push((run.id().to_owned(), format!("<RUN{i}:::>")));
+        run.end().unwrap();
+    }
+    let dataset = client
+        .register_dataset_version("digits", &kiln::api::RegisterDatasetVersion { fingerprint: "e".repeat(64), size: 1024, rows: Some(10), ..Default::default() })
+        .unwrap();
+    client.add_run_inputs(&ids[1], &RunInputs { dataset_versions: vec![dataset.id], ..Default::default() }).unwrap();
+    client.create_model(&CreateModel { name: "mnist".into(), ..Default::default() }).unwrap();
+    client.create_model_version("mnist", &CreateModelVersion { source: "artifact:abc".into(), run_id: Some(ids[1].clone()), ..Default::default() }).unwrap();
+    client.set_alias("mnist", "champion", 1).unwrap();
+    let names: Vec<(&str, &str)> = names.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+
+    expect![[r#"
+        ┌──────────┬─────────┬──────────┬─────────┬──────────┐
+        │ run      ┆ name    ┆ status   ┆ params  ┆ metrics  │
+        ╞══════════╪═════════╪══════════╪═════════╪══════════╡
+        │ <RUN1::: ┆ lr-0.01 ┆ FINISHED ┆ lr=0.01 ┆ acc=0.95 │
+        │ <RUN0::: ┆ lr-0.1  ┆ FINISHED ┆ lr=0.1  ┆ acc=0.9  │
+        └──────────┴─────────┴──────────┴─────────┴──────────┘
+    "#]].assert_eq(&kiln(&server, &["runs", "list", "--order-by", "metrics.acc DESC"], &names));
+    expect![[r#"
+        ┌─────────────┬───────────────────┬────────────────────┐
+        │             ┆ lr-0.1 (<RUN0:::) ┆ lr-0.01 (<RUN1:::) │
+        ╞═════════════╪═══════════════════╪════════════════════╡
+        │ params.lr   ┆ 0.1               ┆ 0.01               │
+        │ metrics.acc ┆ 0.9               ┆ 0.95               │
+        └─────────────┴───────────────────┴────────────────────┘
+    "#]].assert_eq(&kiln(&server, &["runs", "compare", &ids[0], &ids[1]], &names));
+    expect![[r#"
+        ┌───────┬────────┬─────────────┐
+        │ model ┆ latest ┆ aliases     │
+        ╞═══════╪════════╪═════════════╡
+        │ mnist ┆ v1     ┆ champion→v1 │
+        └───────┴────────┴─────────────┘
+    "#]].assert_eq(&kiln(&server, &["models", "list"], &names));
+    expect![[r#"
+        model mnist@v1 (champion)
+          source artifact:abc
+          run <RUN1:::> "lr-0.01" FINISHED (external)
+            param lr = 0.01
+            metric acc = 0.95 (step 10)
+            read dataset digits eeeeeeee (1024 bytes, 10 rows)
+    "#]].assert_eq(&kiln(&server, &["lineage", "mnist@champion"], &names));
+    expect![[r#"
+        kiln: 'mnist' is not MODEL@VERSION (e.g. visual_recognition@3 or visual_recognition@champion)
+    "#]].assert_eq(&kiln(&server, &["lineage", "mnist"], &names));
+    expect![[r#"
+        kiln: fetching run nope: GET /runs/nope: HTTP 404: run 'nope' not found
+    "#]].assert_eq(&kiln(&server, &["runs", "show", "nope"], &names));
+}
