@@ -16,9 +16,10 @@ pub struct ServerArgs {
     /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`; default: DATA_DIR/kiln.db.
     #[arg(long, env = "KILN_DB")]
     db: Option<String>,
-    /// Directory for artifact bytes; default: DATA_DIR/artifacts.
+    /// Artifact bytes: a directory or s3://BUCKET/PREFIX (endpoint and keys from AWS_ENDPOINT,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP); default: DATA_DIR/artifacts.
     #[arg(long, env = "KILN_ARTIFACTS")]
-    artifacts: Option<PathBuf>,
+    artifacts: Option<String>,
     /// Serve reads (GET, search) without a token. Writes always need one.
     #[arg(long)]
     open_reads: bool,

@@ -69,3 +69,45 @@ impl Drop for Postgres {
         }
     }
 }
+
+/// An S3-compatible server (moto, from the venv), in memory, on 127.0.0.1.
+pub struct S3 {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl S3 {
+    pub fn start() -> anyhow::Result<S3> {
+        let port = free_port()?;
+        let child = Command::new(env::venv_bin("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting moto_server")?;
+        let s3 = S3 { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(std::time::Instant::now() < deadline, "moto_server did not listen on {port} within 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(s3)
+    }
+
+    /// What a client (the Kiln server under test) needs to reach it.
+    pub fn apply(&self, cmd: &mut Command) {
+        cmd.env("KILN_TEST_S3", &self.endpoint)
+            .env("AWS_ENDPOINT", &self.endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "kiln-test")
+            .env("AWS_SECRET_ACCESS_KEY", "kiln-test")
+            .env("AWS_REGION", "us-east-1");
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -16,15 +16,19 @@ pub fn run() -> anyhow::Result<()> {
         failed.push(format!("clippy: {error}"));
     }
     // Rust: unit tests and the wire-level kernel tests. Release, to share the kernel's build.
-    // The store contract suite runs on SQLite and on this real PostgreSQL.
+    // The store contract suite runs embedded (SQLite + files) and scaled out (this real
+    // PostgreSQL + this S3-compatible server).
     let postgres = services::Postgres::start(&env::cache_dir())?;
+    let s3 = services::S3::start()?;
     let mut cargo = env::cargo();
     cargo.args(["test", "--release", "--workspace", "--", "--test-threads=2"]);
     cargo.env("KILN_TEST_POSTGRES", &postgres.url).env("KILN_REQUIRE_POSTGRES", "1");
+    s3.apply(&mut cargo);
     env::jupyter_env(&mut cargo);
     if let Err(error) = env::run(&mut cargo) {
         failed.push(format!("cargo test: {error}"));
     }
+    drop(s3);
     drop(postgres);
     // The SDK's polars rendering (a separate build: polars takes minutes the first time).
     let mut polars = env::cargo();

@@ -22,8 +22,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// `sqlite://…` or `postgres://…`; default: `DATA_DIR/kiln.db`.
     pub db: Option<String>,
-    /// Where artifact bytes go; default: `DATA_DIR/artifacts`.
-    pub artifacts: Option<PathBuf>,
+    /// Where artifact bytes go: a directory, `file://DIR` or `s3://BUCKET/PREFIX`;
+    /// default: `DATA_DIR/artifacts`.
+    pub artifacts: Option<String>,
     pub open_reads: bool,
     pub max_artifact_bytes: u64,
 }
@@ -66,7 +67,10 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::Io { what: "creating the data dir", path: config.data_dir.clone(), source })?;
         let store = Store::open(&config.db_url()).await?;
-        let artifacts = ArtifactStore::local(config.artifacts.clone().unwrap_or_else(|| config.data_dir.join("artifacts")))?;
+        let artifacts = match &config.artifacts {
+            Some(url) => ArtifactStore::open_url(url, config.data_dir.join("staging"))?,
+            None => ArtifactStore::local(config.data_dir.join("artifacts"))?,
+        };
         let new_admin_token = ensure_admin_token(&store, &config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

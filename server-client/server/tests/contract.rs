@@ -184,6 +184,11 @@ fn artifacts_are_content_addressed(backend: Backend) {
     let refused = client.attach_artifact(&id, &AttachArtifact { path: "x".into(), sha256: unknown.clone(), media_type: "a/b".into() }).unwrap_err();
     assert_eq!(code(&refused), (400, ErrorCode::InvalidParameterValue));
     assert_eq!(code(&client.download(&unknown).unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
+    // Large enough for a multipart upload on S3 (parts of 8 MiB).
+    let large: Vec<u8> = (0..17u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let stored = client.upload(std::io::Cursor::new(large.clone())).unwrap();
+    assert_eq!(stored.size, large.len() as u64);
+    assert!(client.download(&stored.sha256).unwrap() == large, "17 MiB round trip");
     let escape = client.attach_artifact(&id, &AttachArtifact { path: "../etc".into(), sha256: first.sha256.clone(), media_type: "a/b".into() });
     assert!(matches!(escape, Err(kiln::Error::Api { status: 400, .. })), "{escape:?}");
 }
@@ -365,7 +370,7 @@ fn lineage_links_a_model_version_to_its_data_and_code(backend: Backend) {
         .unwrap();
     let lineage = client.lineage("visual_recognition", version.version).unwrap();
     assert_eq!(lineage.run.as_ref().map(|r| r.run.id.as_str()), Some(train_run_id.as_str()));
-    assert_eq!(lineage.datasets_read, [produced.clone()]);
+    assert_eq!(lineage.datasets_read, std::slice::from_ref(&produced));
     assert_eq!(lineage.datasets_read[0].run_id.as_deref(), Some(data_run_id.as_str()), "and the dataset knows which run made it");
     assert_eq!(lineage.code_packages, [train_package]);
     assert_eq!(lineage.run.unwrap().artifacts[0].path, "model/weights.json");

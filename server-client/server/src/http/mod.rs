@@ -63,7 +63,7 @@ impl From<ArtifactError> for Failure {
     fn from(error: ArtifactError) -> Self {
         match error {
             ArtifactError::TooLarge { .. } | ArtifactError::Body(_) => Failure(ApiError::invalid("body", error.to_string())),
-            ArtifactError::Io { .. } => {
+            ArtifactError::Io { .. } | ArtifactError::Remote { .. } | ArtifactError::BadUrl(_) => {
                 tracing::error!(%error, "artifact storage failure");
                 Failure(ApiError::new(ErrorCode::InternalError, error.to_string()))
             }

@@ -113,10 +113,9 @@ async fn download_artifact(State(state): Shared, Path(sha256): Path<String>) -> 
     let Some(size) = state.store.artifact_size(&sha256).await? else {
         return Err(ApiError::not_found("artifact", &sha256).into());
     };
-    let Some(file) = state.artifacts.open(&sha256).await? else {
+    let Some(stream) = state.artifacts.open(&sha256).await? else {
         return Err(ApiError::not_found("artifact bytes", &sha256).into());
     };
-    let stream = tokio_util::io::ReaderStream::new(file);
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream".to_owned()), (header::CONTENT_LENGTH, size.to_string())],
         Body::from_stream(stream),

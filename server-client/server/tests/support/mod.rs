@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use kiln_server::{Server, ServerConfig};
 
+/// The two configurations a team runs: embedded (SQLite + local files) and scaled out
+/// (PostgreSQL + an S3-compatible object store).
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
     Sqlite,
-    Postgres,
+    PostgresS3,
 }
 
 pub struct TestServer {
@@ -28,8 +30,9 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let mut config = ServerConfig::embedded(dir.path(), "127.0.0.1:0".parse().expect("addr"));
-        if let Backend::Postgres = backend {
+        if let Backend::PostgresS3 = backend {
             config.db = Some(runtime.block_on(fresh_postgres_database()));
+            config.artifacts = Some(fresh_s3_bucket());
         }
         configure(&mut config);
         let server = runtime.block_on(Server::start(config)).expect("server starts");
@@ -100,20 +103,31 @@ async fn fresh_postgres_database() -> String {
     format!("{base}/{name}")
 }
 
-/// `contract_tests!(name, name, …)` makes `sqlite::name` and `postgres::name` for each.
+/// Creates a bucket on the S3-compatible server at `KILN_TEST_S3`; returns `s3://BUCKET/kiln`.
+/// (The server reaches it through `AWS_ENDPOINT` and friends, which `cargo xtask test` sets.)
+fn fresh_s3_bucket() -> String {
+    let endpoint = std::env::var("KILN_TEST_S3").expect("KILN_TEST_S3 names the test S3 endpoint (cargo xtask test starts one)");
+    let bucket = format!("kiln-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let agent: ureq::Agent = ureq::config::Config::builder().http_status_as_error(false).build().new_agent();
+    let response = agent.put(&format!("{endpoint}/{bucket}")).send(&[][..]).expect("create bucket");
+    assert!(response.status().is_success(), "creating bucket {bucket}: HTTP {}", response.status());
+    format!("s3://{bucket}/kiln")
+}
+
+/// `contract_tests!(name, name, …)` makes `sqlite::name` and `postgres_s3::name` for each.
 #[macro_export]
 macro_rules! contract_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[test] fn $name() { super::$name(super::support::Backend::Sqlite) })*
         }
-        mod postgres {
+        mod postgres_s3 {
             $(#[test] fn $name() {
                 if std::env::var_os("KILN_TEST_POSTGRES").is_none() && std::env::var_os("KILN_REQUIRE_POSTGRES").is_none() {
-                    eprintln!("skipped: KILN_TEST_POSTGRES is not set (cargo xtask test sets it)");
+                    eprintln!("skipped: KILN_TEST_POSTGRES and KILN_TEST_S3 are not set (cargo xtask test sets them)");
                     return;
                 }
-                super::$name(super::support::Backend::Postgres)
+                super::$name(super::support::Backend::PostgresS3)
             })*
         }
     };
