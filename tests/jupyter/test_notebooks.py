@@ -6,6 +6,7 @@ import pathlib
 import nbclient
 import nbformat
 import pytest
+import requests
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
@@ -17,6 +18,15 @@ def execute(path):
     )
     client.execute()
     return nb
+
+
+@pytest.fixture(autouse=True)
+def store(kiln_server, monkeypatch):
+    """Kernels started by these tests log to a fresh `kiln server`, as under `cargo xtask lab`."""
+    url, token = kiln_server
+    monkeypatch.setenv("KILN_SERVER", url)
+    monkeypatch.setenv("KILN_TOKEN", token)
+    return url, token
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -56,3 +66,20 @@ def test_dataframes_render_as_tables():
     assert "shape: (5, 2)" in flowers["text/plain"]  # polars' own rendering
     summary = code[2].outputs[0]["data"]["text/html"]
     assert "<th>mean_petal</th>" in summary and "versicolor" in summary
+
+
+def test_tracking_notebook_logs_to_the_store(store):
+    url, token = store
+    nb = execute(NOTEBOOKS[0].parent / "tracking.ipynb")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    card = [o for o in code[1].outputs if o.output_type == "display_data"]
+    assert len(card) == 1, "one live card per run, updated in place"
+    assert "loss" in card[0]["data"]["text/html"] and "<table>" in card[0]["data"]["text/html"]
+    assert code[2].outputs[0]["data"]["text/plain"] == "40"
+    assert code[3].outputs[0]["data"]["text/plain"] == "Finished"
+    headers = {"Authorization": f"Bearer {token}"}
+    page = requests.post(f"{url}/api/v1/runs/search", json={"experiments": ["notebook-tour"]}, headers=headers, timeout=30).json()
+    [run] = page["runs"]
+    assert run["status"] == "FINISHED" and run["source"] == "notebook"
+    assert {p["key"]: p["value"] for p in run["params"]} == {"lr": "0.05", "epochs": "40"}
+    assert [a["path"] for a in run["artifacts"]] == ["model/weights.json"]

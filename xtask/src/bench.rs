@@ -19,11 +19,24 @@ pub enum Which {
         #[arg(long)]
         skip_polars: bool,
     },
+    /// The Kiln store vs `mlflow server` (SQLite), over the same MLflow REST calls.
+    Store {
+        /// Single-call metrics logged to Kiln.
+        #[arg(long, default_value_t = 10_000)]
+        single: u32,
+        /// Single-call metrics logged to MLflow (~60 ms each).
+        #[arg(long, default_value_t = 500)]
+        single_anchor: u32,
+        /// Runs to search through.
+        #[arg(long, default_value_t = 10_000)]
+        runs: u32,
+    },
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
     match which {
         Which::Kernel { runs, skip_polars } => kernel(runs, skip_polars),
+        Which::Store { single, single_anchor, runs } => store(single, single_anchor, runs),
     }
 }
 
@@ -59,6 +72,36 @@ fn kernel(runs: u32, skip_polars: bool) -> anyhow::Result<()> {
     // setting: without it every restart rebuilds polars).
     cmd.env("JUPYTER_PATH", bench.join("share/jupyter")).env_remove("EVCXR_TMPDIR");
     env::run(&mut cmd)
+}
+
+/// The anchor: MLflow with its tracking server, in a venv of its own under the cache.
+const MLFLOW_VERSION: &str = "3.17.2";
+
+fn store(single: u32, single_anchor: u32, runs: u32) -> anyhow::Result<()> {
+    env::ensure_venv()?;
+    env::run(env::cargo().args(["build", "--release", "-p", "kiln-cli"]))?;
+    let bench = env::cache_dir().join("bench");
+    let venv = bench.join("mlflow-venv");
+    let mlflow = venv.join("bin/mlflow");
+    let stamp = venv.join(format!("kiln-mlflow-{MLFLOW_VERSION}"));
+    if !stamp.exists() {
+        env::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        env::run(Command::new(venv.join("bin/pip")).args(["install", "-q", &format!("mlflow=={MLFLOW_VERSION}")]))?;
+        std::fs::write(&stamp, "")?;
+    }
+    let work = bench.join("store");
+    let _ = std::fs::remove_dir_all(&work);
+    env::run(
+        Command::new(env::venv_bin("python"))
+            .arg(env::root().join("xtask/bench/store.py"))
+            .arg("--kiln")
+            .arg(env::target_dir().join("release/kiln"))
+            .arg("--mlflow")
+            .arg(&mlflow)
+            .arg("--work")
+            .arg(&work)
+            .args(["--single", &single.to_string(), "--single-anchor", &single_anchor.to_string(), "--runs", &runs.to_string()]),
+    )
 }
 
 fn write_spec(dir: PathBuf, argv: serde_json::Value, interrupt_mode: &str) -> anyhow::Result<()> {

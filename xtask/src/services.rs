@@ -111,3 +111,40 @@ impl Drop for S3 {
         let _ = self.child.wait();
     }
 }
+
+/// `kiln server` on 127.0.0.1 (port 0 unless `listen` says otherwise), its data in `data_dir`.
+pub struct KilnServer {
+    child: std::process::Child,
+    pub url: String,
+    pub token: String,
+}
+
+impl KilnServer {
+    pub fn start(data_dir: &Path, listen: &str) -> anyhow::Result<KilnServer> {
+        use std::io::BufRead;
+        let binary = env::target_dir().join("release/kiln");
+        let mut child = Command::new(&binary)
+            .args(["server", "--listen", listen, "--data-dir"])
+            .arg(data_dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().context("kiln server stdout")?).read_line(&mut line)?;
+        let Some(url) = line.trim().strip_prefix("kiln server listening on ") else {
+            let _ = child.kill();
+            anyhow::bail!("kiln server did not start (it said {line:?})");
+        };
+        let token = std::fs::read_to_string(data_dir.join("admin.token")).context("reading the admin token")?.trim().to_owned();
+        Ok(KilnServer { url: url.to_owned(), child, token })
+    }
+}
+
+impl Drop for KilnServer {
+    fn drop(&mut self) {
+        // SIGTERM: the server finishes what is in flight.
+        // SAFETY: kill(2) with a pid we own.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}

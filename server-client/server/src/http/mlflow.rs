@@ -424,11 +424,17 @@ async fn set_tag(State(state): Shared, JsonBody(body): JsonBody<KeyValueBody>) -
     Ok(Json(json!({})))
 }
 
-async fn metric_history(State(state): Shared, Query(params): Params) -> Reply {
+/// `{"metrics": [...]}`, serialized straight from the points (a history can hold millions).
+#[derive(serde::Serialize)]
+struct History {
+    metrics: Vec<Metric>,
+}
+
+async fn metric_history(State(state): Shared, Query(params): Params) -> Result<Json<History>, Failure> {
     let id = run_id(&params.get("run_id").cloned(), &params.get("run_uuid").cloned())?;
     let key = required(&params, "metric_key")?;
     let history = state.store.metric_history(&id, key).await?;
-    Ok(Json(json!({"metrics": history.points.iter().map(metric_json).collect::<Vec<_>>()})))
+    Ok(Json(History { metrics: history.points }))
 }
 
 #[derive(Deserialize)]
