@@ -2,8 +2,9 @@
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use kiln::api::Lineage;
+
+use crate::runs::table;
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {
@@ -18,12 +19,6 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-fn table() -> Table {
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-    table
 }
 
 fn short(id: &str) -> &str {

@@ -47,7 +47,8 @@ pub enum RunsCommand {
     },
 }
 
-fn table() -> Table {
+/// The look of every table the CLI prints.
+pub fn table() -> Table {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
     table

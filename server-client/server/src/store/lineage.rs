@@ -8,7 +8,7 @@ use kiln_api::{
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Result, Store, now_millis};
+use super::{Result, Store, exists, now_millis};
 
 const DATASET_COLUMNS: &str = "d.id, d.name, d.fingerprint, d.size, d.rows, d.schema, d.artifact_sha256, d.run_id, d.created_at";
 const PACKAGE_COLUMNS: &str =
@@ -65,12 +65,12 @@ impl Store {
             return dataset_version_from_row(&row);
         }
         if let Some(run_id) = &request.run_id
-            && sqlx::query("SELECT id FROM runs WHERE id = $1").bind(run_id).fetch_optional(&mut *w.tx).await?.is_none()
+            && !exists(&mut *w.tx, "SELECT id FROM runs WHERE id = $1", run_id).await?
         {
             return Err(ApiError::invalid("run_id", format!("run '{run_id}' not found")).into());
         }
         if let Some(sha) = &request.artifact_sha256
-            && sqlx::query("SELECT sha256 FROM artifacts WHERE sha256 = $1").bind(sha).fetch_optional(&mut *w.tx).await?.is_none()
+            && !exists(&mut *w.tx, "SELECT sha256 FROM artifacts WHERE sha256 = $1", sha).await?
         {
             return Err(ApiError::invalid("artifact_sha256", format!("no artifact with sha256 {sha}; upload the bytes first")).into());
         }
@@ -199,11 +199,11 @@ impl Store {
     /// Records that run `run_id` read these dataset versions and ran these code packages.
     pub async fn add_run_inputs(&self, run_id: &str, inputs: &RunInputs) -> Result<()> {
         let mut w = self.write().await?;
-        if sqlx::query("SELECT id FROM runs WHERE id = $1").bind(run_id).fetch_optional(&mut *w.tx).await?.is_none() {
+        if !exists(&mut *w.tx, "SELECT id FROM runs WHERE id = $1", run_id).await? {
             return Err(ApiError::not_found("run", run_id).into());
         }
         for (i, id) in inputs.dataset_versions.iter().enumerate() {
-            if sqlx::query("SELECT id FROM dataset_versions WHERE id = $1").bind(id).fetch_optional(&mut *w.tx).await?.is_none() {
+            if !exists(&mut *w.tx, "SELECT id FROM dataset_versions WHERE id = $1", id).await? {
                 return Err(ApiError::invalid(format!("dataset_versions[{i}]"), format!("no dataset version '{id}'")).into());
             }
             sqlx::query("INSERT INTO run_dataset_inputs (run_id, dataset_version_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
@@ -213,7 +213,7 @@ impl Store {
                 .await?;
         }
         for (i, id) in inputs.code_packages.iter().enumerate() {
-            if sqlx::query("SELECT id FROM code_packages WHERE id = $1").bind(id).fetch_optional(&mut *w.tx).await?.is_none() {
+            if !exists(&mut *w.tx, "SELECT id FROM code_packages WHERE id = $1", id).await? {
                 return Err(ApiError::invalid(format!("code_packages[{i}]"), format!("no code package '{id}'")).into());
             }
             sqlx::query("INSERT INTO run_code_packages (run_id, code_package_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")

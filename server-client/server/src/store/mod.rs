@@ -1,8 +1,8 @@
 //! The metadata store: one SQL schema, run on SQLite (embedded default) or PostgreSQL.
 //!
 //! Both backends go through sqlx's `Any` driver with `$N` placeholders, which both accept, so
-//! every query is written once and the contract tests exercise the same code on both. Only the
-//! DDL differs (`sqlite.sql`, `postgres.sql`). Every write is one transaction: a request is
+//! every query is written once and the contract tests exercise the same code on both. Even the
+//! DDL is one file (`schema.sql`); only the auto-increment key is spelled per backend. Every write is one transaction: a request is
 //! applied whole or not at all.
 
 mod lineage;
@@ -81,11 +81,12 @@ impl Store {
             }
             Backend::Postgres => options.connect(url).await?,
         };
-        let schema = match backend {
-            Backend::Sqlite => include_str!("sqlite.sql"),
-            Backend::Postgres => include_str!("postgres.sql"),
+        let serial_key = match backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
         };
-        pool.execute(sqlx::raw_sql(schema)).await?;
+        let schema = include_str!("schema.sql").replace("SERIAL_KEY", serial_key);
+        pool.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(schema))).await?;
         Ok(Store { pool, backend, write_lock: Default::default() })
     }
 
@@ -122,6 +123,11 @@ impl Writer<'_> {
 
 pub fn now_millis() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
+}
+
+/// Whether `query` (which selects by one bound key) finds a row.
+async fn exists<'e>(executor: impl sqlx::Executor<'e, Database = sqlx::Any>, query: &'static str, key: &str) -> Result<bool> {
+    Ok(sqlx::query(query).bind(key.to_owned()).fetch_optional(executor).await?.is_some())
 }
 
 /// `$1, $2, …` from `start`: the placeholder list for `IN (…)` and multi-row `VALUES`.

@@ -133,7 +133,7 @@ impl Store {
             return Err(ApiError::not_found("registered model", name).into());
         }
         if let Some(run_id) = &request.run_id
-            && sqlx::query("SELECT id FROM runs WHERE id = $1").bind(run_id).fetch_optional(&mut *w.tx).await?.is_none()
+            && !super::exists(&mut *w.tx, "SELECT id FROM runs WHERE id = $1", run_id).await?
         {
             return Err(ApiError::new(kiln_api::ErrorCode::ResourceDoesNotExist, format!("run_id: run '{run_id}' not found")).into());
         }

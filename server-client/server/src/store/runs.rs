@@ -190,7 +190,7 @@ impl Store {
         limits::artifact_path("path", &attach.path)?;
         limits::sha256("sha256", &attach.sha256)?;
         let mut w = self.write().await?;
-        if sqlx::query("SELECT id FROM runs WHERE id = $1").bind(run_id).fetch_optional(&mut *w.tx).await?.is_none() {
+        if !super::exists(&mut *w.tx, "SELECT id FROM runs WHERE id = $1", run_id).await? {
             return Err(ApiError::not_found("run", run_id).into());
         }
         let size: i64 = sqlx::query("SELECT size FROM artifacts WHERE sha256 = $1")
@@ -234,10 +234,7 @@ impl Store {
     }
 
     async fn require_run(&self, run_id: &str) -> Result<()> {
-        match sqlx::query("SELECT id FROM runs WHERE id = $1").bind(run_id).fetch_optional(&self.pool).await? {
-            Some(_) => Ok(()),
-            None => Err(ApiError::not_found("run", run_id).into()),
-        }
+        if super::exists(&self.pool, "SELECT id FROM runs WHERE id = $1", run_id).await? { Ok(()) } else { Err(ApiError::not_found("run", run_id).into()) }
     }
 
     /// Params, latest metrics, tags and artifacts of `runs`, in one query per kind.

@@ -1,6 +1,7 @@
--- Kiln store schema, SQLite dialect. Times are Unix milliseconds.
+-- Kiln store schema, for SQLite and PostgreSQL alike: `SERIAL_KEY` becomes each one's
+-- auto-increment primary key (store/mod.rs). Times are Unix milliseconds.
 CREATE TABLE IF NOT EXISTS experiments (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id SERIAL_KEY,
     name TEXT NOT NULL UNIQUE,
     created_at BIGINT NOT NULL
 );
@@ -27,7 +28,7 @@ CREATE TABLE IF NOT EXISTS tags (
     PRIMARY KEY (run_id, key)
 );
 CREATE TABLE IF NOT EXISTS metrics (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq SERIAL_KEY,
     run_id TEXT NOT NULL REFERENCES runs(id),
     key TEXT NOT NULL,
     step BIGINT NOT NULL,
