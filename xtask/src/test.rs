@@ -30,11 +30,12 @@ pub fn run() -> anyhow::Result<()> {
     }
     drop(s3);
     drop(postgres);
-    // The SDK's polars rendering (a separate build: polars takes minutes the first time).
-    let mut polars = env::cargo();
-    polars.args(["test", "--release", "-p", "kiln", "--features", "polars"]);
-    if let Err(error) = env::run(&mut polars) {
-        failed.push(format!("cargo test -p kiln --features polars: {error}"));
+    // The SDK with its optional codecs: polars tables and Parquet, candle safetensors (a
+    // separate build: polars takes minutes the first time).
+    let mut codecs = env::cargo();
+    codecs.args(["test", "--release", "-p", "kiln", "--features", "parquet,candle"]);
+    if let Err(error) = env::run(&mut codecs) {
+        failed.push(format!("cargo test -p kiln --features parquet,candle: {error}"));
     }
     // Python: jupyter_kernel_test, nbclient over every notebook, the mlflow client against
     // `kiln server`.

@@ -3,6 +3,8 @@
 //! - **Tracking**: [`run`] starts a run on the Kiln server (`KILN_SERVER`, `KILN_TOKEN`);
 //!   [`ActiveRun`] logs params, tags and metric series (batched in the background) and shows a
 //!   live card under the cell. [`store::Client`] is the whole `/api/v1` (artifacts, search…).
+//!   Values cross as artifacts: any serde value as JSON, DataFrames as Parquet (feature
+//!   `parquet`), candle tensors and `VarMap`s as safetensors (feature `candle`).
 //! - **Display** for the Kiln kernel: several displays per cell, displays that update in place
 //!   ([`display::DisplayHandle`]), a live [`Progress`] bar and HTML tables ([`display::Table`],
 //!   and polars DataFrames with the `polars` feature). In a cell:
@@ -17,7 +19,11 @@
 
 pub mod dataset;
 pub mod display;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 mod progress;
+#[cfg(feature = "candle")]
+pub mod safetensors;
 pub mod store;
 mod tracking;
 

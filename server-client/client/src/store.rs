@@ -32,6 +32,9 @@ pub enum Error {
     Transport { method: &'static str, url: String, message: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
+    /// A value could not be encoded or decoded (Parquet, safetensors).
+    #[error("{what}: {message}")]
+    Codec { what: String, message: String },
 }
 
 impl Error {
