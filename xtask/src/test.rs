@@ -21,7 +21,7 @@ pub fn run() -> anyhow::Result<()> {
     let postgres = services::Postgres::start(&env::cache_dir())?;
     let s3 = services::S3::start()?;
     let mut cargo = env::cargo();
-    cargo.args(["test", "--release", "--workspace", "--", "--test-threads=2"]);
+    cargo.args(["test", "--release", "--workspace", "--no-fail-fast", "--", "--test-threads=2"]);
     cargo.env("KILN_TEST_POSTGRES", &postgres.url).env("KILN_REQUIRE_POSTGRES", "1");
     s3.apply(&mut cargo);
     env::jupyter_env(&mut cargo);
