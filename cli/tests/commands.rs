@@ -107,4 +107,21 @@ fn tables_and_lineage() {
     expect![[r#"
         kiln: fetching run nope: GET /runs/nope: HTTP 404: run 'nope' not found
     "#]].assert_eq(&kiln(&server, &["runs", "show", "nope"], &names));
+    // A token made by the CLI writes; it may not make tokens itself.
+    let made = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["token", "create", "ci-bot"])
+        .env("KILN_SERVER", &server.url)
+        .env("KILN_TOKEN", &server.token)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let secret = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    assert!(secret.starts_with("kiln_") && secret.len() == 69, "{secret:?}");
+    let bot = kiln::Client::new(&server.url, Some(secret.clone()));
+    bot.create_experiment("from-ci").unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_kiln")).args(["token", "create", "more"]).env("KILN_SERVER", &server.url).env("KILN_TOKEN", &secret).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    expect![[r#"
+        kiln: POST /tokens: HTTP 403: token 'ci-bot' is not an admin token
+    "#]].assert_eq(&String::from_utf8(refused.stderr).unwrap());
 }
