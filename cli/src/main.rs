@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the command failed (the message says why); 2 bad usage (clap).
 
 mod models;
+mod show;
 mod runs;
 mod serve;
 mod tokens;
@@ -44,6 +45,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A tagged notebook's steps, the values that cross them, and its problems (exit 1 if any).
+    Show {
+        notebook: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// API tokens.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -80,6 +87,7 @@ fn main() -> std::process::ExitCode {
         Command::Runs(command) => runs::run(&cli.client(), command),
         Command::Token(command) => tokens::run(&cli.client(), command),
         Command::Models(command) => models::run(&cli.client(), command),
+        Command::Show { notebook, json } => show::run(notebook, *json),
         Command::Lineage { reference, json } => models::lineage(&cli.client(), reference, *json),
     };
     match result {

@@ -1,0 +1,152 @@
+//! Golden tests of the analysis: small notebooks in, the printed step graph and diagnostics
+//! out (snapshots), one case per diagnostic.
+
+use expect_test::{Expect, expect};
+use kiln_componentize::analysis::{analyse, render};
+use kiln_componentize::notebook::Notebook;
+
+/// A notebook from (tags, source) pairs; markdown cells are written as ("md", text).
+fn notebook(cells: &[(&[&str], &str)]) -> String {
+    let cells: Vec<serde_json::Value> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, (tags, source))| {
+            if tags.first() == Some(&"md") {
+                serde_json::json!({"cell_type": "markdown", "id": format!("c{i}"), "metadata": {}, "source": source})
+            } else {
+                serde_json::json!({"cell_type": "code", "id": format!("c{i}"), "metadata": {"tags": tags}, "source": source, "outputs": [], "execution_count": null})
+            }
+        })
+        .collect();
+    serde_json::json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "kiln", "language": "rust", "display_name": "Rust (Kiln)"}}, "cells": cells}).to_string()
+}
+
+fn check(cells: &[(&[&str], &str)], expected: Expect) {
+    let parsed = Notebook::parse(&notebook(cells)).expect("notebook parses");
+    expected.assert_eq(&render(&analyse(&parsed)));
+}
+
+const SETUP: (&[&str], &str) = (&["setup"], ":dep kiln = { path = \"x\" }\nuse std::collections::HashMap;\nfn mean(v: &[f64]) -> f64 { v.iter().sum::<f64>() / v.len() as f64 }");
+const PARAMS: (&[&str], &str) = (&["parameters"], "let lr = 0.01;\nlet epochs = 3;");
+const DATA: (&[&str], &str) = (&["data"], "let xs: Vec<f64> = (0..100).map(|i| i as f64).collect();\nlet ys: Vec<f64> = xs.iter().map(|x| 2.0 * x).collect();");
+const TRAIN: (&[&str], &str) = (&["train"], "let mut weight = 0.0;\nfor _ in 0..epochs { weight += lr * mean(&ys) / mean(&xs); }\nprintln!(\"{weight}\");");
+const INFER: (&[&str], &str) = (&["infer"], "fn infer(weight: &f64, x: f64) -> f64 { weight * x }");
+
+#[test]
+fn a_clean_pipeline() {
+    check(
+        &[(&["md"], "# Title"), SETUP, PARAMS, DATA, (&[], "println!(\"{}\", xs.len());"), TRAIN, INFER, (&["skip"], "let junk = xs;")],
+        expect![[r#"
+            setup      cells 1
+            parameters cells 2
+            data       cells 3
+            train      cells 5
+            infer      cells 6
+            untagged   cells 4 (left out)
+            data → train: xs (cell 3)
+            data → train: ys (cell 3)
+            train → infer: weight (cell 5)
+        "#]],
+    );
+}
+
+#[test]
+fn the_first_line_directive_tags_cells_without_metadata() {
+    check(
+        &[(&[], "// kiln: setup\nfn mean(v: &[f64]) -> f64 { v[0] }"), (&[], "// kiln: data\nlet xs = vec![1.0];"), (&[], "// kiln: train\nlet weight = mean(&xs);"), (&[], "// kiln: infer\nfn infer(weight: &f64, x: f64) -> f64 { weight * x }")],
+        expect![[r#"
+            setup      cells 0
+            data       cells 1
+            train      cells 2
+            infer      cells 3
+            data → train: xs (cell 1)
+            train → infer: weight (cell 2)
+        "#]],
+    );
+}
+
+#[test]
+fn a_value_defined_only_in_an_untagged_cell() {
+    check(&[(&[], "let scale = 2.0;"), (&["data"], "let xs = vec![1.0 * scale];"), INFER], expect![[r#"
+        data       cells 1
+        infer      cells 2
+        untagged   cells 0 (left out)
+        error: cell 1 (id c1), line 1: `scale` is defined only in untagged cell 0 (id c0) (exploration is left out of components); tag that cell or move the definition
+    "#]]);
+}
+
+#[test]
+fn a_step_depending_on_a_later_step() {
+    check(&[(&["data"], "let xs = vec![weight];"), (&["train"], "let weight = 1.0;"), INFER], expect![[r#"
+        data       cells 0
+        train      cells 1
+        infer      cells 2
+        train → infer: weight (cell 1)
+        error: cell 0 (id c0), line 1: the data step uses `weight`, which the later train step defines (cell 1 (id c1))
+    "#]]);
+}
+
+#[test]
+fn a_name_defined_by_two_steps() {
+    check(&[(&["data"], "let xs = vec![1.0];"), (&["train"], "let xs = vec![2.0];\nlet weight = xs[0];"), INFER], expect![[r#"
+        data       cells 0
+        train      cells 1
+        infer      cells 2
+        train → infer: weight (cell 1)
+        error: cell 1 (id c1), line 1: `xs` is also defined by the data step (cell 0 (id c0)); a name belongs to one step
+    "#]]);
+}
+
+#[test]
+fn no_infer_function() {
+    check(&[DATA, (&["infer"], "let y = 1;")], expect![[r#"
+        data       cells 0
+        infer      cells 1
+        error: cell 1 (id c1): no `fn infer(…)` in the cells tagged infer: the served component calls it
+    "#]]);
+}
+
+#[test]
+fn no_infer_cells_at_all() {
+    check(&[DATA], expect![[r#"
+        data       cells 0
+        error: notebook: no `fn infer(…)` in the cells tagged infer: the served component calls it
+    "#]]);
+}
+
+#[test]
+fn parameters_must_be_literals() {
+    check(&[(&["parameters"], "let lr = 0.01;\nlet steps = 10 * 2;\nlet name = \"run\";\nlet neg = -1;"), INFER], expect![[r#"
+        parameters cells 0
+        infer      cells 1
+        error: cell 0 (id c0), line 2: parameter `steps` is not a literal; parameters are overridden at run time, so each must be `let name = <literal>;`
+    "#]]);
+}
+
+#[test]
+fn a_cell_with_two_steps_and_a_cell_that_does_not_parse() {
+    check(&[(&["data", "train"], "let xs = 1;"), (&["train"], "let weight = ;"), INFER], expect![[r#"
+        data       cells 0
+        train      cells 1
+        infer      cells 2
+        error: cell 0 (id c0): is tagged with several steps (data, train); a cell belongs to one step
+        error: cell 1 (id c1), line 1: does not parse as Rust: expected an expression
+    "#]]);
+}
+
+#[test]
+fn notebooks_kiln_cannot_read() {
+    let errors = [
+        r#"{"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": []}"#.to_owned(),
+        r#"{"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3", "language": "python"}}, "cells": []}"#.to_owned(),
+        "{\"nbformat\": 4, \"cells\": [".to_owned(),
+    ]
+    .iter()
+    .map(|json| Notebook::parse(json).unwrap_err().to_string())
+    .collect::<Vec<_>>()
+    .join("\n");
+    expect![[r#"
+        nbformat 3.0 is not supported: open and save it in JupyterLab to convert it to v4
+        the notebook's kernel is 'python3' (python); Kiln componentizes Rust notebooks (kernel 'kiln' or 'rust')
+        not a notebook: EOF while parsing a list at line 1 column 26"#]].assert_eq(&errors);
+}
