@@ -125,3 +125,39 @@ fn tables_and_lineage() {
         kiln: POST /tokens: HTTP 403: token 'ci-bot' is not an admin token
     "#]].assert_eq(&String::from_utf8(refused.stderr).unwrap());
 }
+
+#[test]
+fn show_prints_the_step_graph_and_exits_1_on_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let cell = |tags: &[&str], source: &str| serde_json::json!({"cell_type": "code", "metadata": {"tags": tags}, "source": source, "outputs": [], "execution_count": null});
+    let notebook = |cells: Vec<serde_json::Value>| {
+        serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {"kernelspec": {"name": "kiln", "language": "rust"}}, "cells": cells}).to_string()
+    };
+    let good = dir.path().join("good.ipynb");
+    std::fs::write(&good, notebook(vec![cell(&["data"], "let xs = vec![1.0f64];"), cell(&["train"], "let w = xs[0];"), cell(&["infer"], "fn infer(w: &f64, x: f64) -> f64 { w * x }")])).unwrap();
+    let bad = dir.path().join("bad.ipynb");
+    std::fs::write(&bad, notebook(vec![cell(&[], "let scale = 2.0;"), cell(&["data"], "let xs = vec![scale];")])).unwrap();
+    let run = |path: &std::path::Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kiln")).arg("show").arg(path).output().unwrap();
+        let text = String::from_utf8(output.stdout).unwrap() + &String::from_utf8(output.stderr).unwrap();
+        (output.status.code(), text.replace(&dir.path().display().to_string(), "DIR"))
+    };
+    let (code, text) = run(&good);
+    assert_eq!(code, Some(0));
+    expect![[r#"
+        data       cells 0
+        train      cells 1
+        infer      cells 2
+        data → train: xs (cell 0)
+        train → infer: w (cell 1)
+    "#]].assert_eq(&text);
+    let (code, text) = run(&bad);
+    assert_eq!(code, Some(1));
+    expect![[r#"
+        data       cells 1
+        untagged   cells 0 (left out)
+        error: cell 1, line 1: `scale` is defined only in untagged cell 0 (exploration is left out of components); tag that cell or move the definition
+        error: notebook: no `fn infer(…)` in the cells tagged infer: the served component calls it
+        kiln: DIR/bad.ipynb: 2 problem(s)
+    "#]].assert_eq(&text);
+}
