@@ -202,25 +202,20 @@ impl Store {
         if !exists(&mut *w.tx, "SELECT id FROM runs WHERE id = $1", run_id).await? {
             return Err(ApiError::not_found("run", run_id).into());
         }
-        for (i, id) in inputs.dataset_versions.iter().enumerate() {
-            if !exists(&mut *w.tx, "SELECT id FROM dataset_versions WHERE id = $1", id).await? {
-                return Err(ApiError::invalid(format!("dataset_versions[{i}]"), format!("no dataset version '{id}'")).into());
+        // (input list, field, what it names, existence check, link insert)
+        let kinds = [
+            (&inputs.dataset_versions, "dataset_versions", "dataset version", "SELECT id FROM dataset_versions WHERE id = $1",
+             "INSERT INTO run_dataset_inputs (run_id, dataset_version_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
+            (&inputs.code_packages, "code_packages", "code package", "SELECT id FROM code_packages WHERE id = $1",
+             "INSERT INTO run_code_packages (run_id, code_package_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
+        ];
+        for (ids, field, what, check, link) in kinds {
+            for (i, id) in ids.iter().enumerate() {
+                if !exists(&mut *w.tx, check, id).await? {
+                    return Err(ApiError::invalid(format!("{field}[{i}]"), format!("no {what} '{id}'")).into());
+                }
+                sqlx::query(link).bind(run_id).bind(id).execute(&mut *w.tx).await?;
             }
-            sqlx::query("INSERT INTO run_dataset_inputs (run_id, dataset_version_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(run_id)
-                .bind(id)
-                .execute(&mut *w.tx)
-                .await?;
-        }
-        for (i, id) in inputs.code_packages.iter().enumerate() {
-            if !exists(&mut *w.tx, "SELECT id FROM code_packages WHERE id = $1", id).await? {
-                return Err(ApiError::invalid(format!("code_packages[{i}]"), format!("no code package '{id}'")).into());
-            }
-            sqlx::query("INSERT INTO run_code_packages (run_id, code_package_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(run_id)
-                .bind(id)
-                .execute(&mut *w.tx)
-                .await?;
         }
         w.commit().await
     }

@@ -42,7 +42,9 @@ impl Store {
         if sqlx::query("SELECT id FROM experiments WHERE name = $1").bind(name).fetch_optional(&mut *w.tx).await?.is_some() {
             return Err(ApiError::already_exists("experiment", name).into());
         }
-        let experiment = insert_experiment(&mut w.tx, name).await?;
+        let created_at = super::now_millis();
+        let id = insert_experiment(&mut w.tx, name, created_at).await?;
+        let experiment = Experiment { id: id.to_string(), name: name.to_owned(), created_at };
         w.commit().await?;
         Ok(experiment)
     }
@@ -81,7 +83,7 @@ impl Store {
             .await?
         {
             Some(row) => row.try_get("id")?,
-            None => insert_experiment(&mut w.tx, &request.experiment).await?.id.parse().unwrap_or_default(),
+            None => insert_experiment(&mut w.tx, &request.experiment, super::now_millis()).await?,
         };
         let id = uuid::Uuid::new_v4().simple().to_string();
         let run = Run {
@@ -313,14 +315,14 @@ fn bind_all<'q>(mut query: AnyQuery<'q>, values: &[&str]) -> AnyQuery<'q> {
     query
 }
 
-async fn insert_experiment(tx: &mut sqlx::Transaction<'static, sqlx::Any>, name: &str) -> Result<Experiment> {
-    let created_at = super::now_millis();
+/// Inserts an experiment; returns its id.
+async fn insert_experiment(tx: &mut sqlx::Transaction<'static, sqlx::Any>, name: &str, created_at: i64) -> Result<i64> {
     let row = sqlx::query("INSERT INTO experiments (name, created_at) VALUES ($1, $2) RETURNING id")
         .bind(name)
         .bind(created_at)
         .fetch_one(&mut **tx)
         .await?;
-    Ok(Experiment { id: row.try_get::<i64, _>("id")?.to_string(), name: name.to_owned(), created_at })
+    Ok(row.try_get::<i64, _>("id")?)
 }
 
 async fn write_params(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str, params: &[Param]) -> Result<()> {
