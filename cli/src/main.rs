@@ -2,8 +2,10 @@
 //!
 //! Exit codes: 0 success; 1 the command failed (the message says why); 2 bad usage (clap).
 
+mod componentize;
 mod models;
-mod show;
+mod progress;
+mod registry;
 mod runs;
 mod serve;
 mod tokens;
@@ -15,9 +17,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "kiln", version, about = "Kiln: from a Rust notebook to production")]
 struct Cli {
-    /// The Kiln server to talk to.
-    #[arg(long, global = true, env = "KILN_SERVER", default_value = "http://127.0.0.1:7878")]
-    server: String,
+    /// The Kiln server to talk to (default http://127.0.0.1:7878).
+    #[arg(long, global = true, env = "KILN_SERVER")]
+    server: Option<String>,
     /// API token; default: the admin token in the default data dir, when there is one.
     #[arg(long, global = true, env = "KILN_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -45,16 +47,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// A tagged notebook's steps, the values that cross them, and its problems (exit 1 if any).
-    Show {
-        notebook: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
+    /// A tagged notebook's steps, the values that cross them with their types, and its
+    /// problems (exit 1 if any).
+    Show(componentize::ShowArgs),
+    /// A tagged notebook → three components (data, train, infer) → reproducible OCI images,
+    /// pushed to a registry and registered in the store.
+    Componentize(componentize::ComponentizeArgs),
     /// API tokens.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
 }
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
 
 /// `$XDG_DATA_HOME/kiln`, else `~/.local/share/kiln`.
 pub fn default_data_dir() -> PathBuf {
@@ -71,7 +75,12 @@ impl Cli {
             let path = default_data_dir().join("admin.token");
             std::fs::read_to_string(path).ok().map(|t| t.trim().to_owned())
         });
-        kiln::Client::new(&self.server, token)
+        kiln::Client::new(self.server.as_deref().unwrap_or(DEFAULT_SERVER), token)
+    }
+
+    /// The store when one was named (`--server` or `KILN_SERVER`).
+    fn named_store(&self) -> Option<kiln::Client> {
+        self.server.as_ref().map(|_| self.client())
     }
 }
 
@@ -87,7 +96,8 @@ fn main() -> std::process::ExitCode {
         Command::Runs(command) => runs::run(&cli.client(), command),
         Command::Token(command) => tokens::run(&cli.client(), command),
         Command::Models(command) => models::run(&cli.client(), command),
-        Command::Show { notebook, json } => show::run(notebook, *json),
+        Command::Show(args) => componentize::show(args),
+        Command::Componentize(args) => componentize::run(args, cli.named_store()),
         Command::Lineage { reference, json } => models::lineage(&cli.client(), reference, *json),
     };
     match result {

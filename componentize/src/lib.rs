@@ -1,10 +1,22 @@
-//! From a tagged notebook to components. This first part reads the notebook ([`notebook`]),
-//! resolves each cell's step from its tags ([`tags`]) and finds which names flow between steps
-//! ([`analysis`]), with diagnostics that name the cell and line.
+//! From a tagged notebook to components and images. It reads the notebook ([`notebook`]),
+//! resolves each cell's step from its tags ([`tags`]), splits cells into items and statements
+//! ([`cell`]) and finds which values flow between steps ([`analysis`]); the compiler gives
+//! their types ([`types`]).
 //!
 //! The crate knows no HTTP and no SQL: the CLI and the kernel hand it notebooks and take its
-//! results to the store.
+//! results to the store and the registry.
 
 pub mod analysis;
+pub mod cargo;
+pub mod cell;
+pub mod deps;
+pub mod diagnostic;
+pub mod generate;
+pub mod hashes;
+pub mod image;
 pub mod notebook;
+pub mod pipeline;
 pub mod tags;
+pub mod types;
+
+pub use diagnostic::Diagnostic;

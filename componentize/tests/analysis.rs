@@ -31,6 +31,8 @@ const PARAMS: (&[&str], &str) = (&["parameters"], "let lr = 0.01;\nlet epochs = 
 const DATA: (&[&str], &str) = (&["data"], "let xs: Vec<f64> = (0..100).map(|i| i as f64).collect();\nlet ys: Vec<f64> = xs.iter().map(|x| 2.0 * x).collect();");
 const TRAIN: (&[&str], &str) = (&["train"], "let mut weight = 0.0;\nfor _ in 0..epochs { weight += lr * mean(&ys) / mean(&xs); }\nprintln!(\"{weight}\");");
 const INFER: (&[&str], &str) = (&["infer"], "fn infer(weight: &f64, x: f64) -> f64 { weight * x }");
+/// For notebooks without a train step: an infer function that needs no model.
+const DOUBLE: (&[&str], &str) = (&["infer"], "fn infer(x: f64) -> f64 { 2.0 * x }");
 
 #[test]
 fn a_clean_pipeline() {
@@ -43,9 +45,18 @@ fn a_clean_pipeline() {
             train      cells 5
             infer      cells 6
             untagged   cells 4 (left out)
-            data → train: xs (cell 3)
-            data → train: ys (cell 3)
-            train → infer: weight (cell 5)
+
+            parameters
+              lr = 0.01  (cell 2, line 1)
+              epochs = 3  (cell 2, line 2)
+
+            data ──► train ──► infer
+              data → train
+                xs  (cell 3, line 1)
+                ys  (cell 3, line 2)
+              train → infer
+                weight  (cell 5, line 1)
+              served: fn infer(weight: &f64, x: f64) -> f64  (cell 6, line 1)
         "#]],
     );
 }
@@ -59,18 +70,27 @@ fn the_first_line_directive_tags_cells_without_metadata() {
             data       cells 1
             train      cells 2
             infer      cells 3
-            data → train: xs (cell 1)
-            train → infer: weight (cell 2)
+
+            data ──► train ──► infer
+              data → train
+                xs  (cell 1, line 2)
+              train → infer
+                weight  (cell 2, line 2)
+              served: fn infer(weight: &f64, x: f64) -> f64  (cell 3, line 2)
         "#]],
     );
 }
 
 #[test]
 fn a_value_defined_only_in_an_untagged_cell() {
-    check(&[(&[], "let scale = 2.0;"), (&["data"], "let xs = vec![1.0 * scale];"), INFER], expect![[r#"
+    check(&[(&[], "let scale = 2.0;"), (&["data"], "let xs = vec![1.0 * scale];"), DOUBLE], expect![[r#"
         data       cells 1
         infer      cells 2
         untagged   cells 0 (left out)
+
+        data ──► infer
+          served: fn infer(x: f64) -> f64  (cell 2, line 1)
+
         error: cell 1 (id c1), line 1: `scale` is defined only in untagged cell 0 (id c0) (exploration is left out of components); tag that cell or move the definition
     "#]]);
 }
@@ -81,7 +101,12 @@ fn a_step_depending_on_a_later_step() {
         data       cells 0
         train      cells 1
         infer      cells 2
-        train → infer: weight (cell 1)
+
+        data ──► train ──► infer
+          train → infer
+            weight  (cell 1, line 1)
+          served: fn infer(weight: &f64, x: f64) -> f64  (cell 2, line 1)
+
         error: cell 0 (id c0), line 1: the data step uses `weight`, which the later train step defines (cell 1 (id c1))
     "#]]);
 }
@@ -92,7 +117,12 @@ fn a_name_defined_by_two_steps() {
         data       cells 0
         train      cells 1
         infer      cells 2
-        train → infer: weight (cell 1)
+
+        data ──► train ──► infer
+          train → infer
+            weight  (cell 1, line 2)
+          served: fn infer(weight: &f64, x: f64) -> f64  (cell 2, line 1)
+
         error: cell 1 (id c1), line 1: `xs` is also defined by the data step (cell 0 (id c0)); a name belongs to one step
     "#]]);
 }
@@ -102,6 +132,9 @@ fn no_infer_function() {
     check(&[DATA, (&["infer"], "let y = 1;")], expect![[r#"
         data       cells 0
         infer      cells 1
+
+        data ──► infer
+
         error: cell 1 (id c1): no `fn infer(…)` in the cells tagged infer: the served component calls it
     "#]]);
 }
@@ -110,15 +143,23 @@ fn no_infer_function() {
 fn no_infer_cells_at_all() {
     check(&[DATA], expect![[r#"
         data       cells 0
+
         error: notebook: no `fn infer(…)` in the cells tagged infer: the served component calls it
     "#]]);
 }
 
 #[test]
 fn parameters_must_be_literals() {
-    check(&[(&["parameters"], "let lr = 0.01;\nlet steps = 10 * 2;\nlet name = \"run\";\nlet neg = -1;"), INFER], expect![[r#"
+    check(&[(&["parameters"], "let lr = 0.01;\nlet steps = 10 * 2;\nlet name = \"run\";\nlet neg = -1;"), DOUBLE], expect![[r#"
         parameters cells 0
         infer      cells 1
+
+        parameters
+          lr = 0.01  (cell 0, line 1)
+          name = "run"  (cell 0, line 3)
+          neg = -1  (cell 0, line 4)
+          served: fn infer(x: f64) -> f64  (cell 1, line 1)
+
         error: cell 0 (id c0), line 2: parameter `steps` is not a literal; parameters are overridden at run time, so each must be `let name = <literal>;`
     "#]]);
 }
@@ -129,9 +170,64 @@ fn a_cell_with_two_steps_and_a_cell_that_does_not_parse() {
         data       cells 0
         train      cells 1
         infer      cells 2
+
+        data ──► train ──► infer
+          served: fn infer(weight: &f64, x: f64) -> f64  (cell 2, line 1)
+
         error: cell 0 (id c0): is tagged with several steps (data, train); a cell belongs to one step
         error: cell 1 (id c1), line 1: does not parse as Rust: expected an expression
+        error: cell 2 (id c2), line 1: `fn infer`'s parameter `weight` is not a value of the train step; its leading parameters take train values (by name), its last the request input
     "#]]);
+}
+
+#[test]
+fn the_infer_contract() {
+    check(
+        &[
+            (&["train"], "let weight = 2.0;\nlet bias = 1.0;"),
+            (&["infer"], "fn infer(weight: f64,\n         scale: &f64,\n         bias: f64) -> f64 { weight * bias }"),
+        ],
+        expect![[r#"
+            train      cells 0
+            infer      cells 1
+
+            train ──► infer
+              served: fn infer(weight: f64, scale: &f64, bias: f64) -> f64  (cell 1, line 1)
+
+            error: cell 1 (id c1), line 1: `fn infer` takes the train value `weight` by value; take it by reference (`weight: &f64`): the model is shared by every request
+            error: cell 1 (id c1), line 2: `fn infer`'s parameter `scale` is not a value of the train step; its leading parameters take train values (by name), its last the request input
+            error: cell 1 (id c1), line 3: `fn infer`'s last parameter `bias` is the request input, but it is named after a train value; rename it
+        "#]],
+    );
+    check(&[(&["infer"], "fn infer() -> f64 { 1.0 }")], expect![[r#"
+        infer      cells 0
+          served: fn infer() -> f64  (cell 0, line 1)
+
+        error: cell 0 (id c0), line 1: `fn infer` takes no parameters; its last parameter is the request input
+    "#]]);
+}
+
+#[test]
+fn items_travel_as_code_and_values_as_artifacts() {
+    check(
+        &[
+            (&["data"], "#[derive(Clone)]\nstruct Sample { x: f64 }\nfn load() -> Vec<Sample> { vec![Sample { x: 1.0 }] }\nlet samples = load();"),
+            (&["train"], "let weight: f64 = samples.iter().map(|s: &Sample| s.x).sum();"),
+            INFER,
+        ],
+        expect![[r#"
+            data       cells 0
+            train      cells 1
+            infer      cells 2
+
+            data ──► train ──► infer
+              data → train
+                samples  (cell 0, line 4)
+              train → infer
+                weight  (cell 1, line 1)
+              served: fn infer(weight: &f64, x: f64) -> f64  (cell 2, line 1)
+        "#]],
+    );
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Wire types of the Kiln store's `/api/v1`: what the SDK, the CLI and the server exchange.
+//! Wire types of the Kiln store's `/api/v1` and of the Open Inference Protocol v2 ([`oip`]):
+//! what the SDK, the CLI, the server and generated components exchange.
 //!
 //! This crate does no IO. It owns the *shapes* (serde types), the *limits* every writer must
 //! respect ([`limits`]) and the run *search language* ([`search`]), so that a client can reject
@@ -6,6 +7,7 @@
 
 pub mod error;
 pub mod limits;
+pub mod oip;
 pub mod search;
 mod types;
 

@@ -406,9 +406,10 @@ pub struct CodePackage {
 }
 
 /// The part of the pipeline a component plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    #[default]
     Data,
     Train,
     Infer,
@@ -467,4 +468,27 @@ pub struct Lineage {
     pub datasets_read: Vec<DatasetVersion>,
     pub datasets_produced: Vec<DatasetVersion>,
     pub code_packages: Vec<CodePackage>,
+}
+
+/// What a component step handed on: each boundary value's artifact, stored as JSON at
+/// `data/manifest.json` (the data step; also the dataset version's artifact) or
+/// `model/manifest.json` (the train step; what a model version's `source` points at).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValuesManifest {
+    pub handle: String,
+    pub role: Role,
+    /// By value name; sorted, so the same values give the same bytes (and fingerprint).
+    pub values: std::collections::BTreeMap<String, StoredValue>,
+}
+
+/// One boundary value: its bytes in the artifact store and how to read them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredValue {
+    pub sha256: String,
+    pub size: u64,
+    /// `json`, `parquet`, `safetensors` (see the SDK's `codec` module).
+    pub codec: String,
+    /// The value's Rust type as the componentizer found it (`Vec<f32>`).
+    #[serde(rename = "type")]
+    pub ty: String,
 }

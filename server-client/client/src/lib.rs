@@ -14,9 +14,15 @@
 //! use kiln::prelude::*;
 //! ```
 //!
+//! - **Components**: what `kiln componentize` generates runs on [`component`] (parameters,
+//!   values handed between steps through [`codec`]s, the run) and, for the infer step,
+//!   [`serve`] (feature `serve`: the Open Inference Protocol v2).
+//!
 //! Outside the Kiln kernel (a component, a test) the same calls print plain text, so code
 //! moved from a notebook into a component behaves the same without edits.
 
+pub mod codec;
+pub mod component;
 pub mod dataset;
 pub mod display;
 #[cfg(feature = "parquet")]
@@ -24,13 +30,15 @@ pub mod parquet;
 mod progress;
 #[cfg(feature = "candle")]
 pub mod safetensors;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod store;
 mod tracking;
 
 pub use kiln_api as api;
 pub use progress::Progress;
 pub use store::{Client, Error};
-pub use tracking::{ActiveRun, run};
+pub use tracking::{ActiveRun, RUN_ENV, run};
 
 /// `use kiln::prelude::*;` brings what a cell needs, including the trait that makes evcxr
 /// render supported values (polars DataFrames) as tables.

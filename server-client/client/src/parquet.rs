@@ -8,6 +8,7 @@ use std::io::Cursor;
 use kiln_api::{Column, DatasetVersion, RunArtifact};
 use polars::prelude::{DataFrame, ParquetReader, ParquetWriter, SerReader};
 
+use crate::codec::Codec;
 use crate::dataset::registration_for_bytes;
 use crate::store::{Client, Error};
 use crate::tracking::ActiveRun;
@@ -28,6 +29,24 @@ pub fn to_parquet(frame: &DataFrame) -> Result<Vec<u8>, Error> {
 
 pub fn from_parquet(bytes: Vec<u8>) -> Result<DataFrame, Error> {
     ParquetReader::new(Cursor::new(bytes)).finish().map_err(|e| codec("reading Parquet", e))
+}
+
+/// DataFrames as Parquet.
+#[derive(Debug, Clone, Copy)]
+pub struct Parquet;
+
+impl Codec<DataFrame> for Parquet {
+    const NAME: &'static str = "parquet";
+    const MEDIA_TYPE: &'static str = MEDIA_TYPE;
+    const EXTENSION: &'static str = "parquet";
+
+    fn encode(&self, value: &DataFrame) -> Result<Vec<u8>, Error> {
+        to_parquet(value)
+    }
+
+    fn decode(&self, bytes: Vec<u8>) -> Result<DataFrame, Error> {
+        from_parquet(bytes)
+    }
 }
 
 /// Column names and polars dtypes.

@@ -7,6 +7,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use kiln_api::RunArtifact;
 
+use crate::codec::Codec;
 use crate::store::{Client, Error};
 use crate::tracking::ActiveRun;
 
@@ -44,12 +45,68 @@ pub fn tensors_to_bytes(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>, Er
     scratch.read()
 }
 
+/// The safetensors bytes as named tensors on the CPU.
+pub fn tensors_from_bytes(bytes: &[u8]) -> Result<HashMap<String, Tensor>, Error> {
+    candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| codec("reading safetensors", e))
+}
+
+/// Every variable of `varmap` as safetensors bytes.
+pub fn varmap_to_bytes(varmap: &VarMap) -> Result<Vec<u8>, Error> {
+    let scratch = Scratch::new();
+    varmap.save(&scratch.0).map_err(|e| codec("writing the VarMap", e))?;
+    scratch.read()
+}
+
+/// A `VarMap` holding the tensors in `bytes` as its variables, as training left it: a model
+/// built on it with `VarBuilder::from_varmap` finds its weights by name.
+pub fn varmap_from_bytes(bytes: &[u8]) -> Result<VarMap, Error> {
+    let varmap = VarMap::new();
+    {
+        let mut data = varmap.data().lock().map_err(|_| codec("loading the VarMap", "its lock is poisoned"))?;
+        for (name, tensor) in tensors_from_bytes(bytes)? {
+            let var = candle_core::Var::from_tensor(&tensor).map_err(|e| codec("loading the VarMap", e))?;
+            data.insert(name, var);
+        }
+    }
+    Ok(varmap)
+}
+
+/// Tensors and `VarMap`s as safetensors: a `Tensor` is stored under the name `tensor`.
+#[derive(Debug, Clone, Copy)]
+pub struct Safetensors;
+
+impl Codec<VarMap> for Safetensors {
+    const NAME: &'static str = "safetensors";
+    const MEDIA_TYPE: &'static str = MEDIA_TYPE;
+    const EXTENSION: &'static str = "safetensors";
+
+    fn encode(&self, value: &VarMap) -> Result<Vec<u8>, Error> {
+        varmap_to_bytes(value)
+    }
+
+    fn decode(&self, bytes: Vec<u8>) -> Result<VarMap, Error> {
+        varmap_from_bytes(&bytes)
+    }
+}
+
+impl Codec<Tensor> for Safetensors {
+    const NAME: &'static str = "safetensors";
+    const MEDIA_TYPE: &'static str = MEDIA_TYPE;
+    const EXTENSION: &'static str = "safetensors";
+
+    fn encode(&self, value: &Tensor) -> Result<Vec<u8>, Error> {
+        tensors_to_bytes(&HashMap::from([("tensor".to_owned(), value.clone())]))
+    }
+
+    fn decode(&self, bytes: Vec<u8>) -> Result<Tensor, Error> {
+        tensors_from_bytes(&bytes)?.remove("tensor").ok_or_else(|| codec("reading a tensor", "the safetensors hold no tensor named `tensor`"))
+    }
+}
+
 impl ActiveRun {
     /// Stores every variable of `varmap` (a model's weights) under `path`.
     pub fn log_varmap(&mut self, path: &str, varmap: &VarMap) -> Result<RunArtifact, Error> {
-        let scratch = Scratch::new();
-        varmap.save(&scratch.0).map_err(|e| codec("writing the VarMap", e))?;
-        let bytes = scratch.read()?;
+        let bytes = varmap_to_bytes(varmap)?;
         self.log_artifact_bytes(path, &bytes, MEDIA_TYPE)
     }
 

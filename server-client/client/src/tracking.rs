@@ -23,9 +23,20 @@ const BATCH: usize = limits::MAX_BATCH_METRICS;
 const INTERVAL: Duration = Duration::from_millis(200);
 const DISPLAY_EVERY: Duration = Duration::from_millis(250);
 
+/// The run a component belongs to: set by whoever runs the pipeline (`kiln run`, a test).
+pub const RUN_ENV: &str = "KILN_RUN_ID";
+
 /// Starts a run in `experiment` (created if new) on the server named by `KILN_SERVER`.
+///
+/// Inside a component (`KILN_RUN_ID` set) it joins that run instead, so a cell that calls
+/// `kiln::run("mnist")` logs to the pipeline's run once componentized, without an edit;
+/// ending it there only flushes (the component ends the run it was given).
 pub fn run(experiment: &str) -> Result<ActiveRun, Error> {
-    ActiveRun::start(Client::from_env()?, experiment, None)
+    let client = Client::from_env()?;
+    match std::env::var(RUN_ENV).ok().filter(|id| !id.trim().is_empty()) {
+        Some(id) => ActiveRun::attach(client, id.trim()),
+        None => ActiveRun::start(client, experiment, None),
+    }
 }
 
 enum Command {
@@ -42,6 +53,8 @@ pub struct ActiveRun {
     /// The first error the background sender met, reported at the next flush.
     failed: Arc<Mutex<Option<Error>>>,
     ended: bool,
+    /// Whether ending this handle ends the run (false for a run joined with [`ActiveRun::attach`]).
+    owned: bool,
     display: Option<LiveDisplay>,
 }
 
@@ -67,6 +80,17 @@ impl ActiveRun {
             start_time: None,
             tags: Vec::new(),
         })?;
+        ActiveRun::with_run(client, run, true)
+    }
+
+    /// Joins the existing run `id` (a component's pipeline run). Ending this handle flushes
+    /// it and leaves the run's status to its owner.
+    pub fn attach(client: Client, id: &str) -> Result<ActiveRun, Error> {
+        let run = client.run(id)?.run;
+        ActiveRun::with_run(client, run, false)
+    }
+
+    pub(crate) fn with_run(client: Client, run: Run, owned: bool) -> Result<ActiveRun, Error> {
         let failed = Arc::new(Mutex::new(None));
         let (queue, inbox) = mpsc::channel();
         let worker = {
@@ -77,7 +101,7 @@ impl ActiveRun {
                 .map_err(|source| Error::Io { what: "starting the metric sender thread".into(), source })?
         };
         let display = display::in_kernel().then(|| LiveDisplay::show(&client, &run));
-        Ok(ActiveRun { client, run, queue: Some(queue), worker: Some(worker), failed, ended: false, display })
+        Ok(ActiveRun { client, run, queue: Some(queue), worker: Some(worker), failed, ended: false, owned, display })
     }
 
     pub fn id(&self) -> &str {
@@ -159,7 +183,7 @@ impl ActiveRun {
         }
     }
 
-    /// Flushes, then marks the run FINISHED.
+    /// Flushes, then marks the run FINISHED (a joined run: flushes only).
     pub fn end(mut self) -> Result<Run, Error> {
         self.finish(RunStatus::Finished)
     }
@@ -175,6 +199,9 @@ impl ActiveRun {
         self.queue = None;
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
+        }
+        if !self.owned {
+            return flushed.map(|()| self.run.clone());
         }
         let run = self.client.update_run(&self.run.id, &UpdateRun { status: Some(status), ..Default::default() })?;
         if let Some(display) = &mut self.display {

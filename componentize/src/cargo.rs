@@ -1,0 +1,136 @@
+//! Running cargo on a generated workspace and reading its JSON messages: compiler errors (to
+//! map back to cells), the executables built, progress.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CargoError {
+    #[error("starting cargo: {0}")]
+    Spawn(std::io::Error),
+    #[error("reading cargo's output: {0}")]
+    Read(std::io::Error),
+}
+
+/// One compiler message about the generated code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub level: String,
+    /// `E0308` and the like.
+    pub code: Option<String>,
+    pub message: String,
+    /// The primary span: file (relative to the workspace for its own crates), line, label.
+    pub file: Option<String>,
+    pub line: usize,
+    pub label: Option<String>,
+    /// rustc's own rendering, for errors outside the generated code.
+    pub rendered: String,
+}
+
+/// What a cargo run said.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub success: bool,
+    /// Errors only; warnings are the notebook's business.
+    pub errors: Vec<Message>,
+    /// Package name → executable, for `build`.
+    pub executables: BTreeMap<String, PathBuf>,
+    /// The last lines cargo wrote on stderr (for failures outside rustc: resolution, network).
+    pub stderr_tail: String,
+}
+
+/// What a build is doing, for progress displays.
+pub trait Progress {
+    /// A crate finished compiling (`name`), `done` so far.
+    fn compiled(&mut self, name: &str, done: usize);
+}
+
+impl Progress for () {
+    fn compiled(&mut self, _name: &str, _done: usize) {}
+}
+
+/// A `cargo` command for `workspace`, with the environment of whoever runs Kiln cleared of
+/// what would change the build (a parent `cargo test`'s target dir and flags).
+pub fn command(workspace: &Path) -> Command {
+    let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let keep = ["CARGO_HOME", "CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_"].iter().any(|k| key.starts_with(k));
+        let drop = (key.starts_with("CARGO") && !keep)
+            || matches!(key.as_ref(), "RUSTFLAGS" | "RUSTDOCFLAGS" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "OUT_DIR" | "RUSTC")
+            || key.starts_with("DEP_");
+        if drop {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd.current_dir(workspace);
+    cmd
+}
+
+/// Runs `cargo <args> --message-format=json` in `workspace`.
+pub fn run(workspace: &Path, args: &[&str], progress: &mut dyn Progress) -> Result<Outcome, CargoError> {
+    let mut child = command(workspace)
+        .args(args)
+        .arg("--message-format=json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(CargoError::Spawn)?;
+    let stderr = child.stderr.take().expect("piped");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+    let mut outcome = Outcome::default();
+    let mut done = 0;
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line.map_err(CargoError::Read)?;
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        match message["reason"].as_str() {
+            Some("compiler-artifact") => {
+                done += 1;
+                let name = message["target"]["name"].as_str().unwrap_or("");
+                progress.compiled(name, done);
+                if let Some(executable) = message["executable"].as_str() {
+                    let package = message["target"]["name"].as_str().unwrap_or_default().to_owned();
+                    outcome.executables.insert(package, PathBuf::from(executable));
+                }
+            }
+            Some("compiler-message") => {
+                if let Some(parsed) = parse_message(&message["message"])
+                    && parsed.level == "error"
+                {
+                    outcome.errors.push(parsed);
+                }
+            }
+            Some("build-finished") => outcome.success = message["success"].as_bool().unwrap_or(false),
+            _ => {}
+        }
+    }
+    let status = child.wait().map_err(CargoError::Read)?;
+    outcome.success &= status.success();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim_start().starts_with("Compiling") && !l.trim_start().starts_with("Checking")).collect();
+    outcome.stderr_tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    Ok(outcome)
+}
+
+fn parse_message(message: &serde_json::Value) -> Option<Message> {
+    let spans = message["spans"].as_array()?;
+    let primary = spans.iter().find(|s| s["is_primary"].as_bool() == Some(true));
+    let line = primary.and_then(|s| s["line_start"].as_u64()).unwrap_or(0) as usize;
+    Some(Message {
+        level: message["level"].as_str()?.to_owned(),
+        code: message["code"]["code"].as_str().map(str::to_owned),
+        message: message["message"].as_str().unwrap_or_default().to_owned(),
+        file: primary.and_then(|s| s["file_name"].as_str()).map(str::to_owned),
+        line,
+        label: primary.and_then(|s| s["label"].as_str()).map(str::to_owned),
+        rendered: message["rendered"].as_str().unwrap_or_default().to_owned(),
+    })
+}

@@ -1,0 +1,232 @@
+//! Types from the compiler, not from names: the probe crate holds every tagged cell in order
+//! and asks rustc about each boundary value and parameter with `let _: () = &value;`, whose
+//! mismatched-types error names the type (the trick evcxr used before rust-analyzer). A
+//! second check writes the found types out and checks what the components will rely on: each
+//! value has a codec, each parameter can be set from text, `fn infer`'s input and output map
+//! to tensors and its model parameters match the train values. Every problem is reported at
+//! the notebook's cell and line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::analysis::Analysis;
+use crate::cargo::{self, CargoError, Message, Progress};
+use crate::diagnostic::Diagnostic;
+use crate::generate::{self, Inputs, Probe, SourceMap, Workspace};
+
+const PROBE_FILE: &str = "probe/src/main.rs";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TypesError {
+    #[error("writing the probe crate in {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Cargo(#[from] CargoError),
+}
+
+/// How a value of type `ty` crosses a boundary.
+pub fn codec_for(ty: &str) -> &'static str {
+    let base = ty.split('<').next().unwrap_or(ty).trim();
+    let last = base.rsplit("::").next().unwrap_or(base);
+    match last {
+        "DataFrame" => "parquet",
+        "Tensor" | "VarMap" => "safetensors",
+        _ => "json",
+    }
+}
+
+/// rustc's name for a type still being inferred, as the type it falls back to.
+fn settle(ty: &str) -> String {
+    ty.replace("{integer}", "i32").replace("{float}", "f64")
+}
+
+/// Why a type the compiler found cannot be written in a component, if it cannot.
+fn unnameable(ty: &str) -> Option<&'static str> {
+    if ty.contains("{closure") || ty.contains("{async") || ty.contains("{coroutine") {
+        Some("it holds a closure, which has no name")
+    } else if ty.contains("impl ") {
+        Some("it is an `impl Trait`, which has no name")
+    } else if ty.contains("...") || ty.contains('…') {
+        Some("rustc shortened it")
+    } else if ty.contains("{type error}") || ty.contains("{unknown}") || ty.contains("_)") || ty == "_" {
+        Some("the compiler could not infer it")
+    } else {
+        None
+    }
+}
+
+/// The type in rustc's "expected `()`, found `&T`".
+fn found_type(message: &Message) -> Option<String> {
+    let text = message.label.as_deref().unwrap_or_default();
+    let start = text.find("found `")? + "found `".len();
+    let found = &text[start..text.rfind('`')?];
+    Some(found.strip_prefix('&').unwrap_or(found).to_owned())
+}
+
+fn at(map: &SourceMap, line: usize, message: String) -> Diagnostic {
+    match map.origin(line) {
+        Some(origin) => Diagnostic { cell: Some(origin.cell), cell_id: origin.cell_id.clone(), line: origin.line, message },
+        None => Diagnostic::notebook(message),
+    }
+}
+
+/// Compiler errors that are not answers to Kiln's questions: the notebook's own errors, at
+/// their cells; a dependency's or cargo's, for the whole notebook.
+fn other_errors(errors: &[&Message], map: &SourceMap, stderr: &str, success: bool) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = errors
+        .iter()
+        .map(|e| {
+            let code = e.code.as_deref().map(|c| format!("[{c}]")).unwrap_or_default();
+            let label = e.label.as_deref().filter(|l| !l.is_empty()).map(|l| format!(": {l}")).unwrap_or_default();
+            match e.file.as_deref() {
+                Some(PROBE_FILE) => at(map, e.line, format!("error{code}: {}{label}", e.message)),
+                _ => Diagnostic::notebook(format!("a dependency failed to compile: {}", e.rendered.trim())),
+            }
+        })
+        .collect();
+    if out.is_empty() && !success {
+        out.push(Diagnostic::notebook(format!("cargo could not check the notebook's code:\n{}", stderr.trim())));
+    }
+    out.dedup();
+    out
+}
+
+fn check(root: &Path, workspace: &Workspace, handle: &str, progress: &mut dyn Progress) -> Result<cargo::Outcome, TypesError> {
+    workspace.write(root).map_err(|source| TypesError::Write { path: root.display().to_string(), source })?;
+    let package = generate::package(handle, "probe");
+    Ok(cargo::run(root, &["check", "--quiet", "-p", &package], progress)?)
+}
+
+/// Fills in the types and codecs of `analysis`'s flows and parameters, adding a diagnostic
+/// for every problem. `root` is the generated workspace's directory. Skipped when the
+/// analysis already has problems (the compiler would only repeat them).
+pub fn infer(root: &Path, inputs: &Inputs, analysis: &mut Analysis, progress: &mut dyn Progress) -> Result<(), TypesError> {
+    if !analysis.diagnostics.is_empty() {
+        return Ok(());
+    }
+    // Pass 1: the types.
+    let (workspace, markers) = generate::workspace(inputs, analysis, Probe::Types);
+    let map = workspace.maps[Path::new(PROBE_FILE)].clone();
+    let outcome = check(root, &workspace, inputs.handle, progress)?;
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    let mut rest = Vec::new();
+    for error in &outcome.errors {
+        let marker = (error.file.as_deref() == Some(PROBE_FILE)).then(|| markers.get(&error.line)).flatten();
+        match (marker, found_type(error)) {
+            (Some(name), Some(ty)) if error.code.as_deref() == Some("E0308") => {
+                found.insert(name.clone(), settle(&ty));
+            }
+            _ => rest.push(error),
+        }
+    }
+    let mut problems = other_errors(&rest, &map, &outcome.stderr_tail, outcome.success || !outcome.errors.is_empty());
+    if !problems.is_empty() {
+        analysis.diagnostics.append(&mut problems);
+        return Ok(());
+    }
+    for (line, name) in &markers {
+        match found.get(name) {
+            Some(ty) => {
+                if let Some(why) = unnameable(ty) {
+                    problems.push(at(&map, *line, format!("`{name}` has type `{ty}`, which a component cannot write down ({why}); give it a concrete type, e.g. `.collect::<Vec<_>>()` or an annotation")));
+                }
+            }
+            None => problems.push(at(&map, *line, format!("the compiler did not say what type `{name}` has"))),
+        }
+    }
+    for flow in &mut analysis.flows {
+        flow.ty = found.get(&flow.name).cloned();
+        flow.codec = flow.ty.as_deref().map(|t| codec_for(t).to_owned());
+    }
+    for parameter in &mut analysis.parameters {
+        parameter.ty = found.get(&parameter.name).cloned();
+    }
+    if !problems.is_empty() {
+        analysis.diagnostics.append(&mut problems);
+        return Ok(());
+    }
+
+    // Pass 2: what the components rely on.
+    let (workspace, markers) = generate::workspace(inputs, analysis, Probe::Contracts);
+    let map = workspace.maps[Path::new(PROBE_FILE)].clone();
+    let outcome = check(root, &workspace, inputs.handle, progress)?;
+    let mut rest = Vec::new();
+    let mut problems = Vec::new();
+    for error in &outcome.errors {
+        let Some(asked) = (error.file.as_deref() == Some(PROBE_FILE)).then(|| markers.get(&error.line)).flatten() else {
+            rest.push(error);
+            continue;
+        };
+        let message = contract_problem(asked, error, analysis);
+        let diagnostic = at(&map, error.line, message);
+        if !problems.contains(&diagnostic) {
+            problems.push(diagnostic);
+        }
+    }
+    problems.extend(other_errors(&rest, &map, &outcome.stderr_tail, outcome.success || !outcome.errors.is_empty()));
+    analysis.diagnostics.append(&mut problems);
+    analysis.diagnostics.sort_by_key(|d| (d.cell.is_none(), d.cell, d.line));
+    Ok(())
+}
+
+/// The words for a failed check of pass 2.
+fn contract_problem(asked: &str, error: &Message, analysis: &Analysis) -> String {
+    let code = error.code.as_deref().unwrap_or("");
+    let not_in_scope = matches!(code, "E0412" | "E0433" | "E0422" | "E0425");
+    if let Some(param) = asked.strip_prefix("fn infer(").and_then(|s| s.strip_suffix(')')) {
+        let made = analysis.flows.iter().find(|f| f.name == param).and_then(|f| f.ty.clone()).unwrap_or_default();
+        return format!("`fn infer` takes `{param}` as a different type than the train step makes (`{made}`): {}", error.message);
+    }
+    if asked == "fn infer" {
+        let infer = analysis.infer.as_ref();
+        let (input, output) = (infer.and_then(|i| i.input()).map_or("", |i| i.1), infer.map_or("", |i| i.signature.output.as_str()));
+        if error.message.contains("InferInput") {
+            return format!("`fn infer`'s input type `{input}` cannot come from an inference request: use numbers, bool or String, in `Vec<…>` or `[T; N]` (one tensor)");
+        }
+        if error.message.contains("InferOutput") {
+            return format!("`fn infer`'s output type `{output}` cannot answer an inference request: use numbers, bool or String, in `Vec<…>` or `[T; N]`, or a `Result` of one");
+        }
+        return format!("`fn infer`: {}", error.message);
+    }
+    if let Some(p) = analysis.parameters.iter().find(|p| p.name == asked) {
+        let ty = p.ty.as_deref().unwrap_or("_");
+        if not_in_scope {
+            return format!("parameter `{asked}` has type `{ty}`, which is not in scope in a component: {}", error.message);
+        }
+        return format!("parameter `{asked}` has type `{ty}`, which cannot be set from the command line (numbers, bool, char, String and &str can)");
+    }
+    let ty = analysis.flows.iter().find(|f| f.name == asked).and_then(|f| f.ty.as_deref()).unwrap_or("_");
+    if not_in_scope {
+        return format!("the compiler calls the type of `{asked}` `{ty}`, which is not in scope in a component ({}); add a `use` for it to a setup cell", error.message);
+    }
+    if code == "E0277" {
+        return format!(
+            "`{asked}` has type `{ty}`, which has no codec to cross to the next step: derive serde's `Serialize` and `Deserialize` for it (JSON), or hand on a polars DataFrame (Parquet) or a candle Tensor or VarMap (safetensors)"
+        );
+    }
+    format!("`{asked}` (`{ty}`): {}", error.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codecs_by_type() {
+        assert_eq!(codec_for("DataFrame"), "parquet");
+        assert_eq!(codec_for("polars::prelude::DataFrame"), "parquet");
+        assert_eq!(codec_for("candle_nn::VarMap"), "safetensors");
+        assert_eq!(codec_for("Tensor"), "safetensors");
+        assert_eq!(codec_for("Vec<Tensor>"), "json");
+        assert_eq!(codec_for("HashMap<String, f32>"), "json");
+    }
+
+    #[test]
+    fn settled_and_unnameable_types() {
+        assert_eq!(settle("Vec<{float}>"), "Vec<f64>");
+        assert_eq!(settle("{integer}"), "i32");
+        assert!(unnameable("Map<std::ops::Range<i32>, {closure@probe/src/main.rs:4:20: 4:23}>").is_some());
+        assert!(unnameable("impl Iterator<Item = f32>").is_some());
+        assert!(unnameable("Vec<Vec<f32>>").is_none());
+    }
+}
