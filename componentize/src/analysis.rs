@@ -83,6 +83,14 @@ pub struct Analysis {
     /// The tagged cells (skip and untagged left out), in notebook order, for code generation.
     #[serde(skip)]
     pub cells: Vec<StepCell>,
+    /// Values a later tagged cell uses: defining cell → name → the cells using it. In the
+    /// kernel a value's type is fixed when its cell ends, so generated code fixes it there too.
+    #[serde(skip)]
+    pub carried: BTreeMap<usize, BTreeMap<String, Vec<usize>>>,
+    /// The type each carried value, parameter and boundary value had when its cell ended, from
+    /// the compiler: (cell, name) → type.
+    #[serde(skip)]
+    pub settled: BTreeMap<(usize, String), String>,
 }
 
 impl Analysis {
@@ -261,11 +269,31 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
         }
     }
 
-    // Cell by cell, line by line; problems of the whole notebook last.
+    // Values in the order they are made; problems cell by cell, line by line, then those of
+    // the whole notebook.
+    flows.sort_by_key(|f| (f.from, f.to, f.defined_in, f.line));
     diagnostics.sort_by_key(|d| (d.cell.is_none(), d.cell, d.line));
     diagnostics.dedup();
-    let cells = parsed.into_iter().filter_map(|(cell, step, parsed)| Some(StepCell { cell: cell.clone(), step: step?, parsed })).collect();
-    Analysis { steps, untagged, parameters, flows, infer, diagnostics, cells }
+    let cells: Vec<StepCell> = parsed.into_iter().filter_map(|(cell, step, parsed)| Some(StepCell { cell: cell.clone(), step: step?, parsed })).collect();
+    let carried = carried_values(&cells);
+    Analysis { steps, untagged, parameters, flows, infer, diagnostics, cells, carried, settled: BTreeMap::new() }
+}
+
+/// For each tagged cell, the values it defines that later tagged cells' statements use (the
+/// latest definition before the using cell wins).
+fn carried_values(cells: &[StepCell]) -> BTreeMap<usize, BTreeMap<String, Vec<usize>>> {
+    let mut carried: BTreeMap<usize, BTreeMap<String, Vec<usize>>> = BTreeMap::new();
+    for (position, user) in cells.iter().enumerate() {
+        for (name, &line) in &user.parsed.names.uses {
+            if user.parsed.names.values.get(name).is_some_and(|&defined| defined <= line) {
+                continue;
+            }
+            if let Some(definer) = cells[..position].iter().rev().find(|c| c.parsed.names.values.contains_key(name)) {
+                carried.entry(definer.cell.index).or_default().entry(name.clone()).or_default().push(user.cell.index);
+            }
+        }
+    }
+    carried
 }
 
 /// The analysis as text, as `kiln show` prints it: the steps, the graph with each boundary

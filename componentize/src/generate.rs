@@ -276,6 +276,8 @@ fn body(w: &mut Writer, analysis: &Analysis, step: Step) {
             let suffix = if fragment.kind == FragmentKind::Trailing { ";" } else { "" };
             w.fragment(cell, fragment, "    ", suffix);
         }
+        let here: Vec<usize> = cells_for(analysis, &steps).map(|c| c.cell.index).collect();
+        settle_carried(w, analysis, cell, &|user| here.contains(&user), "    ");
     }
 }
 
@@ -344,19 +346,36 @@ fn infer_component(inputs: &Inputs, analysis: &Analysis) -> Writer {
 /// How the probe marks a value whose type the compiler should name.
 pub const MARKER: &str = "let _: () = &";
 
-/// What the probe checks once types are known (second pass).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the probe asks the compiler.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
-    /// `let _: () = &value;` for every boundary value and parameter: the compiler's
-    /// mismatched-types error names the type.
-    Types,
-    /// The found types written out, the codecs and the infer contract checked.
+    /// The tagged cells up to and including `upto`, then `let _: () = &value;` for each
+    /// value of that cell in `ask`: the compiler's mismatched-types error names its type as
+    /// the kernel would have fixed it when the cell ended.
+    Types { upto: usize, ask: Vec<String> },
+    /// Every cell with the found types written out; the codecs, the parameters and the infer
+    /// contract checked.
     Contracts,
 }
 
-/// The probe: every tagged cell in notebook order in one function, then one line per value
-/// to ask about. Line → value name in `markers`.
-fn probe(inputs: &Inputs, analysis: &Analysis, pass: Probe) -> (Writer, BTreeMap<usize, String>) {
+/// `let mut x: T = x;` after cell `cell` for each carried value used by a cell in `users`:
+/// the type the value had when its cell ended, as in the kernel.
+fn settle_carried(w: &mut Writer, analysis: &Analysis, cell: &StepCell, users: &dyn Fn(usize) -> bool, indent: &str) {
+    let Some(values) = analysis.carried.get(&cell.cell.index) else { return };
+    for (name, using) in values {
+        if !using.iter().any(|&u| users(u)) {
+            continue;
+        }
+        if let Some(ty) = analysis.settled.get(&(cell.cell.index, name.clone())).filter(|t| crate::types::is_nameable(t)) {
+            let line = cell.parsed.names.values.get(name).copied().unwrap_or(0);
+            w.line_at(format!("{indent}let mut {name}: {ty} = {name}; // typed as the kernel types it when cell {} ends", cell.cell.index), origin_of(analysis, cell.cell.index, line));
+        }
+    }
+}
+
+/// The probe: the tagged cells in notebook order in one function, then one line per thing
+/// to ask about. Line → what it asks in `markers`.
+fn probe(inputs: &Inputs, analysis: &Analysis, pass: &Probe) -> (Writer, BTreeMap<usize, String>) {
     let mut w = Writer::default();
     let steps = [Step::Setup, Step::Parameters, Step::Data, Step::Train, Step::Infer];
     header(&mut w, inputs, "probe", analysis, &steps);
@@ -365,7 +384,11 @@ fn probe(inputs: &Inputs, analysis: &Analysis, pass: Probe) -> (Writer, BTreeMap
     w.line("fn main() {}");
     w.line("");
     w.line("fn cells() -> Result<(), Box<dyn std::error::Error>> {");
-    for cell in cells_for(analysis, &[Step::Setup, Step::Parameters, Step::Data, Step::Train]) {
+    let upto = match pass {
+        Probe::Types { upto, .. } => *upto,
+        Probe::Contracts => usize::MAX,
+    };
+    for cell in cells_for(analysis, &[Step::Setup, Step::Parameters, Step::Data, Step::Train]).filter(|c| c.cell.index <= upto) {
         let statements: Vec<&Fragment> = cell.parsed.fragments.iter().filter(|f| f.kind != FragmentKind::Item).collect();
         if statements.is_empty() {
             continue;
@@ -375,34 +398,40 @@ fn probe(inputs: &Inputs, analysis: &Analysis, pass: Probe) -> (Writer, BTreeMap
             let suffix = if fragment.kind == FragmentKind::Trailing { ";" } else { "" };
             w.fragment(cell, fragment, "    ", suffix);
         }
+        settle_carried(&mut w, analysis, cell, &|_| true, "    ");
     }
     let mut markers = BTreeMap::new();
     w.line("    // ── what Kiln asks the compiler ──");
-    let mut seen = std::collections::BTreeSet::new();
-    let asked = analysis.parameters.iter().map(|p| (&p.name, p.ty.as_deref(), None, origin_of(analysis, p.cell, p.line))).chain(
-        analysis.flows.iter().filter(|f| seen.insert(f.name.as_str())).map(|f| (&f.name, f.ty.as_deref(), Some(codec_path(f.codec.as_deref())), origin_of(analysis, f.defined_in, f.line))),
-    );
-    for (name, ty, codec, origin) in asked {
-        let line = w.map.0.len() + 1;
-        match (pass, codec) {
-            (Probe::Types, _) => w.line_at(format!("    {MARKER}{name};"), origin),
-            (Probe::Contracts, None) => w.line_at(format!("    kiln::component::check_param::<{}>(&{name});", ty.unwrap_or("_")), origin),
-            (Probe::Contracts, Some(codec)) => w.line_at(format!("    kiln::codec::check::<{}, _>(&{name}, {codec});", ty.unwrap_or("_")), origin),
+    match pass {
+        Probe::Types { upto, ask } => {
+            let cell = analysis.cells.iter().find(|c| c.cell.index == *upto);
+            for name in ask {
+                let line = cell.and_then(|c| c.parsed.names.values.get(name)).copied().unwrap_or(0);
+                markers.insert(w.map.0.len() + 1, name.clone());
+                w.line_at(format!("    {MARKER}{name};"), origin_of(analysis, *upto, line));
+            }
         }
-        markers.insert(line, name.clone());
-    }
-    if pass == Probe::Contracts
-        && let Some(infer) = &analysis.infer
-        && let Some((_, input_ty)) = infer.input()
-    {
-        let origin = origin_of(analysis, infer.cell, infer.signature.line);
-        let line = w.map.0.len() + 1;
-        w.line_at(format!("    kiln::serve::check_io::<{input_ty}, {}>();", infer.signature.output), origin.clone());
-        markers.insert(line, "fn infer".into());
-        for (name, ty, param_line) in infer.model_params() {
-            let line = w.map.0.len() + 1;
-            w.line_at(format!("    let _: {ty} = &{name};"), origin_of(analysis, infer.cell, *param_line));
-            markers.insert(line, format!("fn infer({name})"));
+        Probe::Contracts => {
+            let mut seen = std::collections::BTreeSet::new();
+            for p in &analysis.parameters {
+                markers.insert(w.map.0.len() + 1, p.name.clone());
+                w.line_at(format!("    kiln::component::check_param::<{}>(&{});", p.ty.as_deref().unwrap_or("_"), p.name), origin_of(analysis, p.cell, p.line));
+            }
+            for f in analysis.flows.iter().filter(|f| seen.insert(f.name.as_str())) {
+                markers.insert(w.map.0.len() + 1, f.name.clone());
+                let codec = codec_path(f.codec.as_deref());
+                w.line_at(format!("    kiln::codec::check::<{}, _>(&{}, {codec});", f.ty.as_deref().unwrap_or("_"), f.name), origin_of(analysis, f.defined_in, f.line));
+            }
+            if let Some(infer) = &analysis.infer
+                && let Some((_, input_ty)) = infer.input()
+            {
+                markers.insert(w.map.0.len() + 1, "fn infer".into());
+                w.line_at(format!("    kiln::serve::check_io::<{input_ty}, {}>();", infer.signature.output), origin_of(analysis, infer.cell, infer.signature.line));
+                for (name, ty, param_line) in infer.model_params() {
+                    markers.insert(w.map.0.len() + 1, format!("fn infer({name})"));
+                    w.line_at(format!("    let _: {ty} = &{name};"), origin_of(analysis, infer.cell, *param_line));
+                }
+            }
         }
     }
     w.line("    Ok(())");
@@ -412,7 +441,7 @@ fn probe(inputs: &Inputs, analysis: &Analysis, pass: Probe) -> (Writer, BTreeMap
 
 /// The whole workspace: the three components and the probe, sharing one `Cargo.lock` (the
 /// one the images' labels hash). Returns the probe's marker lines too (line → what it asks).
-pub fn workspace(inputs: &Inputs, analysis: &Analysis, pass: Probe) -> (Workspace, BTreeMap<usize, String>) {
+pub fn workspace(inputs: &Inputs, analysis: &Analysis, pass: &Probe) -> (Workspace, BTreeMap<usize, String>) {
     let mut ws = Workspace::default();
     let roles: Vec<&str> = ROLES.iter().map(|r| r.name()).chain(std::iter::once("probe")).collect();
     let members: Vec<String> = roles.iter().map(|r| r.to_string()).collect();

@@ -117,7 +117,7 @@ pub fn analyse_file(path: &Path, options: &Options, types: bool, progress: &mut 
 /// The generated workspace for an analysed notebook (what `--emit-only` shows).
 pub fn generate(analysed: &Analysed, options: &Options) -> Workspace {
     let target_dir = options.target_dir();
-    generate::workspace(&analysed.inputs(options, &target_dir), &analysed.analysis, Probe::Contracts).0
+    generate::workspace(&analysed.inputs(options, &target_dir), &analysed.analysis, &Probe::Contracts).0
 }
 
 /// The release binaries, by role.

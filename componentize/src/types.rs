@@ -1,18 +1,19 @@
-//! Types from the compiler, not from names: the probe crate holds every tagged cell in order
-//! and asks rustc about each boundary value and parameter with `let _: () = &value;`, whose
-//! mismatched-types error names the type (the trick evcxr used before rust-analyzer). A
-//! second check writes the found types out and checks what the components will rely on: each
+//! Types from the compiler, not from names: the probe crate holds the tagged cells in order
+//! and asks rustc about each boundary value, parameter and value a later cell uses with
+//! `let _: () = &value;`, whose mismatched-types error names the type (the trick evcxr used
+//! before rust-analyzer). A last check writes the found types out and checks what the components will rely on: each
 //! value has a codec, each parameter can be set from text, `fn infer`'s input and output map
 //! to tensors and its model parameters match the train values. Every problem is reported at
 //! the notebook's cell and line.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::analysis::Analysis;
 use crate::cargo::{self, CargoError, Message, Progress};
 use crate::diagnostic::Diagnostic;
 use crate::generate::{self, Inputs, Probe, SourceMap, Workspace};
+use crate::tags::Step;
 
 const PROBE_FILE: &str = "probe/src/main.rs";
 
@@ -53,6 +54,11 @@ fn unnameable(ty: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether generated code can write `ty` down.
+pub fn is_nameable(ty: &str) -> bool {
+    unnameable(ty).is_none()
 }
 
 /// The type in rustc's "expected `()`, found `&T`".
@@ -97,57 +103,90 @@ fn check(root: &Path, workspace: &Workspace, handle: &str, progress: &mut dyn Pr
     Ok(cargo::run(root, &["check", "--quiet", "-p", &package], progress)?)
 }
 
+/// The (cell, name) pairs whose types are needed, by cell: parameters, boundary values, and
+/// values later cells use (fixed when their cell ends, as in the kernel).
+fn needed(analysis: &Analysis) -> BTreeMap<usize, BTreeSet<String>> {
+    let mut needs: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+    for p in &analysis.parameters {
+        needs.entry(p.cell).or_default().insert(p.name.clone());
+    }
+    for f in &analysis.flows {
+        needs.entry(f.defined_in).or_default().insert(f.name.clone());
+    }
+    for (cell, values) in &analysis.carried {
+        needs.entry(*cell).or_default().extend(values.keys().cloned());
+    }
+    needs
+}
+
 /// Fills in the types and codecs of `analysis`'s flows and parameters, adding a diagnostic
 /// for every problem. `root` is the generated workspace's directory. Skipped when the
 /// analysis already has problems (the compiler would only repeat them).
+///
+/// The kernel compiles one cell at a time, so a value's type is what it is when its cell
+/// ends (a bare `let n = 5;` is an `i32` there even if a later cell wants a `usize`). The
+/// probe does the same: one check per cell that defines a value anyone needs, with the cells
+/// up to it and the earlier values already fixed to their types.
 pub fn infer(root: &Path, inputs: &Inputs, analysis: &mut Analysis, progress: &mut dyn Progress) -> Result<(), TypesError> {
     if !analysis.diagnostics.is_empty() {
         return Ok(());
     }
-    // Pass 1: the types.
-    let (workspace, markers) = generate::workspace(inputs, analysis, Probe::Types);
-    let map = workspace.maps[Path::new(PROBE_FILE)].clone();
-    let outcome = check(root, &workspace, inputs.handle, progress)?;
-    let mut found: BTreeMap<String, String> = BTreeMap::new();
-    let mut rest = Vec::new();
-    for error in &outcome.errors {
-        let marker = (error.file.as_deref() == Some(PROBE_FILE)).then(|| markers.get(&error.line)).flatten();
-        match (marker, found_type(error)) {
-            (Some(name), Some(ty)) if error.code.as_deref() == Some("E0308") => {
-                found.insert(name.clone(), settle(&ty));
+    let statement_steps = [Step::Setup, Step::Parameters, Step::Data, Step::Train];
+    let needs = needed(analysis);
+    let order: Vec<usize> = analysis.cells.iter().filter(|c| statement_steps.contains(&c.step)).map(|c| c.cell.index).filter(|i| needs.contains_key(i)).collect();
+    for cell in order {
+        let ask: Vec<String> = needs[&cell].iter().cloned().collect();
+        let pass = Probe::Types { upto: cell, ask };
+        let (workspace, markers) = generate::workspace(inputs, analysis, &pass);
+        let map = workspace.maps[Path::new(PROBE_FILE)].clone();
+        let outcome = check(root, &workspace, inputs.handle, progress)?;
+        let mut rest = Vec::new();
+        for error in &outcome.errors {
+            let marker = (error.file.as_deref() == Some(PROBE_FILE)).then(|| markers.get(&error.line)).flatten();
+            match (marker, found_type(error)) {
+                (Some(name), Some(ty)) if error.code.as_deref() == Some("E0308") => {
+                    analysis.settled.insert((cell, name.clone()), settle(&ty));
+                }
+                _ => rest.push(error),
             }
-            _ => rest.push(error),
+        }
+        let mut problems = other_errors(&rest, &map, &outcome.stderr_tail, outcome.success || !outcome.errors.is_empty());
+        if !problems.is_empty() {
+            analysis.diagnostics.append(&mut problems);
+            return Ok(());
         }
     }
-    let mut problems = other_errors(&rest, &map, &outcome.stderr_tail, outcome.success || !outcome.errors.is_empty());
-    if !problems.is_empty() {
-        analysis.diagnostics.append(&mut problems);
-        return Ok(());
-    }
-    for (line, name) in &markers {
-        match found.get(name) {
+    let mut problems = Vec::new();
+    let typed = |analysis: &Analysis, cell: usize, name: &str| analysis.settled.get(&(cell, name.to_owned())).cloned();
+    let flows: Vec<(usize, usize, String, Option<String>)> = analysis.flows.iter().map(|f| (f.defined_in, f.line, f.name.clone(), typed(analysis, f.defined_in, &f.name))).collect();
+    let params: Vec<(usize, usize, String, Option<String>)> = analysis.parameters.iter().map(|p| (p.cell, p.line, p.name.clone(), typed(analysis, p.cell, &p.name))).collect();
+    for (cell, line, name, ty) in flows.iter().chain(&params) {
+        let id = analysis.cells.iter().find(|c| c.cell.index == *cell).and_then(|c| c.cell.id.clone());
+        let at = |message: String| Diagnostic { cell: Some(*cell), cell_id: id.clone(), line: *line, message };
+        match ty {
             Some(ty) => {
                 if let Some(why) = unnameable(ty) {
-                    problems.push(at(&map, *line, format!("`{name}` has type `{ty}`, which a component cannot write down ({why}); give it a concrete type, e.g. `.collect::<Vec<_>>()` or an annotation")));
+                    problems.push(at(format!("`{name}` has type `{ty}`, which a component cannot write down ({why}); give it a concrete type, e.g. `.collect::<Vec<_>>()` or an annotation")));
                 }
             }
-            None => problems.push(at(&map, *line, format!("the compiler did not say what type `{name}` has"))),
+            None => problems.push(at(format!("the compiler did not say what type `{name}` has"))),
         }
     }
     for flow in &mut analysis.flows {
-        flow.ty = found.get(&flow.name).cloned();
+        flow.ty = analysis.settled.get(&(flow.defined_in, flow.name.clone())).cloned();
         flow.codec = flow.ty.as_deref().map(|t| codec_for(t).to_owned());
     }
     for parameter in &mut analysis.parameters {
-        parameter.ty = found.get(&parameter.name).cloned();
+        parameter.ty = analysis.settled.get(&(parameter.cell, parameter.name.clone())).cloned();
     }
+    problems.dedup();
     if !problems.is_empty() {
         analysis.diagnostics.append(&mut problems);
         return Ok(());
     }
 
     // Pass 2: what the components rely on.
-    let (workspace, markers) = generate::workspace(inputs, analysis, Probe::Contracts);
+    let (workspace, markers) = generate::workspace(inputs, analysis, &Probe::Contracts);
     let map = workspace.maps[Path::new(PROBE_FILE)].clone();
     let outcome = check(root, &workspace, inputs.handle, progress)?;
     let mut rest = Vec::new();

@@ -81,6 +81,8 @@ struct Engine {
     notice: Option<String>,
     /// The panic message of the code that ran last, if it panicked.
     last_panic: Option<Vec<String>>,
+    /// Whether a `?` in the code that ran last returned an error.
+    last_user_error: bool,
 }
 
 /// What running one piece of code produced.
@@ -116,7 +118,7 @@ impl Engine {
                 (Err(error.to_string()), None, None)
             }
         };
-        Engine { shared, out, stdin_replies, ctx, stdout, stderr, execution_count: 0, replays: Vec::new(), restore: None, notice: None, last_panic: None }
+        Engine { shared, out, stdin_replies, ctx, stdout, stderr, execution_count: 0, replays: Vec::new(), restore: None, notice: None, last_panic: None, last_user_error: false }
     }
 
     fn run(mut self, jobs: Receiver<Job>) {
@@ -314,6 +316,7 @@ impl Engine {
         let result = ctx.execute_with_callbacks(code, &mut callbacks);
         let ran = started.elapsed();
         self.last_panic = self.flush_output();
+        self.last_user_error = self.shared.take_user_error();
         if let Ok(outputs) = &result
             && tracing::enabled!(tracing::Level::DEBUG)
         {
@@ -341,6 +344,7 @@ impl Engine {
 
     fn with_panic_check(&mut self, result: RunResult, interrupted: bool) -> RunResult {
         let panic = self.last_panic.take();
+        let user_error = std::mem::take(&mut self.last_user_error);
         match (result, panic) {
             (RunResult::Failed(mut failure), _) if interrupted => {
                 failure.ename = "Interrupted".into();
@@ -351,6 +355,12 @@ impl Engine {
             (RunResult::Ok(_), Some(lines)) => {
                 let evalue = lines.get(1).cloned().unwrap_or_else(|| "panic".into());
                 RunResult::Failed(Failure { ename: "Panic".into(), evalue, traceback: lines, child_died: false })
+            }
+            // evcxr prints the error on stderr and calls the cell a success; it is not (and
+            // the variables the cell defined are gone).
+            (RunResult::Ok(_), None) if user_error => {
+                let evalue = "a `?` returned the error printed above; the variables this cell defined were not kept".to_owned();
+                RunResult::Failed(Failure { ename: "Error".into(), traceback: vec![format!("Error: {evalue}")], evalue, child_died: false })
             }
             (result, _) => result,
         }

@@ -30,6 +30,8 @@ pub struct Shared {
     executing: AtomicBool,
     interrupted: AtomicBool,
     panicked: AtomicBool,
+    /// A `?` in the running cell returned an error.
+    user_error: AtomicBool,
 }
 
 impl Shared {
@@ -78,6 +80,14 @@ impl Shared {
 
     pub fn take_panicked(&self) -> bool {
         self.panicked.swap(false, Ordering::SeqCst)
+    }
+
+    pub fn note_user_error(&self) {
+        self.user_error.store(true, Ordering::SeqCst);
+    }
+
+    pub fn take_user_error(&self) -> bool {
+        self.user_error.swap(false, Ordering::SeqCst)
     }
 
     /// The request that output is currently attributed to; `None` discards output (silent

@@ -16,6 +16,8 @@ use kiln::display::protocol;
 
 const RUNTIME_ENV: &str = "EVCXR_IS_RUNTIME";
 const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
+/// What evcxr's wrapper prints when a `?` in the cell returned an error.
+const USER_ERROR_OCCURRED: &str = "EVCXR_ERROR_OCCURRED";
 
 pub fn is_runtime_child() -> bool {
     std::env::var_os(RUNTIME_ENV).is_some()
@@ -110,6 +112,11 @@ fn write_line(out: &mut Vec<u8>, line: &[u8], is_stdout: bool) {
             if is_stdout && piece == PANIC_NOTIFICATION.as_bytes() {
                 // Tell the kernel before evcxr swallows the notification.
                 out.extend_from_slice(protocol::panic_line().as_bytes());
+                out.push(b'\n');
+            }
+            if is_stdout && piece == USER_ERROR_OCCURRED.as_bytes() {
+                // evcxr swallows this too, and reports the cell as a success.
+                out.extend_from_slice(protocol::user_error_line().as_bytes());
                 out.push(b'\n');
             }
             out.extend_from_slice(piece);

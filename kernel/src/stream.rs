@@ -143,6 +143,7 @@ impl PumpState {
                 }
             }
             Some(Marker::Panic) => self.shared.note_panic(),
+            Some(Marker::UserError) => self.shared.note_user_error(),
             None => self.take_text_line(line),
         }
     }

@@ -295,6 +295,8 @@ async fn crashes_are_cell_errors_and_the_kernel_lives() {
         ("std::process::exit(3);", "RuntimeCrash"),
         ("unsafe { std::ptr::null_mut::<u64>().write_volatile(7); }", "RuntimeCrash"),
         ("let v: Vec<u8> = Vec::new(); v[10]", "Panic"),
+        // evcxr itself calls this a success; the cell's new variables are gone all the same.
+        ("let lost = 1;\nlet r: Result<(), String> = Err(\"boom\".into());\nr?;", "Error"),
     ];
     for (code, ename) in crashes {
         let (iopub, reply) = k.execute(code).await;

@@ -86,11 +86,7 @@ impl S3 {
             .spawn()
             .context("starting moto_server")?;
         let s3 = S3 { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            anyhow::ensure!(std::time::Instant::now() < deadline, "moto_server did not listen on {port} within 60 s");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        wait_for_port(port, "moto_server")?;
         Ok(s3)
     }
 
@@ -110,6 +106,67 @@ impl Drop for S3 {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An OCI registry (Debian's `docker-registry`, distribution 2.8) on 127.0.0.1, storing in a
+/// fresh directory.
+pub struct Registry {
+    child: std::process::Child,
+    dir: PathBuf,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+}
+
+impl Registry {
+    pub fn start(parent: &Path) -> anyhow::Result<Registry> {
+        env::ensure_debian_packages(&["docker-registry"])?;
+        let dir = parent.join(format!("registry-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let port = free_port()?;
+        let config = format!(
+            "version: 0.1\nlog: {{ level: warn }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: 127.0.0.1:{port} }}\n",
+            dir.join("data").display()
+        );
+        std::fs::write(dir.join("config.yml"), config)?;
+        let log = std::fs::File::create(dir.join("log"))?;
+        let child = Command::new("docker-registry").arg("serve").arg(dir.join("config.yml")).stdout(log.try_clone()?).stderr(log).spawn().context("starting docker-registry")?;
+        let registry = Registry { child, dir, host: format!("127.0.0.1:{port}") };
+        wait_for_port(port, "docker-registry")?;
+        Ok(registry)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits up to a minute for a server to accept connections on 127.0.0.1:`port`.
+fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "{what} did not listen on {port} within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// podman configured for this machine and this project: the project's `containers.conf`
+/// (runc, lowered ulimits) and a storage of its own under the cache dir (vfs), so tests
+/// neither need nor touch the machine's image store.
+pub fn podman_env(cmd: &mut Command) -> anyhow::Result<()> {
+    env::ensure_debian_packages(&["podman", "runc", "skopeo", "uidmap"])?;
+    let storage = env::cache_dir().join("podman");
+    std::fs::create_dir_all(&storage)?;
+    let conf = storage.join("storage.conf");
+    let text = format!("[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n", storage.join("graph").display(), storage.join("run").display());
+    std::fs::write(&conf, text)?;
+    cmd.env("CONTAINERS_CONF", env::root().join("xtask/containers.conf")).env("CONTAINERS_STORAGE_CONF", conf);
+    Ok(())
 }
 
 /// `kiln server` on 127.0.0.1 (port 0 unless `listen` says otherwise), its data in `data_dir`.

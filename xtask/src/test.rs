@@ -5,7 +5,9 @@ use std::process::Command;
 use crate::{env, services};
 
 pub fn run() -> anyhow::Result<()> {
-    env::ensure_debian_packages(&["mold"])?;
+    // One apt run for everything the suites use: mold (faster links), PostgreSQL, an OCI
+    // registry, podman with runc, skopeo.
+    env::ensure_debian_packages(&["mold", "postgresql", "docker-registry", "podman", "runc", "skopeo", "uidmap"])?;
     env::ensure_venv()?;
     env::build_and_install_kernel()?;
     std::fs::create_dir_all(env::evcxr_tmpdir())?;
@@ -22,6 +24,8 @@ pub fn run() -> anyhow::Result<()> {
     let s3 = services::S3::start()?;
     let mut cargo = env::cargo();
     cargo.args(["test", "--release", "--workspace", "--no-fail-fast", "--", "--test-threads=2"]);
+    // Componentize tests share the generated crates' builds with the CLI's.
+    cargo.env("KILN_CACHE_DIR", env::cache_dir());
     cargo.env("KILN_TEST_POSTGRES", &postgres.url).env("KILN_REQUIRE_POSTGRES", "1");
     s3.apply(&mut cargo);
     env::jupyter_env(&mut cargo);
@@ -38,14 +42,18 @@ pub fn run() -> anyhow::Result<()> {
         failed.push(format!("cargo test -p kiln --features parquet,candle: {error}"));
     }
     // Python: jupyter_kernel_test, nbclient over every notebook, the mlflow client against
-    // `kiln server`.
+    // `kiln server`, and a notebook componentized, pushed to a real registry and run under
+    // podman.
+    let registry = services::Registry::start(&env::cache_dir())?;
     let mut pytest = Command::new(env::venv_bin("python"));
-    pytest.current_dir(env::root()).args(["-m", "pytest", "-v", "tests/jupyter", "tests/store"]);
-    pytest.env("KILN_BIN", env::target_dir().join("release/kiln"));
+    pytest.current_dir(env::root()).args(["-m", "pytest", "-v", "tests/jupyter", "tests/store", "tests/componentize"]);
+    pytest.env("KILN_BIN", env::target_dir().join("release/kiln")).env("KILN_TEST_REGISTRY", &registry.host).env("KILN_CACHE_DIR", env::cache_dir());
     env::jupyter_env(&mut pytest);
+    services::podman_env(&mut pytest)?;
     if let Err(error) = env::run(&mut pytest) {
         failed.push(format!("pytest: {error}"));
     }
+    drop(registry);
 
     if failed.is_empty() {
         eprintln!("xtask test: every suite passed");

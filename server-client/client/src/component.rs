@@ -107,6 +107,24 @@ pub enum ComponentError {
     Input(String),
 }
 
+/// Whether `text` is a value of the primitive type named `ty` (other types are checked when
+/// the cells read them).
+fn check_text(ty: &str, text: &str) -> Result<(), String> {
+    macro_rules! check {
+        ($($t:ty),*) => {
+            match ty {
+                $(stringify!($t) => <$t as ParamValue>::parse_param(text).map(drop),)*
+                _ => Ok(()),
+            }
+        };
+    }
+    check!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, bool, char)
+}
+
+fn type_error(name: &str, ty: &str, text: &str, error: &str) -> ComponentError {
+    ComponentError::Usage(format!("parameter `{name}`: `{text}` is not a valid {ty} ({error})"))
+}
+
 /// Prefix of the environment variables that set parameters (`KILN_PARAM_LR=0.1`).
 pub const PARAM_ENV_PREFIX: &str = "KILN_PARAM_";
 
@@ -148,6 +166,12 @@ pub fn parameter_overrides(
         }
         overrides.insert(name.to_owned(), value.to_owned());
     }
+    // Types checked now, before any run is made for a value that cannot be used.
+    for p in spec.parameters {
+        if let Some(text) = overrides.get(p.name) {
+            check_text(p.ty, text).map_err(|e| type_error(p.name, p.ty, text, &e))?;
+        }
+    }
     Ok(overrides)
 }
 
@@ -173,7 +197,7 @@ impl Context {
         let value = match self.overrides.get(name) {
             Some(text) => {
                 let ty = self.spec.parameters.iter().find(|p| p.name == name).map_or("its type", |p| p.ty);
-                T::parse_param(text).map_err(|e| ComponentError::Usage(format!("parameter `{name}`: `{text}` is not a {ty} ({e})")))?
+                T::parse_param(text).map_err(|e| type_error(name, ty, text, &e))?
             }
             None => default,
         };
@@ -318,8 +342,9 @@ fn usage(spec: &Spec) -> String {
         spec.handle,
         spec.notebook
     );
+    let width = spec.parameters.iter().map(|p| p.name.len()).max().unwrap_or(0);
     for p in spec.parameters {
-        text.push_str(&format!("  {:<16} {:<10} default {}\n", p.name, p.ty, p.default));
+        text.push_str(&format!("  {:<width$}  {:<8} default {}\n", p.name, p.ty, p.default));
     }
     if spec.parameters.is_empty() {
         text.push_str("  (none)\n");
@@ -480,6 +505,8 @@ mod tests {
             overrides(&["--param", "lr"], &[]),
             overrides(&["--param"], &[]),
             overrides(&["train"], &[]),
+            overrides(&["--param", "epochs=ten"], &[]),
+            overrides(&[], &[("KILN_PARAM_LR", "fast")]),
         ];
         expect_test::expect![[r#"
             {"lr": "0.1"}
@@ -489,7 +516,9 @@ mod tests {
             unknown parameter `batch` (KILN_PARAM_BATCH); the train step of `iris` takes: lr (f64, default 0.01), epochs (usize, default 100)
             `lr`: write a parameter as name=value
             --param needs name=value
-            unexpected argument `train`; use --param name=value, or --help"#]]
+            unexpected argument `train`; use --param name=value, or --help
+            parameter `epochs`: `ten` is not a valid usize (invalid digit found in string)
+            parameter `lr`: `fast` is not a valid f64 (invalid float literal)"#]]
         .assert_eq(&cases.join("\n"));
     }
 

@@ -15,6 +15,7 @@ pub const KERNEL_ENV: &str = "KILN_KERNEL";
 const PARTIAL: &str = "\u{1b}]kiln-partial;";
 const DISPLAY: &str = "\u{1b}]kiln-display;";
 const PANIC: &str = "\u{1b}]kiln-panic";
+const USER_ERROR: &str = "\u{1b}]kiln-user-error";
 
 /// One display instruction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +62,8 @@ pub enum Marker {
     Display(DisplayRequest),
     /// The runtime caught a panic in the cell.
     Panic,
+    /// A `?` in the cell returned an error early (evcxr prints it and keeps going).
+    UserError,
 }
 
 pub fn partial_line(text: &str) -> String {
@@ -75,6 +78,10 @@ pub fn panic_line() -> &'static str {
     PANIC
 }
 
+pub fn user_error_line() -> &'static str {
+    USER_ERROR
+}
+
 /// Reads a line; `None` means it is ordinary text. A malformed instruction is also treated as
 /// text, so that nothing a cell prints is ever swallowed.
 pub fn parse_marker(line: &str) -> Option<Marker> {
@@ -87,7 +94,11 @@ pub fn parse_marker(line: &str) -> Option<Marker> {
     if let Some(rest) = line.strip_prefix(DISPLAY) {
         return serde_json::from_str(rest).ok().map(Marker::Display);
     }
-    (line == PANIC).then_some(Marker::Panic)
+    match line {
+        PANIC => Some(Marker::Panic),
+        USER_ERROR => Some(Marker::UserError),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +115,7 @@ mod tests {
         let req = DisplayRequest::Show { data, metadata: Map::new(), display_id: Some("d1".into()) };
         assert_eq!(parse_marker(&display_line(&req)), Some(Marker::Display(req)));
         assert_eq!(parse_marker(panic_line()), Some(Marker::Panic));
+        assert_eq!(parse_marker(user_error_line()), Some(Marker::UserError));
     }
 
     #[test]

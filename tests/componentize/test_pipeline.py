@@ -1,0 +1,161 @@
+"""A tagged notebook to production, end to end with real parts: `kiln componentize` builds
+the example notebook's three components, pushes them to a real registry (Debian's
+docker-registry) and registers them in a real `kiln server`; skopeo pulls them back; podman
+runs data → train → infer from the registry; an Open Inference Protocol v2 request gets the
+same answer the notebook's own `infer(&varmap, x)` gives in the Kiln kernel; and building the
+same notebook again gives the same digests."""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import time
+
+import nbclient
+import nbformat
+import pytest
+import requests
+
+from conftest import kiln_binary
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "classifier.ipynb"
+HANDLE = "iris-e2e"
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+
+
+def registry() -> str:
+    host = os.environ.get("KILN_TEST_REGISTRY")
+    if not host:
+        pytest.fail("KILN_TEST_REGISTRY is not set: run the suite with `cargo xtask test`, which starts a registry")
+    return host
+
+
+def run(args, **kwargs):
+    result = subprocess.run(args, capture_output=True, text=True, timeout=1800, **kwargs)
+    assert result.returncode == 0, f"{args[0]} {args[1]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def componentize(store, *extra):
+    url, token = store
+    out = run(
+        [kiln_binary(), "componentize", str(NOTEBOOK), "--handle", HANDLE, "--registry", registry(), "--json", *extra],
+        env={**os.environ, "KILN_SERVER": url, "KILN_TOKEN": token},
+    )
+    return json.loads(out)
+
+
+def podman(*args):
+    return run(["podman", *args])
+
+
+def component_env(store):
+    url, token = store
+    return ["--network", "host", "-e", f"KILN_SERVER={url}", "-e", f"KILN_TOKEN={token}"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def notebook_answer(store, monkeypatch):
+    """The notebook's own `infer(&varmap, ROWS)`, run by the Kiln kernel (its last cell)."""
+    url, token = store
+    monkeypatch.setenv("KILN_SERVER", url)  # the kernel inherits these; the train cell logs
+    monkeypatch.setenv("KILN_TOKEN", token)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbclient.NotebookClient(nb, kernel_name="kiln", timeout=2400, resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    text = last.outputs[0]["data"]["text/plain"]
+    return json.loads(json.loads(text))  # a Rust String holding the rows' Debug text
+
+
+def test_notebook_to_served_model(kiln_server, monkeypatch):
+    store = kiln_server
+    url, token = store
+    summary = componentize(store)
+    images = {i["role"]: i for i in summary["images"]}
+    assert set(images) == {"data", "train", "infer"}
+    for role, image in images.items():
+        assert image["reference"] == f"{registry()}/{HANDLE}-{role}@{image['digest']}"
+        assert image["size"] < 40e6, f"{role} image is {image['size']} bytes"
+
+    # The registry holds what the layout holds: skopeo pulls it back with the same digest
+    # and the labels that say where it came from.
+    for role, image in images.items():
+        inspected = json.loads(run(["skopeo", "inspect", "--tls-verify=false", f"docker://{registry()}/{HANDLE}-{role}:latest"]))
+        assert inspected["Digest"] == image["digest"]
+        assert inspected["Labels"]["dev.kiln.role"] == role and inspected["Labels"]["dev.kiln.handle"] == HANDLE
+        assert len(inspected["Labels"]["dev.kiln.notebook.sha256"]) == 64
+        copied = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"kiln-e2e-{os.getpid()}-{role}"
+        run(["skopeo", "copy", "--src-tls-verify=false", "--preserve-digests", f"docker://{registry()}/{HANDLE}-{role}:latest", f"oci:{copied}:{role}"])
+        index = json.loads((copied / "index.json").read_text())
+        assert index["manifests"][0]["digest"] == image["digest"]
+
+    # The store knows the three code packages.
+    headers = {"Authorization": f"Bearer {token}"}
+    packages = requests.get(f"{url}/api/v1/code-packages", params={"handle": HANDLE}, headers=headers, timeout=30).json()
+    assert {(p["role"], p["digest"]) for p in packages} == {(r, i["digest"]) for r, i in images.items()}
+
+    # data → train → infer under podman, pulled from the registry.
+    ref = lambda role: f"{registry()}/{HANDLE}-{role}:latest"  # noqa: E731
+    for role in ("data", "train", "infer"):
+        podman("pull", "--tls-verify=false", ref(role))
+    data = json.loads(podman("run", "--rm", *component_env(store), ref("data")).strip().splitlines()[-1])
+    assert data["role"] == "data" and data["values"] == ["features", "labels"]
+    train = json.loads(podman("run", "--rm", *component_env(store), "-e", "KILN_PARAM_EPOCHS=300", ref("train")).strip().splitlines()[-1])
+    assert train["model"] == HANDLE and train["values"] == ["varmap"]
+    lineage = requests.get(f"{url}/api/v1/lineage/{HANDLE}/{train['model_version']}", headers=headers, timeout=30).json()
+    assert [d["id"] for d in lineage["datasets_read"]] == [data["dataset_version"]]
+    assert {p["key"]: p["value"] for p in lineage["run"]["params"]} == {"epochs": "300", "lr": "0.05", "samples_per_class": "50"}
+    assert any(m["key"] == "accuracy" for m in lineage["run"]["metrics"])
+
+    port = free_port()
+    container = f"kiln-e2e-{os.getpid()}"
+    podman("run", "-d", "--name", container, *component_env(store), "-e", f"KILN_LISTEN=127.0.0.1:{port}", ref("infer"))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                if requests.get(f"{base}/v2/health/ready", timeout=2).json() == {"ready": True}:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline, podman("logs", container)
+            time.sleep(0.2)
+        metadata = requests.get(f"{base}/v2/models/{HANDLE}", timeout=10).json()
+        assert metadata["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]
+        assert metadata["outputs"] == [{"name": "output", "datatype": "FP32", "shape": [-1, 3]}]
+        assert metadata["versions"] == [str(train["model_version"])]
+        body = {"id": "e2e", "inputs": [{"name": "features", "shape": [2, 4], "datatype": "FP32", "data": ROWS}]}
+        answer = requests.post(f"{base}/v2/models/{HANDLE}/infer", json=body, timeout=10).json()
+        assert answer["model_version"] == str(train["model_version"]) and answer["id"] == "e2e"
+        [output] = answer["outputs"]
+        assert output["shape"] == [2, 3]
+        bad = requests.post(f"{base}/v2/models/{HANDLE}/infer", json={"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}, timeout=10)
+        assert bad.status_code == 400 and "shape" in bad.json()["error"]
+    finally:
+        subprocess.run(["podman", "rm", "-f", container], capture_output=True)
+
+    # The notebook's own call gives the same probabilities (f32 both ways).
+    expected = [v for row in notebook_answer(store, monkeypatch) for v in row]
+    assert len(expected) == 6
+    assert all(abs(a - b) <= 1e-6 for a, b in zip(output["data"], expected)), (output["data"], expected)
+
+
+def test_same_notebook_same_digests(kiln_server, tmp_path):
+    first = componentize(kiln_server, "--out", str(tmp_path / "one"))
+    # Rebuild the three binaries from scratch (dependencies stay built), into another layout.
+    workspace = pathlib.Path(os.environ.get("KILN_CACHE_DIR", pathlib.Path.home() / ".cache" / "kiln")) / "componentize" / HANDLE
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARGO")}
+    run(["cargo", "clean", "--release", "-p", f"{HANDLE}-data", "-p", f"{HANDLE}-train", "-p", f"{HANDLE}-infer"], cwd=workspace, env=env)
+    second = componentize(kiln_server, "--out", str(tmp_path / "two"))
+    assert [i["digest"] for i in first["images"]] == [i["digest"] for i in second["images"]]
+    one = json.loads((tmp_path / "one" / "index.json").read_text())
+    two = json.loads((tmp_path / "two" / "index.json").read_text())
+    assert one == two
