@@ -19,6 +19,16 @@ pub enum Which {
         #[arg(long)]
         skip_polars: bool,
     },
+    /// `kiln componentize` cold and warm (one train cell edited) to pushed images, and the
+    /// images' sizes next to an MLflow serving environment's.
+    Componentize {
+        /// Warm rebuilds (each after a different edit of the train cell).
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+        /// Skip the cold build (a fresh work directory: every dependency compiled).
+        #[arg(long)]
+        skip_cold: bool,
+    },
     /// The Kiln store vs `mlflow server` (SQLite), over the same MLflow REST calls.
     Store {
         /// Single-call metrics logged to Kiln.
@@ -37,6 +47,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
     match which {
         Which::Kernel { runs, skip_polars } => kernel(runs, skip_polars),
         Which::Store { single, single_anchor, runs } => store(single, single_anchor, runs),
+        Which::Componentize { runs, skip_cold } => componentize(runs, skip_cold),
     }
 }
 
@@ -77,18 +88,23 @@ fn kernel(runs: u32, skip_polars: bool) -> anyhow::Result<()> {
 /// The anchor: MLflow with its tracking server, in a venv of its own under the cache.
 const MLFLOW_VERSION: &str = "3.17.2";
 
-fn store(single: u32, single_anchor: u32, runs: u32) -> anyhow::Result<()> {
-    env::ensure_venv()?;
-    env::run(env::cargo().args(["build", "--release", "-p", "kiln-cli"]))?;
-    let bench = env::cache_dir().join("bench");
-    let venv = bench.join("mlflow-venv");
-    let mlflow = venv.join("bin/mlflow");
+/// A venv with the full `mlflow` package (tracking server, `models serve`), under the cache.
+fn mlflow_venv() -> anyhow::Result<PathBuf> {
+    let venv = env::cache_dir().join("bench/mlflow-venv");
     let stamp = venv.join(format!("kiln-mlflow-{MLFLOW_VERSION}"));
     if !stamp.exists() {
         env::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
         env::run(Command::new(venv.join("bin/pip")).args(["install", "-q", &format!("mlflow=={MLFLOW_VERSION}")]))?;
         std::fs::write(&stamp, "")?;
     }
+    Ok(venv)
+}
+
+fn store(single: u32, single_anchor: u32, runs: u32) -> anyhow::Result<()> {
+    env::ensure_venv()?;
+    env::run(env::cargo().args(["build", "--release", "-p", "kiln-cli"]))?;
+    let bench = env::cache_dir().join("bench");
+    let mlflow = mlflow_venv()?.join("bin/mlflow");
     let work = bench.join("store");
     let _ = std::fs::remove_dir_all(&work);
     env::run(
@@ -108,5 +124,132 @@ fn write_spec(dir: PathBuf, argv: serde_json::Value, interrupt_mode: &str) -> an
     std::fs::create_dir_all(&dir)?;
     let spec = json!({ "argv": argv, "display_name": dir.file_name().unwrap().to_string_lossy(), "language": "rust", "interrupt_mode": interrupt_mode });
     std::fs::write(dir.join("kernel.json"), serde_json::to_string_pretty(&spec)?)?;
+    Ok(())
+}
+
+/// Bytes under `path` (files counted once, links not followed), as `du -sb` says.
+fn disk_usage(path: &std::path::Path) -> anyhow::Result<u64> {
+    let out = Command::new("du").arg("-sb").arg(path).output()?;
+    anyhow::ensure!(out.status.success(), "du -sb {} failed", path.display());
+    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("0").parse()?)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// One `kiln componentize … --registry … --json`, timed; its summary.
+fn componentize_once(notebook: &std::path::Path, work: &std::path::Path, registry: &str) -> anyhow::Result<(f64, serde_json::Value)> {
+    let started = std::time::Instant::now();
+    let output = Command::new(env::target_dir().join("release/kiln"))
+        .arg("componentize")
+        .arg(notebook)
+        .args(["--handle", "iris-bench", "--registry", registry, "--json", "--work-dir"])
+        .arg(work)
+        .env_remove("KILN_SERVER")
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(output.status.success(), "kiln componentize failed");
+    Ok((seconds, serde_json::from_slice(&output.stdout)?))
+}
+
+/// The example notebook with its train cell edited (a different constant each time), as a
+/// researcher's one-line change.
+fn edited_notebook(source: &str, edit: u32, to: &std::path::Path) -> anyhow::Result<()> {
+    let mut nb: serde_json::Value = serde_json::from_str(source)?;
+    let cells = nb["cells"].as_array_mut().ok_or_else(|| anyhow::anyhow!("no cells"))?;
+    let train = cells
+        .iter_mut()
+        .find(|c| c["metadata"]["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "train")))
+        .ok_or_else(|| anyhow::anyhow!("no train cell"))?;
+    let lines = train["source"].as_array_mut().ok_or_else(|| anyhow::anyhow!("source is not a list of lines"))?;
+    if let Some(last) = lines.last_mut() {
+        *last = serde_json::Value::String(format!("{}\n", last.as_str().unwrap_or("")));
+    }
+    lines.push(serde_json::Value::String(format!("let bench_edit = {edit}; // edited by cargo xtask bench componentize")));
+    std::fs::write(to, serde_json::to_string_pretty(&nb)?)?;
+    Ok(())
+}
+
+fn componentize(runs: u32, skip_cold: bool) -> anyhow::Result<()> {
+    env::ensure_debian_packages(&["mold", "docker-registry"])?;
+    env::run(env::cargo().args(["test", "--release", "--workspace", "--no-run"]))?;
+    let bench = env::cache_dir().join("bench/componentize");
+    std::fs::create_dir_all(&bench)?;
+    let registry = crate::services::Registry::start(&bench)?;
+    let source = std::fs::read_to_string(env::root().join("notebooks/classifier.ipynb"))?;
+    // The notebook's relative `:dep kiln = { path = "../server-client/client" }` must resolve.
+    let notebook = env::root().join("notebooks/.bench-classifier.ipynb");
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _cleanup = Remove(notebook.clone());
+
+    // One work directory: the cold run starts it empty, the warm runs reuse its builds.
+    let work = bench.join("work");
+    let mut cold = None;
+    edited_notebook(&source, 0, &notebook)?;
+    if !skip_cold {
+        let _ = std::fs::remove_dir_all(&work);
+        eprintln!("bench: cold componentize (a fresh work directory: every dependency is compiled)");
+    }
+    let (seconds, mut summary) = componentize_once(&notebook, &work, &registry.host)?;
+    if !skip_cold {
+        cold = Some(seconds);
+    }
+    let mut warm = Vec::new();
+    for edit in 1..=runs {
+        edited_notebook(&source, edit, &notebook)?;
+        let (seconds, s) = componentize_once(&notebook, &work, &registry.host)?;
+        warm.push(seconds);
+        summary = s;
+    }
+    let mlflow = mlflow_venv()?;
+    let venv = disk_usage(&mlflow)?;
+    // The interpreter the venv runs on: its standard library and binaries, not the packages
+    // installed into the base interpreter itself.
+    let base = Command::new(mlflow.join("bin/python")).args(["-c", "import sys, sysconfig; print(sys.base_prefix); print(sysconfig.get_paths()['stdlib'])"]).output()?;
+    let base = String::from_utf8_lossy(&base.stdout).into_owned();
+    let mut lines = base.lines();
+    let (prefix, stdlib) = (PathBuf::from(lines.next().unwrap_or("/usr")), PathBuf::from(lines.next().unwrap_or("/usr/lib/python3")));
+    // Counted in MLflow's favour: no test suite, no static library (slim images drop both).
+    let out = Command::new("du").args(["-sb", "--exclude=site-packages", "--exclude=test", "--exclude=tests", "--exclude=idlelib"]).arg(&stdlib).output()?;
+    let stdlib_size: u64 = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("0").parse()?;
+    let binaries: u64 = std::fs::read_dir(prefix.join("lib"))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("libpython") && e.file_name().to_string_lossy().contains(".so"))
+        .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+        .sum::<u64>()
+        + std::fs::metadata(prefix.join("bin/python3")).map(|m| m.len()).unwrap_or(0);
+    let python = stdlib_size + binaries;
+
+    println!("\n## kiln componentize (notebooks/classifier.ipynb, candle; this machine, one run)\n");
+    println!("| step | seconds |");
+    println!("|---|---:|");
+    if let Some(cold) = cold {
+        println!("| cold: notebook → 3 pushed images, empty work dir | {cold:.1} |");
+    }
+    println!("| warm: one train cell edited → 3 pushed images (median of {runs}) | {:.1} |", median(warm.clone()));
+    println!("\n| image | compressed (pulled) | unpacked |");
+    println!("|---|---:|---:|");
+    let images = summary["images"].as_array().cloned().unwrap_or_default();
+    let mut infer_unpacked = 0;
+    for image in &images {
+        let unpacked = image["unpacked_size"].as_u64().unwrap_or(0);
+        if image["role"] == "infer" {
+            infer_unpacked = unpacked;
+        }
+        println!("| {} | {:.1} MB | {:.1} MB |", image["name"].as_str().unwrap_or(""), image["size"].as_u64().unwrap_or(0) as f64 / 1e6, unpacked as f64 / 1e6);
+    }
+    let anchor = venv + python;
+    println!("| MLflow {MLFLOW_VERSION} serving environment (venv {:.0} MB + CPython stdlib and binary {:.0} MB) | | {:.1} MB |", venv as f64 / 1e6, python as f64 / 1e6, anchor as f64 / 1e6);
+    if infer_unpacked > 0 {
+        println!("\ninfer image / MLflow serving environment (unpacked): {:.3} ({:.0}× smaller)", infer_unpacked as f64 / anchor as f64, anchor as f64 / infer_unpacked as f64);
+    }
     Ok(())
 }

@@ -36,10 +36,13 @@ pub fn run() -> anyhow::Result<()> {
     drop(postgres);
     // The SDK with its optional codecs: polars tables and Parquet, candle safetensors (a
     // separate build: polars takes minutes the first time).
+    if let Err(error) = env::run(env::cargo().args(["clippy", "--release", "-p", "kiln", "--features", "parquet,candle,serve", "--all-targets", "--", "-D", "warnings"])) {
+        failed.push(format!("clippy -p kiln --features parquet,candle,serve: {error}"));
+    }
     let mut codecs = env::cargo();
-    codecs.args(["test", "--release", "-p", "kiln", "--features", "parquet,candle"]);
+    codecs.args(["test", "--release", "-p", "kiln", "--features", "parquet,candle,serve"]);
     if let Err(error) = env::run(&mut codecs) {
-        failed.push(format!("cargo test -p kiln --features parquet,candle: {error}"));
+        failed.push(format!("cargo test -p kiln --features parquet,candle,serve: {error}"));
     }
     // Python: jupyter_kernel_test, nbclient over every notebook, the mlflow client against
     // `kiln server`, and a notebook componentized, pushed to a real registry and run under

@@ -241,11 +241,15 @@ impl<T: Shaped> InferInput for T {
     }
 }
 
+/// One call's result: the output tensor, or a refusal's message (a `Result`'s `Err`, a 400);
+/// the outer error is a request the model cannot take.
+pub type Answer = Result<Result<ResponseOutput, String>, OipError>;
+
 /// What `infer` returns: one output tensor.
 pub trait InferOutput {
     fn metadata(name: &str) -> TensorMetadata;
     /// The tensor, or the message of a refusal (a `Result`'s `Err`).
-    fn into_output(self, name: &str) -> Result<Result<ResponseOutput, String>, OipError>;
+    fn into_output(self, name: &str) -> Answer;
 }
 
 impl<T: Shaped> InferOutput for T {
@@ -253,7 +257,7 @@ impl<T: Shaped> InferOutput for T {
         TensorMetadata { name: name.to_owned(), datatype: T::Elem::DATATYPE, shape: declared::<T>() }
     }
 
-    fn into_output(self, name: &str) -> Result<Result<ResponseOutput, String>, OipError> {
+    fn into_output(self, name: &str) -> Answer {
         let mut shape = self.shape_of().ok_or_else(|| OipError::new(format!("the model's output `{name}` is ragged: its rows differ in length")))?;
         if shape.is_empty() {
             shape = vec![1];
@@ -269,7 +273,7 @@ impl<T: InferOutput, E: std::fmt::Display> InferOutput for Result<T, E> {
         T::metadata(name)
     }
 
-    fn into_output(self, name: &str) -> Result<Result<ResponseOutput, String>, OipError> {
+    fn into_output(self, name: &str) -> Answer {
         match self {
             Ok(value) => value.into_output(name),
             Err(error) => Ok(Err(error.to_string())),
@@ -290,7 +294,7 @@ pub struct Model {
     pub version: Option<String>,
     pub input: TensorMetadata,
     pub output: TensorMetadata,
-    call: Box<dyn Fn(Tensor) -> Result<Result<ResponseOutput, String>, OipError> + Send + Sync>,
+    call: Box<dyn Fn(Tensor) -> Answer + Send + Sync>,
 }
 
 impl Model {
