@@ -168,7 +168,7 @@ fn edited_notebook(source: &str, edit: u32, to: &std::path::Path) -> anyhow::Res
     if let Some(last) = lines.last_mut() {
         *last = serde_json::Value::String(format!("{}\n", last.as_str().unwrap_or("")));
     }
-    lines.push(serde_json::Value::String(format!("let bench_edit = {edit}; // edited by cargo xtask bench componentize")));
+    lines.push(serde_json::Value::String(format!("println!(\"edited by cargo xtask bench componentize: {edit}\");")));
     std::fs::write(to, serde_json::to_string_pretty(&nb)?)?;
     Ok(())
 }
