@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use kiln::api::{RegisterCodePackage, Role};
 use kiln_componentize::analysis::render;
+use kiln_componentize::kernel::KernelCells;
 use kiln_componentize::pipeline::{self, Analysed, Component, Options, PipelineError};
 
 use crate::progress::Step;
@@ -60,6 +61,10 @@ pub struct WorkArgs {
     /// else ~/.cache/kiln/componentize).
     #[arg(long, env = "KILN_WORK_DIR")]
     work_dir: Option<PathBuf>,
+    /// The Kiln kernel's records of the cells it ran (the `cells` answer of its `kiln` comm,
+    /// as JSON): cells that ran as they are now take the types the kernel recorded.
+    #[arg(long)]
+    kernel_cells: Option<PathBuf>,
 }
 
 /// The Kiln SDK the components build against: `KILN_SDK`, else this source tree's.
@@ -88,8 +93,15 @@ fn rustflags() -> Vec<String> {
     if has_mold { vec!["-C".into(), "link-arg=-fuse-ld=mold".into()] } else { Vec::new() }
 }
 
-fn options(handle: &str, work: &WorkArgs) -> Options {
-    Options { handle: handle.to_owned(), work_root: work_root(work), sdk: sdk(), rustflags: rustflags() }
+fn options(handle: &str, work: &WorkArgs) -> anyhow::Result<Options> {
+    let kernel = match &work.kernel_cells {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(KernelCells::parse(&text).with_context(|| path.display().to_string())?)
+        }
+        None => None,
+    };
+    Ok(Options { handle: handle.to_owned(), work_root: work_root(work), sdk: sdk(), rustflags: rustflags(), kernel })
 }
 
 /// A handle from a file name: `My Notebook.ipynb` → `my-notebook`.
@@ -125,7 +137,7 @@ fn analyse(path: &Path, options: &Options, types: bool) -> anyhow::Result<Analys
 
 pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
     let handle = args.handle.clone().unwrap_or_else(|| handle_from(&args.notebook));
-    let options = options(&handle, &args.work);
+    let options = options(&handle, &args.work)?;
     let analysed = analyse(&args.notebook, &options, !args.syntax_only)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&analysed.analysis)?);
@@ -173,7 +185,7 @@ fn megabytes(bytes: u64) -> String {
 }
 
 pub fn run(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow::Result<()> {
-    let options = options(&args.handle, &args.work);
+    let options = options(&args.handle, &args.work)?;
     let analysed = analyse(&args.notebook, &options, true)?;
     if !analysed.analysis.diagnostics.is_empty() {
         eprint!("{}", render(&analysed.analysis));

@@ -26,6 +26,8 @@ pub struct Flow {
     pub ty: Option<String>,
     /// How it crosses: `json`, `parquet`, `safetensors`.
     pub codec: Option<String>,
+    /// Who said the type: `kernel` (recorded when the notebook ran) or `rustc` (the probe).
+    pub typed_by: Option<String>,
 }
 
 /// A `let name = <literal>;` of a `parameters` cell: overridable when the pipeline runs.
@@ -36,9 +38,11 @@ pub struct Parameter {
     pub default: String,
     pub cell: usize,
     pub line: usize,
-    /// Its type, from the compiler (a bare `3` may be `usize` by how it is used).
+    /// Its type, from the compiler: what it is when its cell ends, as in the kernel.
     #[serde(rename = "type")]
     pub ty: Option<String>,
+    /// `kernel` or `rustc`, as for [`Flow::typed_by`].
+    pub typed_by: Option<String>,
 }
 
 /// The served function: where it is and what it takes.
@@ -91,6 +95,9 @@ pub struct Analysis {
     /// the compiler: (cell, name) → type.
     #[serde(skip)]
     pub settled: BTreeMap<(usize, String), String>,
+    /// The cells whose types the kernel recorded (the probe did not ask about them).
+    #[serde(skip)]
+    pub kernel_typed: std::collections::BTreeSet<usize>,
 }
 
 impl Analysis {
@@ -182,7 +189,7 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
                     if let Some(&defined_line) = defining_parse.names.values.get(name)
                         && !flows.iter().any(|f| f.name == *name && f.from == from && f.to == step)
                     {
-                        flows.push(Flow { name: name.clone(), from, to: step, defined_in: defining.index, line: defined_line, ty: None, codec: None });
+                        flows.push(Flow { name: name.clone(), from, to: step, defined_in: defining.index, line: defined_line, ty: None, codec: None, typed_by: None });
                     }
                 }
                 Some(from) => diagnostics.push(diagnostic(cell, line, format!("the {} step uses `{name}` from the later {} step ({})", step.name(), from.name(), defining.label()))),
@@ -200,7 +207,7 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
             diagnostics.push(diagnostic(cell, *line, format!("parameter `{name}` is not a literal; parameters are overridden at run time, so each must be `let name = <literal>;`")));
         }
         for (name, (default, line)) in &parse.names.literals {
-            parameters.push(Parameter { name: name.clone(), default: default.clone(), cell: cell.index, line: *line, ty: None });
+            parameters.push(Parameter { name: name.clone(), default: default.clone(), cell: cell.index, line: *line, ty: None, typed_by: None });
         }
     }
     parameters.sort_by_key(|p| (p.cell, p.line));
@@ -228,7 +235,7 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
                 Some(_) if !ty.trim_start().starts_with('&') => diagnostics.push(diagnostic(cell, *line, format!("`fn infer` takes the train value `{name}` by value; take it by reference (`{name}: &{ty}`): the model is shared by every request"))),
                 Some((train_cell, _, p)) => {
                     if !flows.iter().any(|f| f.name == *name && f.to == Step::Infer) {
-                        flows.push(Flow { name: name.clone(), from: Step::Train, to: Step::Infer, defined_in: train_cell.index, line: p.names.values[name], ty: None, codec: None });
+                        flows.push(Flow { name: name.clone(), from: Step::Train, to: Step::Infer, defined_in: train_cell.index, line: p.names.values[name], ty: None, codec: None, typed_by: None });
                     }
                 }
             }
@@ -276,7 +283,7 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
     diagnostics.dedup();
     let cells: Vec<StepCell> = parsed.into_iter().filter_map(|(cell, step, parsed)| Some(StepCell { cell: cell.clone(), step: step?, parsed })).collect();
     let carried = carried_values(&cells);
-    Analysis { steps, untagged, parameters, flows, infer, diagnostics, cells, carried, settled: BTreeMap::new() }
+    Analysis { steps, untagged, parameters, flows, infer, diagnostics, cells, carried, settled: BTreeMap::new(), kernel_typed: Default::default() }
 }
 
 /// For each tagged cell, the values it defines that later tagged cells' statements use (the
@@ -296,6 +303,11 @@ fn carried_values(cells: &[StepCell]) -> BTreeMap<usize, BTreeMap<String, Vec<us
     carried
 }
 
+/// Marks types the kernel recorded (the rest are the compiler's answers to the probe).
+fn by_kernel(typed_by: Option<&str>) -> &'static str {
+    if typed_by == Some("kernel") { "  [typed by the kernel]" } else { "" }
+}
+
 /// The analysis as text, as `kiln show` prints it: the steps, the graph with each boundary
 /// value's type and codec, then the problems.
 pub fn render(analysis: &Analysis) -> String {
@@ -311,7 +323,8 @@ pub fn render(analysis: &Analysis) -> String {
         out.push_str("\nparameters\n");
         for p in &analysis.parameters {
             let ty = p.ty.as_deref().map(|t| format!(": {t}")).unwrap_or_default();
-            out.push_str(&format!("  {}{ty} = {}  (cell {}, line {})\n", p.name, p.default, p.cell, p.line));
+            let by = by_kernel(p.typed_by.as_deref());
+            out.push_str(&format!("  {}{ty} = {}  (cell {}, line {}){by}\n", p.name, p.default, p.cell, p.line));
         }
     }
     let present: Vec<Step> = [Step::Data, Step::Train, Step::Infer].into_iter().filter(|s| analysis.steps.contains_key(s)).collect();
@@ -328,7 +341,8 @@ pub fn render(analysis: &Analysis) -> String {
         for flow in flows {
             let ty = flow.ty.as_deref().map(|t| format!(": {t}")).unwrap_or_default();
             let codec = flow.codec.as_deref().map(|c| format!(" as {c}")).unwrap_or_default();
-            out.push_str(&format!("    {}{ty}{codec}  (cell {}, line {})\n", flow.name, flow.defined_in, flow.line));
+            let by = by_kernel(flow.typed_by.as_deref());
+            out.push_str(&format!("    {}{ty}{codec}  (cell {}, line {}){by}\n", flow.name, flow.defined_in, flow.line));
         }
     }
     if let Some(infer) = &analysis.infer {

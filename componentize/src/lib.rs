@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod generate;
 pub mod hashes;
 pub mod image;
+pub mod kernel;
 pub mod notebook;
 pub mod pipeline;
 pub mod tags;

@@ -12,6 +12,7 @@ use crate::diagnostic::Diagnostic;
 use crate::generate::{self, Inputs, Probe, ROLES, Workspace};
 use crate::hashes;
 use crate::image::{self, Image, ImageError};
+use crate::kernel::KernelCells;
 use crate::notebook::{Notebook, NotebookError};
 use crate::tags::Step;
 use crate::types::{self, TypesError};
@@ -48,6 +49,8 @@ pub struct Options {
     pub sdk: PathBuf,
     /// Extra rustflags for every build (e.g. a faster linker).
     pub rustflags: Vec<String>,
+    /// What the Kiln kernel recorded when the notebook ran (its types are preferred).
+    pub kernel: Option<KernelCells>,
 }
 
 impl Options {
@@ -108,7 +111,7 @@ pub fn analyse_file(path: &Path, options: &Options, types: bool, progress: &mut 
         let target_dir = options.target_dir();
         let inputs = analysed.inputs(options, &target_dir);
         let mut analysis = analysed.analysis.clone();
-        types::infer(&options.workspace(), &inputs, &mut analysis, progress)?;
+        types::infer(&options.workspace(), &inputs, &mut analysis, options.kernel.as_ref(), progress)?;
         analysed.analysis = analysis;
     }
     Ok(analysed)

@@ -13,6 +13,7 @@ use crate::analysis::Analysis;
 use crate::cargo::{self, CargoError, Message, Progress};
 use crate::diagnostic::Diagnostic;
 use crate::generate::{self, Inputs, Probe, SourceMap, Workspace};
+use crate::kernel::KernelCells;
 use crate::tags::Step;
 
 const PROBE_FILE: &str = "probe/src/main.rs";
@@ -127,12 +128,30 @@ fn needed(analysis: &Analysis) -> BTreeMap<usize, BTreeSet<String>> {
 /// ends (a bare `let n = 5;` is an `i32` there even if a later cell wants a `usize`). The
 /// probe does the same: one check per cell that defines a value anyone needs, with the cells
 /// up to it and the earlier values already fixed to their types.
-pub fn infer(root: &Path, inputs: &Inputs, analysis: &mut Analysis, progress: &mut dyn Progress) -> Result<(), TypesError> {
+///
+/// With the kernel's records of the cells it ran (`kernel`), a cell whose source is the one
+/// that ran takes the types the kernel recorded, and the probe skips it.
+pub fn infer(root: &Path, inputs: &Inputs, analysis: &mut Analysis, kernel: Option<&KernelCells>, progress: &mut dyn Progress) -> Result<(), TypesError> {
     if !analysis.diagnostics.is_empty() {
         return Ok(());
     }
     let statement_steps = [Step::Setup, Step::Parameters, Step::Data, Step::Train];
-    let needs = needed(analysis);
+    let mut needs = needed(analysis);
+    if let Some(kernel) = kernel {
+        for cell in &analysis.cells {
+            let Some(wanted) = needs.get(&cell.cell.index) else { continue };
+            let Some(recorded) = kernel.variables(&cell.cell) else { continue };
+            if wanted.iter().all(|name| recorded.contains_key(name)) {
+                for name in wanted {
+                    analysis.settled.insert((cell.cell.index, name.clone()), recorded[name].clone());
+                }
+                analysis.kernel_typed.insert(cell.cell.index);
+            }
+        }
+        for cell in &analysis.kernel_typed {
+            needs.remove(cell);
+        }
+    }
     let order: Vec<usize> = analysis.cells.iter().filter(|c| statement_steps.contains(&c.step)).map(|c| c.cell.index).filter(|i| needs.contains_key(i)).collect();
     for cell in order {
         let ask: Vec<String> = needs[&cell].iter().cloned().collect();
@@ -172,12 +191,31 @@ pub fn infer(root: &Path, inputs: &Inputs, analysis: &mut Analysis, progress: &m
             None => problems.push(at(format!("the compiler did not say what type `{name}` has"))),
         }
     }
-    for flow in &mut analysis.flows {
-        flow.ty = analysis.settled.get(&(flow.defined_in, flow.name.clone())).cloned();
-        flow.codec = flow.ty.as_deref().map(|t| codec_for(t).to_owned());
+    let typed_by = |cell: usize, ty: &Option<String>| ty.as_ref().map(|_| if analysis.kernel_typed.contains(&cell) { "kernel" } else { "rustc" }.to_owned());
+    let flow_types: Vec<(Option<String>, Option<String>)> = analysis
+        .flows
+        .iter()
+        .map(|f| {
+            let ty = analysis.settled.get(&(f.defined_in, f.name.clone())).cloned();
+            (typed_by(f.defined_in, &ty), ty)
+        })
+        .collect();
+    let param_types: Vec<(Option<String>, Option<String>)> = analysis
+        .parameters
+        .iter()
+        .map(|p| {
+            let ty = analysis.settled.get(&(p.cell, p.name.clone())).cloned();
+            (typed_by(p.cell, &ty), ty)
+        })
+        .collect();
+    for (flow, (by, ty)) in analysis.flows.iter_mut().zip(flow_types) {
+        flow.codec = ty.as_deref().map(|t| codec_for(t).to_owned());
+        flow.ty = ty;
+        flow.typed_by = by;
     }
-    for parameter in &mut analysis.parameters {
-        parameter.ty = analysis.settled.get(&(parameter.cell, parameter.name.clone())).cloned();
+    for (parameter, (by, ty)) in analysis.parameters.iter_mut().zip(param_types) {
+        parameter.ty = ty;
+        parameter.typed_by = by;
     }
     problems.dedup();
     if !problems.is_empty() {

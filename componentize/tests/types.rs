@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use expect_test::{Expect, expect};
 use kiln_componentize::analysis::render;
+use kiln_componentize::kernel::KernelCells;
 use kiln_componentize::pipeline::{Options, analyse_file};
 
 /// Shared with the other componentize runs of the test suite, so the SDK is checked once.
@@ -16,6 +17,10 @@ fn work_root() -> PathBuf {
 }
 
 fn check(handle: &str, cells: &[(&str, &str)], expected: Expect) {
+    check_with(handle, cells, None, expected)
+}
+
+fn check_with(handle: &str, cells: &[(&str, &str)], kernel: Option<&str>, expected: Expect) {
     let cells: Vec<serde_json::Value> = cells
         .iter()
         .enumerate()
@@ -26,7 +31,7 @@ fn check(handle: &str, cells: &[(&str, &str)], expected: Expect) {
     let path = dir.path().join(format!("{handle}.ipynb"));
     std::fs::write(&path, notebook.to_string()).unwrap();
     let sdk = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/../server-client/client")).unwrap();
-    let options = Options { handle: format!("types-{handle}"), work_root: work_root(), sdk, rustflags: Vec::new() };
+    let options = Options { handle: format!("types-{handle}"), work_root: work_root(), sdk, rustflags: Vec::new(), kernel: kernel.map(|json| KernelCells::parse(json).unwrap()) };
     let analysed = analyse_file(&path, &options, true, &mut ()).unwrap();
     expected.assert_eq(&render(&analysed.analysis));
 }
@@ -214,6 +219,40 @@ fn compiler_errors_at_their_cells() {
               served: fn infer(total: &f64, x: f64) -> f64  (cell 2, line 1)
 
             error: cell 1 (id c1), line 2: error[E0308]: mismatched types: expected `String`, found `f64`
+        "#]],
+    );
+}
+
+/// Cells that ran in the kernel as they are now take the types it recorded; an edited cell
+/// (its recorded source differs) is asked of the compiler again.
+#[test]
+fn types_the_kernel_recorded() {
+    let record = |id: &str, source: &str, vars: serde_json::Value| serde_json::json!({"cell_id": id, "source": source, "tags": [], "outcome": "ok", "execution_count": 1, "variables": vars});
+    let kernel = serde_json::json!({"cells": [
+        record("c0", "let n = 5;", serde_json::json!({"n": "i32"})),
+        record("c1", "let xs = vec![1.0f64; 3];", serde_json::json!({"xs": "Vec<f64>"})),
+        record("c2", "let w = xs[0] * 2.0;", serde_json::json!({"w": "f64"})),
+    ]})
+    .to_string();
+    check_with(
+        "kernel-types",
+        &[("parameters", "let n = 5;"), ("data", "let xs = vec![1.0f64; 3];"), ("train", "let w = xs[0];"), ("infer", "fn infer(w: &f64, x: f64) -> f64 { w * x }")],
+        Some(&kernel),
+        expect![[r#"
+            parameters cells 0
+            data       cells 1
+            train      cells 2
+            infer      cells 3
+
+            parameters
+              n: i32 = 5  (cell 0, line 1)  [typed by the kernel]
+
+            data ──► train ──► infer
+              data → train
+                xs: Vec<f64> as json  (cell 1, line 1)  [typed by the kernel]
+              train → infer
+                w: f64 as json  (cell 2, line 1)
+              served: fn infer(w: &f64, x: f64) -> f64  (cell 3, line 1)
         "#]],
     );
 }
