@@ -53,18 +53,24 @@ macro_rules! int_elements {
 }
 int_elements!(i8 => I8, i16 => I16, i32 => I32, i64 => I64, u8 => U8, u16 => U16, u32 => U32);
 
-impl Element for u64 {
-    const DATATYPE: Datatype = Datatype::U64;
-    fn from_data(data: Data) -> Option<Vec<Self>> {
-        match data {
-            Data::UInt(v) => Some(v),
-            _ => None,
+/// Elements the checked data holds as they are.
+macro_rules! direct_elements {
+    ($($t:ty => $d:ident, $variant:ident);*) => {$(
+        impl Element for $t {
+            const DATATYPE: Datatype = Datatype::$d;
+            fn from_data(data: Data) -> Option<Vec<Self>> {
+                match data {
+                    Data::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn into_data(values: Vec<Self>) -> Data {
+                Data::$variant(values)
+            }
         }
-    }
-    fn into_data(values: Vec<Self>) -> Data {
-        Data::UInt(values)
-    }
+    )*};
 }
+direct_elements!(u64 => U64, UInt; f64 => F64, Float; bool => Bool, Bool; String => Bytes, Bytes);
 
 impl Element for f32 {
     const DATATYPE: Datatype = Datatype::F32;
@@ -76,45 +82,6 @@ impl Element for f32 {
     }
     fn into_data(values: Vec<Self>) -> Data {
         Data::Float(values.into_iter().map(f64::from).collect())
-    }
-}
-
-impl Element for f64 {
-    const DATATYPE: Datatype = Datatype::F64;
-    fn from_data(data: Data) -> Option<Vec<Self>> {
-        match data {
-            Data::Float(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn into_data(values: Vec<Self>) -> Data {
-        Data::Float(values)
-    }
-}
-
-impl Element for bool {
-    const DATATYPE: Datatype = Datatype::Bool;
-    fn from_data(data: Data) -> Option<Vec<Self>> {
-        match data {
-            Data::Bool(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn into_data(values: Vec<Self>) -> Data {
-        Data::Bool(values)
-    }
-}
-
-impl Element for String {
-    const DATATYPE: Datatype = Datatype::Bytes;
-    fn from_data(data: Data) -> Option<Vec<Self>> {
-        match data {
-            Data::Bytes(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn into_data(values: Vec<Self>) -> Data {
-        Data::Bytes(values)
     }
 }
 
