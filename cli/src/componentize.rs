@@ -76,15 +76,16 @@ fn sdk() -> PathBuf {
     std::fs::canonicalize(&built).unwrap_or(built)
 }
 
-fn work_root(args: &WorkArgs) -> PathBuf {
-    if let Some(dir) = &args.work_dir {
-        return dir.clone();
-    }
-    let cache = std::env::var_os("KILN_CACHE_DIR").filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
+/// Kiln's cache: `KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("KILN_CACHE_DIR").filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
         let base = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()).map(PathBuf::from);
         base.unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache")).join("kiln")
-    });
-    cache.join("componentize")
+    })
+}
+
+fn work_root(args: &WorkArgs) -> PathBuf {
+    args.work_dir.clone().unwrap_or_else(|| cache_root().join("componentize"))
 }
 
 /// mold links the components faster when it is installed.

@@ -6,6 +6,7 @@ mod componentize;
 mod models;
 mod progress;
 mod registry;
+mod run;
 mod runs;
 mod serve;
 mod tokens;
@@ -47,6 +48,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a handle's data and train components (podman or processes), cached and retried.
+    Run(run::RunArgs),
     /// A tagged notebook's steps, the values that cross them with their types, and its
     /// problems (exit 1 if any).
     Show(componentize::ShowArgs),
@@ -97,6 +100,7 @@ fn main() -> std::process::ExitCode {
         Command::Token(command) => tokens::run(&cli.client(), command),
         Command::Models(command) => models::run(&cli.client(), command),
         Command::Show(args) => componentize::show(args),
+        Command::Run(args) => run::run(args, cli.client()),
         Command::Componentize(args) => componentize::run(args, cli.named_store()),
         Command::Lineage { reference, json } => models::lineage(&cli.client(), reference, *json),
     };

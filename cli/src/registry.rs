@@ -46,3 +46,29 @@ impl Registry {
         Ok(uploaded)
     }
 }
+
+/// The last layer (a component's binary) of the image `image` (`HOST/NAME@sha256:…`), after
+/// checking that the registry's manifest is the one with `digest`.
+pub async fn last_layer(image: &str, digest: &str) -> anyhow::Result<Vec<u8>> {
+    let reference: Reference = image.parse().with_context(|| format!("image reference {image}"))?;
+    let registry = Registry::new(reference.registry());
+    let (manifest, found) = registry.client.pull_image_manifest(&reference, &RegistryAuth::Anonymous).await.with_context(|| format!("pulling the manifest of {image}"))?;
+    anyhow::ensure!(found == digest, "{image}: the registry serves manifest {found}, the store registered {digest}");
+    let layer = manifest.layers.last().with_context(|| format!("{image} has no layers"))?;
+    let mut bytes = Vec::new();
+    registry.client.pull_blob(&reference, layer, &mut bytes).await.with_context(|| format!("pulling the binary layer of {image}"))?;
+    Ok(bytes)
+}
+
+/// The last layer of the image named `name` in the OCI layout at `dir`, checked against
+/// `digest`.
+pub fn layout_last_layer(dir: &std::path::Path, name: &str, digest: &str) -> anyhow::Result<Vec<u8>> {
+    use kiln_componentize::image::{Layout, Manifest, REF_NAME};
+    let layout = Layout { root: dir.to_path_buf() };
+    let index = layout.index()?;
+    let descriptor = index.manifests.iter().find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(name)).with_context(|| format!("{} has no image {name}", dir.display()))?;
+    anyhow::ensure!(descriptor.digest == digest, "{}:{name} is {} now, the store registered {digest}", dir.display(), descriptor.digest);
+    let manifest: Manifest = serde_json::from_slice(&layout.blob(&descriptor.digest)?)?;
+    let layer = manifest.layers.last().with_context(|| format!("{}:{name} has no layers", dir.display()))?;
+    Ok(layout.blob(&layer.digest)?)
+}

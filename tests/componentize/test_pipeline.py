@@ -8,6 +8,7 @@ same notebook again gives the same digests."""
 import json
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import time
@@ -159,3 +160,56 @@ def test_same_notebook_same_digests(kiln_server, tmp_path):
     one = json.loads((tmp_path / "one" / "index.json").read_text())
     two = json.loads((tmp_path / "two" / "index.json").read_text())
     assert one == two
+
+
+def kiln_run(store, *args):
+    url, token = store
+    env = {**os.environ, "KILN_SERVER": url, "KILN_TOKEN": token}
+    result = subprocess.run([kiln_binary(), "run", HANDLE, "--json", *args], capture_output=True, text=True, timeout=1800, env=env)
+    return result.returncode, (json.loads(result.stdout) if result.returncode == 0 else None), result.stderr
+
+
+def test_workflow_runs_cached_retried_and_resumed(kiln_server):
+    store = kiln_server
+    url, token = store
+    headers = {"Authorization": f"Bearer {token}"}
+    componentize(store)
+
+    # Under podman from the registered images: both steps run, one run holds everything.
+    code, first, err = kiln_run(store, "--runner", "podman")
+    assert code == 0, err
+    assert (first["data"]["status"], first["train"]["status"]) == ("ran", "ran")
+    run = requests.get(f"{url}/api/v1/runs/{first['run_id']}", headers=headers, timeout=30).json()
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    images = {p["role"]: p["digest"] for p in requests.get(f"{url}/api/v1/code-packages", params={"handle": HANDLE}, headers=headers, timeout=30).json()}
+    assert tags["kiln.data.image"] == images["data"] and tags["kiln.train.image"] == images["train"]
+    assert run["status"] == "FINISHED" and run["source"] == "workflow"
+    assert sorted(a["path"] for a in run["artifacts"] if a["path"].startswith("logs/")) == ["logs/data.attempt-1.log", "logs/train.attempt-1.log"]
+    lineage = requests.get(f"{url}/api/v1/lineage/{HANDLE}/{first['model_version']}", headers=headers, timeout=30).json()
+    assert {p["role"] for p in lineage["code_packages"]} == {"data", "train"}
+    assert [d["id"] for d in lineage["datasets_read"]] == [first["dataset_version"]]
+
+    # Nothing changed: no step runs, no run is made.
+    code, again, err = kiln_run(store)
+    assert code == 0, err
+    assert (again["data"]["status"], again["train"]["status"], again["run_id"]) == ("cached", "cached", None)
+    assert again["model_version"] == first["model_version"] and "nothing changed" in err
+
+    # A new parameter, as processes from the images' binaries.
+    code, changed, err = kiln_run(store, "--runner", "process", "--param", "epochs=100")
+    assert code == 0, err
+    assert changed["train"]["status"] == "ran" and changed["model_version"] == first["model_version"] + 1
+    assert changed["dataset_version"] == first["dataset_version"], "same data, same fingerprint"
+
+    # A train step that fails (no samples) is retried, then resumed from the failed step.
+    code, _, err = kiln_run(store, "--runner", "process", "--param", "samples_per_class=0", "--retries", "1")
+    assert code == 1 and "attempt 2" in err, err
+    failed_id = re.search(r"logs are in run ([0-9a-f]+)", err).group(1)
+    failed = requests.get(f"{url}/api/v1/runs/{failed_id}", headers=headers, timeout=30).json()
+    assert failed["status"] == "FAILED"
+    assert sorted(a["path"] for a in failed["artifacts"] if a["path"].startswith("logs/")) == ["logs/data.attempt-1.log", "logs/train.attempt-1.log", "logs/train.attempt-2.log"]
+    code, _, err = kiln_run(store, "--runner", "process", "--param", "samples_per_class=0", "--resume", failed_id)
+    assert code == 1 and "resumed: dataset version" in err, err
+    # An unknown parameter is a usage error: not retried.
+    code, _, err = kiln_run(store, "--runner", "process", "--param", "epoch=3", "--retries", "2", "--no-cache")
+    assert code == 1 and "unknown parameter `epoch`" in err and "attempt 2" not in err, err

@@ -88,6 +88,11 @@ impl Client {
         &self.base
     }
 
+    /// The bearer token this client sends, to hand on to a process it starts.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     fn url_of(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }
