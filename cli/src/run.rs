@@ -285,7 +285,12 @@ struct Summary {
     data: StepSummary,
     train: StepSummary,
     dataset_version: String,
-    model_version: i64,
+    /// `None` when a condition declared in the notebook kept the model from being registered.
+    model_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_registered: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aliases: Vec<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -347,10 +352,12 @@ pub fn run(args: &RunArgs, client: kiln::Client) -> anyhow::Result<()> {
         .with_context(|| format!("dataset version {dataset_version} of `{}` is gone", args.handle))?;
     let train_key = cache_key(&[&train.digest, &params_text(&params), &fingerprint]);
     let step = Step::start("train");
+    let mut not_registered = None;
+    let mut aliases = Vec::new();
     let (model_version, train_summary) =
         if let Some((run, version)) = (!args.no_cache).then(|| cached(&client, &args.handle, &tags::cache("train"), &train_key, tags::MODEL_VERSION)).transpose()?.flatten() {
             step.done(&format!("cached: same image, parameters and data as run {run} (model {}@{version})", args.handle));
-            (version.parse::<i64>().unwrap_or_default(), StepSummary { status: "cached".into(), from_run: Some(run) })
+            (version.parse::<i64>().ok(), StepSummary { status: "cached".into(), from_run: Some(run) })
         } else {
             step.message(format!("{} ({})", train.image, runner.name()));
             workflow.run_id(&data, &train, args.resume.as_deref())?;
@@ -365,21 +372,35 @@ pub fn run(args: &RunArgs, client: kiln::Client) -> anyhow::Result<()> {
                     return Err(error);
                 }
             };
-            let version = outcome["model_version"].as_i64().context("the train step registered no model version")?;
-            workflow.tag(&tags::cache("train"), &train_key)?;
-            workflow.tag(tags::MODEL_VERSION, &version.to_string())?;
-            step.done(&format!("model {}@{version}", args.handle));
-            (version, StepSummary { status: "ran".into(), from_run: None })
+            aliases = outcome["aliases"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+            match outcome["model_version"].as_i64() {
+                Some(version) => {
+                    workflow.tag(&tags::cache("train"), &train_key)?;
+                    workflow.tag(tags::MODEL_VERSION, &version.to_string())?;
+                    let promoted = if aliases.is_empty() { String::new() } else { format!(", now {}", aliases.join(", ")) };
+                    step.done(&format!("model {}@{version}{promoted}", args.handle));
+                }
+                None => {
+                    let condition = outcome["not_registered"].as_str().unwrap_or("a condition").to_owned();
+                    step.done(&format!("trained; not registered: `{condition}` does not hold"));
+                    not_registered = Some(condition);
+                }
+            }
+            (outcome["model_version"].as_i64(), StepSummary { status: "ran".into(), from_run: None })
         };
     finish(&client, workflow.run_id.as_deref(), RunStatus::Finished);
     if workflow.run_id.is_none() {
         eprintln!("kiln: nothing changed since the cached runs: no step ran");
     }
-    let summary = Summary { handle: args.handle.clone(), run_id: workflow.run_id.clone(), runner: runner.name(), data: data_summary, train: train_summary, dataset_version, model_version };
+    let summary = Summary { handle: args.handle.clone(), run_id: workflow.run_id.clone(), runner: runner.name(), data: data_summary, train: train_summary, dataset_version, model_version, not_registered, aliases };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("run {} · dataset version {} · model {}@{}", summary.run_id.as_deref().unwrap_or("(none: all cached)"), summary.dataset_version, summary.handle, summary.model_version);
+        let model = match summary.model_version {
+            Some(version) => format!("model {}@{version}", summary.handle),
+            None => format!("no model version (`{}` did not hold)", summary.not_registered.as_deref().unwrap_or("")),
+        };
+        println!("run {} · dataset version {} · {model}", summary.run_id.as_deref().unwrap_or("(none: all cached)"), summary.dataset_version);
     }
     Ok(())
 }

@@ -66,6 +66,43 @@ impl Infer {
     }
 }
 
+/// What a train step does with its model when a condition on its run holds, declared in a
+/// train cell: `// kiln: register when metrics.accuracy >= 0.9`,
+/// `// kiln: promote champion when metrics.accuracy >= 0.95`. The condition is a run filter
+/// (the language of `kiln runs list --filter`), checked against the train run's params,
+/// latest metrics and tags.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Condition {
+    /// `register`, or the alias to point at the new version.
+    pub action: Action,
+    pub when: String,
+    pub cell: usize,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Register,
+    Promote(String),
+}
+
+/// A condition line (what follows `kiln:`): the action and the filter, or what is wrong.
+fn condition(text: &str) -> Result<(Action, String), String> {
+    let (head, when) = text.split_once(" when ").ok_or_else(|| format!("`{text}`: write `register when CONDITION` or `promote ALIAS when CONDITION`"))?;
+    let action = match head.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["register"] => Action::Register,
+        ["promote", alias] => {
+            kiln_api::limits::alias("alias", alias).map_err(|e| format!("`{head}`: {}", e.message.trim_start_matches("alias: ")))?;
+            Action::Promote((*alias).to_owned())
+        }
+        _ => return Err(format!("`{head}`: expected `register` or `promote ALIAS`")),
+    };
+    let when = when.trim().to_owned();
+    kiln_api::search::parse_filter(&when).map_err(|e| format!("condition `{when}`: {}", e.message))?;
+    Ok((action, when))
+}
+
 /// A code cell that belongs to a step, with its parse.
 #[derive(Debug, Clone)]
 pub struct StepCell {
@@ -83,6 +120,8 @@ pub struct Analysis {
     pub parameters: Vec<Parameter>,
     pub flows: Vec<Flow>,
     pub infer: Option<Infer>,
+    /// When the train step registers and promotes its model (always registers without one).
+    pub conditions: Vec<Condition>,
     pub diagnostics: Vec<Diagnostic>,
     /// The tagged cells (skip and untagged left out), in notebook order, for code generation.
     #[serde(skip)]
@@ -257,6 +296,27 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
         diagnostics.push(Diagnostic { cell, cell_id: id, line: 0, message: "no `fn infer(…)` in the cells tagged infer: the served component calls it".into() });
     }
 
+    // Conditions on the train run: in train cells, one `register when` at most.
+    let mut conditions: Vec<Condition> = Vec::new();
+    for (cell, step, parse) in &parsed {
+        for (text, line) in &parse.conditions {
+            if *step != Some(Step::Train) {
+                diagnostics.push(diagnostic(cell, *line, format!("`{text}` belongs in a train cell: it decides what the train step does with its model")));
+                continue;
+            }
+            match condition(text) {
+                Ok((action, when)) => {
+                    if action == Action::Register && conditions.iter().any(|c| c.action == Action::Register) {
+                        diagnostics.push(diagnostic(cell, *line, "a second `register when`: give one condition (join clauses with `and`)".into()));
+                        continue;
+                    }
+                    conditions.push(Condition { action, when, cell: cell.index, line: *line });
+                }
+                Err(message) => diagnostics.push(diagnostic(cell, *line, message)),
+            }
+        }
+    }
+
     // The same name defined by two different steps (setup and parameters are shared by all).
     let mut first_definition: BTreeMap<&str, (&Cell, Step)> = BTreeMap::new();
     for (cell, step, parse) in &parsed {
@@ -283,7 +343,7 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
     diagnostics.dedup();
     let cells: Vec<StepCell> = parsed.into_iter().filter_map(|(cell, step, parsed)| Some(StepCell { cell: cell.clone(), step: step?, parsed })).collect();
     let carried = carried_values(&cells);
-    Analysis { steps, untagged, parameters, flows, infer, diagnostics, cells, carried, settled: BTreeMap::new(), kernel_typed: Default::default() }
+    Analysis { steps, untagged, parameters, flows, infer, conditions, diagnostics, cells, carried, settled: BTreeMap::new(), kernel_typed: Default::default() }
 }
 
 /// For each tagged cell, the values it defines that later tagged cells' statements use (the
@@ -344,6 +404,13 @@ pub fn render(analysis: &Analysis) -> String {
             let by = by_kernel(flow.typed_by.as_deref());
             out.push_str(&format!("    {}{ty}{codec}  (cell {}, line {}){by}\n", flow.name, flow.defined_in, flow.line));
         }
+    }
+    for c in &analysis.conditions {
+        let what = match &c.action {
+            Action::Register => "register".to_owned(),
+            Action::Promote(alias) => format!("promote to `{alias}`"),
+        };
+        out.push_str(&format!("  train: {what} when {}  (cell {}, line {})\n", c.when, c.cell, c.line));
     }
     if let Some(infer) = &analysis.infer {
         let params: Vec<String> = infer.signature.params.iter().map(|(n, t, _)| format!("{n}: {t}")).collect();

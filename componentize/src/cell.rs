@@ -88,6 +88,9 @@ pub struct ParsedCell {
     pub names: Names,
     /// `:dep …` lines, as written after `:dep`, with their lines.
     pub deps: Vec<(String, usize)>,
+    /// `// kiln: register when …` and `// kiln: promote ALIAS when …` lines: (what follows
+    /// `kiln:`, line).
+    pub conditions: Vec<(String, usize)>,
 }
 
 /// The source with evcxr commands (`:dep …`) blanked, so line numbers stay the cell's.
@@ -123,6 +126,15 @@ pub fn parse(cell: &Cell) -> Result<ParsedCell, Diagnostic> {
         .lines()
         .enumerate()
         .filter_map(|(i, line)| line.trim_start().strip_prefix(":dep").map(|rest| (rest.trim().to_owned(), i + 1)))
+        .collect();
+    let conditions = cell
+        .source
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let rest = line.trim_start().strip_prefix("//")?.trim_start().strip_prefix("kiln:")?.trim();
+            (rest.starts_with("register ") || rest.starts_with("promote ")).then(|| (rest.to_owned(), i + 1))
+        })
         .collect();
     let wrapped = format!("{WRAP_OPEN}{}\n}}", rust_source(&cell.source));
     let function: syn::ItemFn = syn::parse_str(&wrapped).map_err(|error| Diagnostic {
@@ -177,7 +189,7 @@ pub fn parse(cell: &Cell) -> Result<ParsedCell, Diagnostic> {
             target.entry(name).or_insert(line);
         }
     }
-    Ok(ParsedCell { fragments, names, deps })
+    Ok(ParsedCell { fragments, names, deps, conditions })
 }
 
 /// The cell line of a span position in the wrapped source.

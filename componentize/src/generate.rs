@@ -215,6 +215,22 @@ fn spec(w: &mut Writer, inputs: &Inputs, analysis: &Analysis, role: &str) {
     w.line(format!("    handle: {:?},", inputs.handle));
     w.line(format!("    role: kiln::api::Role::{role_variant},"));
     w.line(format!("    notebook: {:?},", inputs.notebook));
+    if role == "train" {
+        let register = analysis.conditions.iter().find(|c| c.action == crate::analysis::Action::Register);
+        w.line(format!("    register_when: {},", register.map_or("None".to_owned(), |c| format!("Some({:?})", c.when))));
+        let promote: Vec<String> = analysis
+            .conditions
+            .iter()
+            .filter_map(|c| match &c.action {
+                crate::analysis::Action::Promote(alias) => Some(format!("({alias:?}, {:?})", c.when)),
+                crate::analysis::Action::Register => None,
+            })
+            .collect();
+        w.line(format!("    promote: &[{}],", promote.join(", ")));
+    } else {
+        w.line("    register_when: None,");
+        w.line("    promote: &[],");
+    }
     if role == "infer" || analysis.parameters.is_empty() {
         w.line("    parameters: &[],");
     } else {

@@ -231,6 +231,37 @@ fn items_travel_as_code_and_values_as_artifacts() {
 }
 
 #[test]
+fn conditions_on_the_train_run() {
+    check(
+        &[
+            (&["data"], "let xs = vec![1.0];\n// kiln: register when metrics.accuracy >= 0.9"),
+            (&["train"], "// kiln: register when metrics.accuracy >= 0.9 and params.lr = '0.1'\n// kiln: promote champion when metrics.accuracy > 0.95\nlet weight = xs[0];\n// kiln: promote latest when metrics.accuracy > 0.99\n// kiln: register when metrics.loss < 1\n// kiln: register if metrics.loss < 1\n// kiln: promote staging when metrics.accuracy >> 1"),
+            INFER,
+        ],
+        expect![[r#"
+            data       cells 0
+            train      cells 1
+            infer      cells 2
+
+            data ──► train ──► infer
+              data → train
+                xs  (cell 0, line 1)
+              train → infer
+                weight  (cell 1, line 3)
+              train: register when metrics.accuracy >= 0.9 and params.lr = '0.1'  (cell 1, line 1)
+              train: promote to `champion` when metrics.accuracy > 0.95  (cell 1, line 2)
+              served: fn infer(weight: &f64, x: f64) -> f64  (cell 2, line 1)
+
+            error: cell 0 (id c0), line 2: `register when metrics.accuracy >= 0.9` belongs in a train cell: it decides what the train step does with its model
+            error: cell 1 (id c1), line 4: `promote latest`: 'latest' is reserved (it reads as a version selector)
+            error: cell 1 (id c1), line 5: a second `register when`: give one condition (join clauses with `and`)
+            error: cell 1 (id c1), line 6: `register if metrics.loss < 1`: write `register when CONDITION` or `promote ALIAS when CONDITION`
+            error: cell 1 (id c1), line 7: condition `metrics.accuracy >> 1`: filter: at column 19: expected a number, a quoted string or a (list) (in "metrics.accuracy >> 1")
+        "#]],
+    );
+}
+
+#[test]
 fn notebooks_kiln_cannot_read() {
     let errors = [
         r#"{"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": []}"#.to_owned(),

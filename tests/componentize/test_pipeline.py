@@ -200,6 +200,15 @@ def test_workflow_runs_cached_retried_and_resumed(kiln_server):
     assert code == 0, err
     assert changed["train"]["status"] == "ran" and changed["model_version"] == first["model_version"] + 1
     assert changed["dataset_version"] == first["dataset_version"], "same data, same fingerprint"
+    # The notebook declares `register when metrics.accuracy >= 0.9` and `promote champion when
+    # metrics.accuracy >= 0.95`: 100 epochs reach 0.96, one epoch does not reach 0.9.
+    assert changed["aliases"] == ["champion"]
+    champion = requests.get(f"{url}/api/v1/models/{HANDLE}/aliases/champion", headers=headers, timeout=30).json()
+    assert champion["version"] == changed["model_version"]
+    code, weak, err = kiln_run(store, "--runner", "process", "--param", "epochs=1")
+    assert code == 0, err
+    assert weak["model_version"] is None and weak["not_registered"] == "metrics.accuracy >= 0.9", weak
+    assert "not registered" in err
 
     # A train step that fails (no samples) is retried, then resumed from the failed step.
     code, _, err = kiln_run(store, "--runner", "process", "--param", "samples_per_class=0", "--retries", "1")

@@ -4,7 +4,7 @@
 //! `metrics.acc > 0.9 and params.lr = '0.01' and tags.stage != 'dev' and status = 'FINISHED'`
 //! Clauses are joined by `and`; keys with spaces or dots are quoted with backticks or `"`.
 
-use crate::ApiError;
+use crate::{ApiError, RunView};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
@@ -313,6 +313,99 @@ impl Lexer<'_> {
     }
 }
 
+impl Filter {
+    /// Whether `run` passes every clause, evaluated here (the store turns the same AST into
+    /// SQL). A metric is its latest value; a missing metric, param or tag fails the clause.
+    /// Components use it for conditions declared in the notebook (`register when …`).
+    pub fn matches(&self, run: &RunView) -> bool {
+        self.clauses.iter().all(|clause| clause.matches(run))
+    }
+}
+
+impl Clause {
+    fn matches(&self, run: &RunView) -> bool {
+        let text = |value: Option<&str>| -> Option<String> { value.map(str::to_owned) };
+        let actual: Option<Found> = match &self.target {
+            Target::Metric(key) => run.metrics.iter().find(|m| &m.key == key).map(|m| Found::Number(m.value)),
+            Target::Param(key) => text(run.params.iter().find(|p| &p.key == key).map(|p| p.value.as_str())).map(Found::Text),
+            Target::Tag(key) => text(run.tags.iter().find(|t| &t.key == key).map(|t| t.value.as_str())).map(Found::Text),
+            Target::Attribute(Attribute::RunId) => Some(Found::Text(run.run.id.clone())),
+            Target::Attribute(Attribute::RunName) => Some(Found::Text(run.run.name.clone())),
+            Target::Attribute(Attribute::Status) => Some(Found::Text(run.run.status.as_str().to_owned())),
+            Target::Attribute(Attribute::StartTime) => Some(Found::Number(run.run.start_time as f64)),
+            Target::Attribute(Attribute::EndTime) => run.run.end_time.map(|t| Found::Number(t as f64)),
+        };
+        let Some(actual) = actual else { return false };
+        match (&actual, &self.value) {
+            (Found::Number(a), Value::Number(b)) => compare(self.op, a.partial_cmp(b)),
+            (Found::Text(a), Value::Number(b)) => a.parse::<f64>().ok().is_some_and(|a| compare(self.op, a.partial_cmp(b))),
+            (Found::Number(a), Value::Text(b)) => b.parse::<f64>().ok().is_some_and(|b| compare(self.op, a.partial_cmp(&b))),
+            (Found::Text(a), Value::Text(b)) => match self.op {
+                Op::Like => like(a, b, false),
+                Op::ILike => like(a, b, true),
+                op => compare(op, Some(a.as_str().cmp(b.as_str()))),
+            },
+            (Found::Text(a), Value::List(items)) => match self.op {
+                Op::In => items.contains(a),
+                Op::NotIn => !items.contains(a),
+                _ => false,
+            },
+            (Found::Number(_), Value::List(_)) => false,
+        }
+    }
+}
+
+enum Found {
+    Number(f64),
+    Text(String),
+}
+
+fn compare(op: Op, ordering: Option<std::cmp::Ordering>) -> bool {
+    use std::cmp::Ordering::*;
+    let Some(ordering) = ordering else { return false };
+    match op {
+        Op::Eq => ordering == Equal,
+        Op::Ne => ordering != Equal,
+        Op::Gt => ordering == Greater,
+        Op::Ge => ordering != Less,
+        Op::Lt => ordering == Less,
+        Op::Le => ordering != Greater,
+        Op::Like | Op::ILike | Op::In | Op::NotIn => false,
+    }
+}
+
+/// SQL LIKE: `%` any run of characters, `_` one character.
+fn like(text: &str, pattern: &str, fold_case: bool) -> bool {
+    let (text, pattern): (Vec<char>, Vec<char>) = if fold_case {
+        (text.to_lowercase().chars().collect(), pattern.to_lowercase().chars().collect())
+    } else {
+        (text.chars().collect(), pattern.chars().collect())
+    };
+    // Dynamic programming over (pattern position, text position).
+    let mut reachable = vec![false; text.len() + 1];
+    reachable[0] = true;
+    for p in &pattern {
+        let mut next = vec![false; text.len() + 1];
+        for i in 0..=text.len() {
+            if !reachable[i] {
+                continue;
+            }
+            match p {
+                '%' => {
+                    for slot in next.iter_mut().skip(i) {
+                        *slot = true;
+                    }
+                }
+                '_' if i < text.len() => next[i + 1] = true,
+                c if i < text.len() && text[i] == *c => next[i + 1] = true,
+                _ => {}
+            }
+        }
+        reachable = next;
+    }
+    reachable[text.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use expect_test::{Expect, expect};
@@ -360,5 +453,31 @@ mod tests {
         assert_eq!(parse_order_by("metrics.acc DESC").unwrap(), OrderBy { target: Target::Metric("acc".into()), descending: true });
         assert_eq!(parse_order_by("start_time").unwrap(), OrderBy { target: Target::Attribute(Attribute::StartTime), descending: false });
         assert!(parse_order_by("metrics.acc sideways").is_err());
+    }
+
+    #[test]
+    fn filters_evaluated_on_a_run() {
+        let run: crate::RunView = serde_json::from_value(serde_json::json!({
+            "id": "r1", "experiment_id": "1", "name": "iris-workflow", "status": "FINISHED", "source": "workflow", "start_time": 1000,
+            "params": [{"key": "epochs", "value": "300"}, {"key": "optimizer", "value": "AdamW"}],
+            "metrics": [{"key": "accuracy", "value": 0.93, "timestamp": 1, "step": 300}],
+            "tags": [{"key": "kiln.handle", "value": "iris"}], "artifacts": []
+        }))
+        .unwrap();
+        let cases = [
+            ("metrics.accuracy >= 0.9", true),
+            ("metrics.accuracy >= 0.95", false),
+            ("metrics.loss < 1", false),
+            ("metrics.accuracy > 0.9 and params.epochs = '300'", true),
+            ("params.optimizer LIKE 'Adam%'", true),
+            ("params.optimizer ILIKE 'adam_'", true),
+            ("params.optimizer ILIKE 'adam'", false),
+            ("params.optimizer ILIKE 'adam%'", true),
+            ("tags.`kiln.handle` IN ('iris', 'mnist')", true),
+            ("status = 'FINISHED' and run_name != 'x'", true),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_filter(text).unwrap().matches(&run), expected, "{text}");
+        }
     }
 }

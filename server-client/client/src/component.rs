@@ -41,6 +41,11 @@ pub struct Spec {
     pub role: Role,
     /// The notebook it was generated from (for messages).
     pub notebook: &'static str,
+    /// Train: register a model version only when the run passes this filter
+    /// (`metrics.accuracy >= 0.9`), declared in the notebook; `None`: always.
+    pub register_when: Option<&'static str>,
+    /// Train: (alias, filter) — point the alias at the new version when the filter holds.
+    pub promote: &'static [(&'static str, &'static str)],
     pub parameters: &'static [Parameter],
 }
 
@@ -399,6 +404,11 @@ struct Outcome {
     model: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     model_version: Option<i64>,
+    /// Train: the declared condition that kept the model from being registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_registered: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aliases: Vec<String>,
     values: Vec<String>,
 }
 
@@ -407,7 +417,16 @@ impl Context {
     fn finish(mut self) -> Result<Outcome, ComponentError> {
         let role = self.spec.role;
         let handle = self.spec.handle;
-        let mut outcome = Outcome { role, run_id: self.run_id().map(str::to_owned), dataset_version: None, model: None, model_version: None, values: self.outputs.values.keys().cloned().collect() };
+        let mut outcome = Outcome {
+            role,
+            run_id: self.run_id().map(str::to_owned),
+            dataset_version: None,
+            model: None,
+            model_version: None,
+            not_registered: None,
+            aliases: Vec::new(),
+            values: self.outputs.values.keys().cloned().collect(),
+        };
         let Some(mut run) = self.run.take() else { return Ok(outcome) };
         let manifest = serde_json::to_vec_pretty(&self.outputs).map_err(|e| ComponentError::Input(format!("writing the manifest: {e}")))?;
         let stored = run.log_artifact_bytes(&format!("{}/manifest.json", output_dir(role)), &manifest, "application/json")?;
@@ -419,6 +438,22 @@ impl Context {
                 outcome.dataset_version = Some(run.log_dataset(handle, registration)?.id);
             }
             Role::Train if std::env::var("KILN_REGISTER").as_deref() != Ok("0") => {
+                // Conditions read the run as the store has it: every metric point sent.
+                run.flush()?;
+                let view = self.client.run(run.id())?;
+                let holds = |filter: &str| -> Result<bool, ComponentError> {
+                    let parsed = kiln_api::search::parse_filter(filter).map_err(|e| ComponentError::Input(format!("condition `{filter}`: {}", e.message)))?;
+                    Ok(parsed.matches(&view))
+                };
+                if let Some(filter) = self.spec.register_when
+                    && !holds(filter)?
+                {
+                    eprintln!("kiln: not registering a model version: `{filter}` does not hold for run {}", run.id());
+                    run.set_tag("kiln.train.registered", "false")?;
+                    outcome.not_registered = Some(filter.to_owned());
+                    run.end()?;
+                    return Ok(outcome);
+                }
                 match self.client.create_model(&CreateModel { name: handle.to_owned(), ..Default::default() }) {
                     Ok(_) => {}
                     Err(e) if e.api_error().is_some_and(|a| a.error_code == ErrorCode::ResourceAlreadyExists) => {}
@@ -428,6 +463,14 @@ impl Context {
                 let version = self.client.create_model_version(handle, &request)?;
                 outcome.model = Some(handle.to_owned());
                 outcome.model_version = Some(version.version);
+                for (alias, filter) in self.spec.promote {
+                    if holds(filter)? {
+                        self.client.set_alias(handle, alias, version.version)?;
+                        outcome.aliases.push((*alias).to_owned());
+                    } else {
+                        eprintln!("kiln: `{alias}` stays where it was: `{filter}` does not hold");
+                    }
+                }
             }
             Role::Train | Role::Infer => {}
         }
@@ -482,6 +525,8 @@ mod tests {
         handle: "iris",
         role: Role::Train,
         notebook: "iris.ipynb",
+        register_when: None,
+        promote: &[],
         parameters: &[Parameter { name: "lr", ty: "f64", default: "0.01" }, Parameter { name: "epochs", ty: "usize", default: "100" }],
     };
 
