@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the command failed (the message says why); 2 bad usage (clap).
 
 mod componentize;
+mod export;
 mod models;
 mod progress;
 mod registry;
@@ -10,6 +11,7 @@ mod run;
 mod runs;
 mod serve;
 mod tokens;
+mod yaml;
 
 use std::path::PathBuf;
 
@@ -48,6 +50,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The registered components as manifests: an Argo WorkflowTemplate, or Kubernetes
+    /// Deployment + Service and a KServe InferenceService.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Run a handle's data and train components (podman or processes), cached and retried.
     Run(run::RunArgs),
     /// A tagged notebook's steps, the values that cross them with their types, and its
@@ -101,6 +107,7 @@ fn main() -> std::process::ExitCode {
         Command::Models(command) => models::run(&cli.client(), command),
         Command::Show(args) => componentize::show(args),
         Command::Run(args) => run::run(args, cli.client()),
+        Command::Export(command) => export::run(command, &cli.client()),
         Command::Componentize(args) => componentize::run(args, cli.named_store()),
         Command::Lineage { reference, json } => models::lineage(&cli.client(), reference, *json),
     };

@@ -72,3 +72,13 @@ pub fn layout_last_layer(dir: &std::path::Path, name: &str, digest: &str) -> any
     let layer = manifest.layers.last().with_context(|| format!("{}:{name} has no layers", dir.display()))?;
     Ok(layout.blob(&layer.digest)?)
 }
+
+/// The config (with its labels) of the image `image` (`HOST/NAME@sha256:…`), checked against
+/// the registered manifest `digest`.
+pub async fn config(image: &str, digest: &str) -> anyhow::Result<serde_json::Value> {
+    let reference: Reference = image.parse().with_context(|| format!("image reference {image}"))?;
+    let registry = Registry::new(reference.registry());
+    let (_, found, config) = registry.client.pull_manifest_and_config(&reference, &RegistryAuth::Anonymous).await.with_context(|| format!("pulling the config of {image}"))?;
+    anyhow::ensure!(found == digest, "{image}: the registry serves manifest {found}, the store registered {digest}");
+    Ok(serde_json::from_str(&config)?)
+}

@@ -218,6 +218,16 @@ pub fn images(analysed: &Analysed, options: &Options, binaries: &Binaries, git_c
             ("dev.kiln.cells".to_owned(), cells_json),
             ("dev.kiln.cargo-lock.sha256".to_owned(), binaries.cargo_lock_sha256.clone()),
         ]);
+        if role != Step::Infer {
+            // What the step takes, for runners and exports that see only the image.
+            let params: Vec<serde_json::Value> = analysed
+                .analysis
+                .parameters
+                .iter()
+                .map(|p| serde_json::json!({"name": p.name, "type": p.ty, "default": p.default}))
+                .collect();
+            labels.insert("dev.kiln.parameters".to_owned(), serde_json::to_string(&params).unwrap_or_default());
+        }
         if let Some(commit) = git_commit {
             labels.insert("org.opencontainers.image.revision".to_owned(), commit.to_owned());
             labels.insert("dev.kiln.git-commit".to_owned(), commit.to_owned());

@@ -90,14 +90,7 @@ const MLFLOW_VERSION: &str = "3.17.2";
 
 /// A venv with the full `mlflow` package (tracking server, `models serve`), under the cache.
 fn mlflow_venv() -> anyhow::Result<PathBuf> {
-    let venv = env::cache_dir().join("bench/mlflow-venv");
-    let stamp = venv.join(format!("kiln-mlflow-{MLFLOW_VERSION}"));
-    if !stamp.exists() {
-        env::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        env::run(Command::new(venv.join("bin/pip")).args(["install", "-q", &format!("mlflow=={MLFLOW_VERSION}")]))?;
-        std::fs::write(&stamp, "")?;
-    }
-    Ok(venv)
+    env::tool_venv("mlflow", &[&format!("mlflow=={MLFLOW_VERSION}")])
 }
 
 fn store(single: u32, single_anchor: u32, runs: u32) -> anyhow::Result<()> {

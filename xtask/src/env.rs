@@ -156,3 +156,17 @@ pub fn jupyter_env(cmd: &mut Command) -> &mut Command {
 pub fn evcxr_tmpdir() -> PathBuf {
     std::env::var_os("EVCXR_TMPDIR").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("evcxr"))
 }
+
+/// A venv of its own under the cache for a tool whose pins clash with the main venv's
+/// (kserve, mlflow): made once, remade when `packages` change.
+pub fn tool_venv(name: &str, packages: &[&str]) -> anyhow::Result<PathBuf> {
+    let venv = cache_dir().join("tools").join(name);
+    let stamp = venv.join(".kiln-packages");
+    let wanted = packages.join("\n");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv))?;
+        run(Command::new(venv.join("bin/pip")).args(["install", "-q", "--disable-pip-version-check"]).args(packages))?;
+        std::fs::write(&stamp, wanted)?;
+    }
+    Ok(venv)
+}

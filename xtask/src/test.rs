@@ -53,6 +53,8 @@ pub fn run() -> anyhow::Result<()> {
     pytest.env("KILN_BIN", env::target_dir().join("release/kiln")).env("KILN_TEST_REGISTRY", &registry.host).env("KILN_CACHE_DIR", env::cache_dir());
     env::jupyter_env(&mut pytest);
     services::podman_env(&mut pytest)?;
+    // KServe's SDK checks `kiln export k8s`; its pins clash with the test venv's.
+    pytest.env("KILN_KSERVE_PYTHON", env::tool_venv("kserve", &["kserve==0.21.0"])?.join("bin/python"));
     if let Err(error) = env::run(&mut pytest) {
         failed.push(format!("pytest: {error}"));
     }

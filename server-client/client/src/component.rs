@@ -14,6 +14,7 @@
 //! | `KILN_REGISTER` | train | `0`: do not register a model version |
 //! | `KILN_MODEL` | infer | `HANDLE@VERSION` or `HANDLE@ALIAS` (default `HANDLE@latest`) |
 //! | `KILN_LISTEN` | infer | the address to serve on (default `0.0.0.0:8080`) |
+//! | `KILN_OUTPUT_DIR` | data, train | also write each result to a file there (for Argo) |
 //!
 //! The data step stores each value it hands on as an artifact of its run, lists them in
 //! `data/manifest.json` and registers that manifest as a version of the dataset named after
@@ -505,10 +506,33 @@ pub fn main(spec: &'static Spec, body: impl FnOnce(&mut Context) -> Result<(), B
         Ok(outcome) => {
             let line = serde_json::to_string(&outcome).unwrap_or_default();
             let _ = writeln!(std::io::stdout(), "{line}");
+            if let Err(error) = write_outputs(&outcome) {
+                return report(spec, &error, false);
+            }
             ExitCode::SUCCESS
         }
         Err(error) => report(spec, &error.to_string(), false),
     }
+}
+
+/// With `KILN_OUTPUT_DIR`, one file per field of the outcome (`run_id`, `dataset_version`,
+/// `model_version`…): how a workflow engine such as Argo reads a step's results
+/// (`outputs.parameters[].valueFrom.path`). An absent value is an empty file.
+fn write_outputs(outcome: &Outcome) -> Result<(), String> {
+    let Some(dir) = std::env::var_os("KILN_OUTPUT_DIR").filter(|d| !d.is_empty()) else { return Ok(()) };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let fields = [
+        ("run_id", outcome.run_id.clone()),
+        ("dataset_version", outcome.dataset_version.clone()),
+        ("model_version", outcome.model_version.map(|v| v.to_string())),
+        ("not_registered", outcome.not_registered.clone()),
+    ];
+    for (name, value) in fields {
+        let path = dir.join(name);
+        std::fs::write(&path, value.unwrap_or_default()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Exit codes: 1 the step failed, 2 bad usage (an unknown or mistyped parameter).
