@@ -9,6 +9,7 @@ mod progress;
 mod registry;
 mod run;
 mod runs;
+mod schedules;
 mod serve;
 mod tokens;
 mod yaml;
@@ -50,6 +51,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Have `kiln server` run a handle's training workflow on a cron pattern.
+    Schedule(schedules::ScheduleArgs),
+    /// The schedules `kiln server` fires.
+    #[command(subcommand)]
+    Schedules(schedules::SchedulesCommand),
     /// The registered components as manifests: an Argo WorkflowTemplate, or Kubernetes
     /// Deployment + Service and a KServe InferenceService.
     #[command(subcommand)]
@@ -108,6 +114,8 @@ fn main() -> std::process::ExitCode {
         Command::Show(args) => componentize::show(args),
         Command::Run(args) => run::run(args, cli.client()),
         Command::Export(command) => export::run(command, &cli.client()),
+        Command::Schedule(args) => schedules::create(args, &cli.client()),
+        Command::Schedules(command) => schedules::run(command, &cli.client()),
         Command::Componentize(args) => componentize::run(args, cli.named_store()),
         Command::Lineage { reference, json } => models::lineage(&cli.client(), reference, *json),
     };

@@ -62,6 +62,7 @@ mod tags {
     pub const HANDLE: &str = "kiln.handle";
     pub const RUNNER: &str = "kiln.runner";
     pub const RESUMED_FROM: &str = "kiln.resumed_from";
+    pub const SCHEDULE: &str = "kiln.schedule";
     pub fn image(role: &str) -> String {
         format!("kiln.{role}.image")
     }
@@ -70,6 +71,8 @@ mod tags {
     }
     pub const DATASET_VERSION: &str = "kiln.data.dataset_version";
     pub const MODEL_VERSION: &str = "kiln.train.model_version";
+    /// The declared condition a training missed (no model version was registered).
+    pub const NOT_REGISTERED: &str = "kiln.train.not_registered";
 }
 
 /// The newest code package of each role.
@@ -106,8 +109,9 @@ fn params_text(params: &BTreeMap<String, String>) -> String {
     params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n")
 }
 
-/// The newest run of `handle` tagged `key = value` that also carries `wanted`.
-fn cached(client: &kiln::Client, handle: &str, key: &str, value: &str, wanted: &str) -> anyhow::Result<Option<(String, String)>> {
+/// The newest run of `handle` tagged `key = value` that also carries one of the `wanted`
+/// tags: (run, that tag, its value).
+fn cached(client: &kiln::Client, handle: &str, key: &str, value: &str, wanted: &[&str]) -> anyhow::Result<Option<(String, String, String)>> {
     let request = SearchRuns { experiments: vec![handle.to_owned()], filter: format!("tags.`{key}` = '{value}'"), order_by: vec!["start_time DESC".into()], max_results: Some(20), page_token: None };
     let page = match client.search_runs(&request) {
         Ok(page) => page,
@@ -115,7 +119,7 @@ fn cached(client: &kiln::Client, handle: &str, key: &str, value: &str, wanted: &
         Err(e) if e.api_error().is_some_and(|a| a.error_code == kiln::api::ErrorCode::ResourceDoesNotExist) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    Ok(page.runs.into_iter().find_map(|r| r.tags.iter().find(|t| t.key == wanted).map(|t| (r.run.id.clone(), t.value.clone()))))
+    Ok(page.runs.into_iter().find_map(|r| r.tags.iter().find(|t| wanted.contains(&t.key.as_str())).map(|t| (r.run.id.clone(), t.key.clone(), t.value.clone()))))
 }
 
 /// One step's outcome line (what the component prints on stdout).
@@ -189,6 +193,10 @@ impl Workflow<'_> {
         ];
         if let Some(from) = resumed_from {
             tags.push(Tag { key: tags::RESUMED_FROM.into(), value: from.into() });
+        }
+        // Started by `kiln server` for a schedule.
+        if let Ok(schedule) = std::env::var("KILN_SCHEDULE") {
+            tags.push(Tag { key: tags::SCHEDULE.into(), value: schedule });
         }
         let run = self.client.create_run(&CreateRun { experiment: self.handle.into(), name: Some(format!("{}-workflow", self.handle)), source: RunSource::Workflow, start_time: None, tags })?;
         self.run_id = Some(run.id.clone());
@@ -321,7 +329,7 @@ pub fn run(args: &RunArgs, client: kiln::Client) -> anyhow::Result<()> {
     let (dataset_version, data_summary) = if let Some(version) = resumed_tag(tags::DATASET_VERSION) {
         step.done(&format!("resumed: dataset version {version} from run {}", args.resume.as_deref().unwrap_or("")));
         (version, StepSummary { status: "resumed".into(), from_run: args.resume.clone() })
-    } else if let Some((run, version)) = (!args.no_cache).then(|| cached(&client, &args.handle, &tags::cache("data"), &data_key, tags::DATASET_VERSION)).transpose()?.flatten() {
+    } else if let Some((run, _, version)) = (!args.no_cache).then(|| cached(&client, &args.handle, &tags::cache("data"), &data_key, &[tags::DATASET_VERSION])).transpose()?.flatten() {
         step.done(&format!("cached: same image and parameters as run {run} (dataset version {version})"));
         (version, StepSummary { status: "cached".into(), from_run: Some(run) })
     } else {
@@ -355,9 +363,16 @@ pub fn run(args: &RunArgs, client: kiln::Client) -> anyhow::Result<()> {
     let mut not_registered = None;
     let mut aliases = Vec::new();
     let (model_version, train_summary) =
-        if let Some((run, version)) = (!args.no_cache).then(|| cached(&client, &args.handle, &tags::cache("train"), &train_key, tags::MODEL_VERSION)).transpose()?.flatten() {
-            step.done(&format!("cached: same image, parameters and data as run {run} (model {}@{version})", args.handle));
-            (version.parse::<i64>().ok(), StepSummary { status: "cached".into(), from_run: Some(run) })
+        if let Some((run, tag, value)) = (!args.no_cache).then(|| cached(&client, &args.handle, &tags::cache("train"), &train_key, &[tags::MODEL_VERSION, tags::NOT_REGISTERED])).transpose()?.flatten() {
+            if tag == tags::NOT_REGISTERED {
+                // The same training gives the same metrics: the condition fails again.
+                step.done(&format!("cached: same image, parameters and data as run {run}, which registered no model (`{value}` did not hold)"));
+                not_registered = Some(value);
+                (None, StepSummary { status: "cached".into(), from_run: Some(run) })
+            } else {
+                step.done(&format!("cached: same image, parameters and data as run {run} (model {}@{value})", args.handle));
+                (value.parse::<i64>().ok(), StepSummary { status: "cached".into(), from_run: Some(run) })
+            }
         } else {
             step.message(format!("{} ({})", train.image, runner.name()));
             workflow.run_id(&data, &train, args.resume.as_deref())?;
@@ -382,6 +397,8 @@ pub fn run(args: &RunArgs, client: kiln::Client) -> anyhow::Result<()> {
                 }
                 None => {
                     let condition = outcome["not_registered"].as_str().unwrap_or("a condition").to_owned();
+                    workflow.tag(&tags::cache("train"), &train_key)?;
+                    workflow.tag(tags::NOT_REGISTERED, &condition)?;
                     step.done(&format!("trained; not registered: `{condition}` does not hold"));
                     not_registered = Some(condition);
                 }

@@ -31,6 +31,8 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
     config.db = args.db.clone();
     config.artifacts = args.artifacts.clone();
     config.open_reads = args.open_reads;
+    // Scheduled workflows are `kiln run`, started from this very binary.
+    config.workflow = std::env::current_exe().ok().map(|exe| kiln_server::scheduler::WorkflowCommand(vec![exe.to_string_lossy().into_owned(), "run".into()]));
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = Server::start(config.clone()).await.context("starting the server")?;

@@ -209,6 +209,8 @@ def test_workflow_runs_cached_retried_and_resumed(kiln_server):
     assert code == 0, err
     assert weak["model_version"] is None and weak["not_registered"] == "metrics.accuracy >= 0.9", weak
     assert "not registered" in err
+    code, weak_again, err = kiln_run(store, "--runner", "process", "--param", "epochs=1")
+    assert code == 0 and weak_again["train"]["status"] == "cached" and weak_again["not_registered"] == "metrics.accuracy >= 0.9", err
 
     # A train step that fails (no samples) is retried, then resumed from the failed step.
     code, _, err = kiln_run(store, "--runner", "process", "--param", "samples_per_class=0", "--retries", "1")
@@ -222,3 +224,31 @@ def test_workflow_runs_cached_retried_and_resumed(kiln_server):
     # An unknown parameter is a usage error: not retried.
     code, _, err = kiln_run(store, "--runner", "process", "--param", "epoch=3", "--retries", "2", "--no-cache")
     assert code == 1 and "unknown parameter `epoch`" in err and "attempt 2" not in err, err
+
+
+def test_a_schedule_runs_the_workflow_from_the_server(kiln_server):
+    store = kiln_server
+    url, token = store
+    headers = {"Authorization": f"Bearer {token}"}
+    componentize(store)
+    env = {**os.environ, "KILN_SERVER": url, "KILN_TOKEN": token}
+    made = subprocess.run([kiln_binary(), "schedule", HANDLE, "--cron", "*/2 * * * * *", "--runner", "process", "--json"], capture_output=True, text=True, timeout=60, env=env)
+    assert made.returncode == 0, made.stderr
+    schedule = json.loads(made.stdout)
+    try:
+        deadline = time.time() + 120
+        firings = []
+        while len(firings) < 2:
+            assert time.time() < deadline, firings
+            seen = requests.get(f"{url}/api/v1/schedules/{schedule['id']}", headers=headers, timeout=10).json()
+            if seen.get("last_exit") is not None and (not firings or seen["last_fired_at"] != firings[-1]["last_fired_at"]):
+                firings.append(seen)
+            time.sleep(0.3)
+    finally:
+        subprocess.run([kiln_binary(), "schedules", "delete", schedule["id"]], capture_output=True, env=env, timeout=60)
+    assert all(f["last_exit"] == 0 for f in firings), firings
+    # The first firing trained; the next found nothing changed.
+    page = requests.post(f"{url}/api/v1/runs/search", json={"experiments": [HANDLE], "filter": f"tags.`kiln.schedule` = '{schedule['id']}'"}, headers=headers, timeout=30).json()
+    assert len(page["runs"]) == 1 and page["runs"][0]["status"] == "FINISHED"
+    assert firings[0]["last_run_id"] == page["runs"][0]["id"]
+    assert firings[-1].get("last_run_id") is None

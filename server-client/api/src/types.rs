@@ -492,3 +492,40 @@ pub struct StoredValue {
     #[serde(rename = "type")]
     pub ty: String,
 }
+
+/// A training workflow `kiln server` runs on a cron schedule (`kiln run HANDLE` with these
+/// parameters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub id: String,
+    pub handle: String,
+    /// Five fields (minute hour day month weekday), or six with seconds first; UTC.
+    pub cron: String,
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+    /// `podman` or `process`; `None`: what `kiln run` picks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    pub created_at: Millis,
+    /// When it fires next.
+    pub next_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_fired_at: Option<Millis>,
+    /// How the last firing ended: the workflow's exit code (0: it finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<i64>,
+    /// The run the last firing made, if it made one (none when every step was cached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_id: Option<String>,
+}
+
+/// `POST /api/v1/schedules`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateSchedule {
+    pub handle: String,
+    pub cron: String,
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+}

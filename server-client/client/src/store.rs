@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use kiln_api::{
-    CodePackage, Dataset, DatasetVersion, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
+    CodePackage, CreateSchedule, Dataset, DatasetVersion, Schedule, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
     ApiError, Artifact, AttachArtifact, CreateExperiment, CreateModel, CreateModelVersion, ModelVersion, RegisteredModel, SetAlias, CreateRun, CreateToken, Experiment, Health, LogBatch,
     MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
 };
@@ -305,6 +305,28 @@ impl Client {
     /// Records what a run read (dataset versions) and ran (code packages).
     pub fn add_run_inputs(&self, run_id: &str, inputs: &RunInputs) -> Result<(), Error> {
         let _: serde_json::Value = self.send("POST", &format!("/runs/{}/inputs", escape(run_id)), inputs)?;
+        Ok(())
+    }
+
+    /// Asks the server to run `kiln run HANDLE` on a cron pattern.
+    pub fn create_schedule(&self, request: &CreateSchedule) -> Result<Schedule, Error> {
+        limits::name("handle", &request.handle)?;
+        self.send("POST", "/schedules", request)
+    }
+
+    /// Schedules of `handle` (all when empty).
+    pub fn schedules(&self, handle: &str) -> Result<Vec<Schedule>, Error> {
+        if handle.is_empty() { self.get("/schedules") } else { self.get(&format!("/schedules?handle={}", escape(handle))) }
+    }
+
+    pub fn schedule(&self, id: &str) -> Result<Schedule, Error> {
+        self.get(&format!("/schedules/{}", escape(id)))
+    }
+
+    pub fn delete_schedule(&self, id: &str) -> Result<(), Error> {
+        let path = format!("/schedules/{}", escape(id));
+        let url = self.url_of(&path);
+        let _: serde_json::Value = Self::reply("DELETE", &path, &url, self.authorize(self.agent.delete(&url)).call())?;
         Ok(())
     }
 

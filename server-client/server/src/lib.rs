@@ -6,6 +6,7 @@
 
 pub mod artifacts;
 pub mod http;
+pub mod scheduler;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -27,11 +28,13 @@ pub struct ServerConfig {
     pub artifacts: Option<String>,
     pub open_reads: bool,
     pub max_artifact_bytes: u64,
+    /// How to start a scheduled training workflow; `None`: schedules are kept, not fired.
+    pub workflow: Option<scheduler::WorkflowCommand>,
 }
 
 impl ServerConfig {
     pub fn embedded(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> ServerConfig {
-        ServerConfig { data_dir: data_dir.into(), listen, db: None, artifacts: None, open_reads: false, max_artifact_bytes: 16 << 30 }
+        ServerConfig { data_dir: data_dir.into(), listen, db: None, artifacts: None, open_reads: false, max_artifact_bytes: 16 << 30, workflow: None }
     }
 
     pub fn db_url(&self) -> String {
@@ -78,6 +81,10 @@ impl Server {
         let addr = listener.local_addr().map_err(|source| ServerError::Io { what: "listening on", path: config.listen.to_string().into(), source })?;
         let state = Arc::new(http::AppState { store: store.clone(), artifacts, open_reads: config.open_reads, max_artifact_bytes: config.max_artifact_bytes });
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+        if let Some(command) = &config.workflow {
+            let token = store.rotate_token(scheduler::TOKEN_NAME, false).await?;
+            scheduler::spawn(store.clone(), command.clone(), format!("http://{addr}"), token, stop.clone());
+        }
         let app = http::app(state);
         // No Nagle: a reply written in two pieces must not wait for the client's delayed ACK
         // (40 ms per small request otherwise).

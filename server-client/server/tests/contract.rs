@@ -3,7 +3,7 @@
 
 mod support;
 
-use kiln::api::{AttachArtifact, CreateModel, CreateModelVersion, CreateRun, ErrorCode, LogBatch, Metric, Param, RunStatus, SearchRuns, Tag, UpdateRun};
+use kiln::api::{AttachArtifact, CreateModel, CreateSchedule, CreateModelVersion, CreateRun, ErrorCode, LogBatch, Metric, Param, RunStatus, SearchRuns, Tag, UpdateRun};
 use serde_json::json;
 use support::{Backend, TestServer};
 
@@ -19,6 +19,7 @@ contract_tests!(
     the_sdk_batches_metrics_in_the_background,
     models_have_numbered_versions_and_moving_aliases,
     lineage_links_a_model_version_to_its_data_and_code,
+    schedules_fire_their_workflow_and_record_how_it_ended,
 );
 
 fn code(error: &kiln::Error) -> (u16, ErrorCode) {
@@ -382,4 +383,46 @@ fn lineage_links_a_model_version_to_its_data_and_code(backend: Backend) {
     assert_eq!(client.register_code_package(&bad_package).unwrap_err().api_error().unwrap().field.as_deref(), Some("digest"));
     assert_eq!(code(&client.lineage("visual_recognition", 7).unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
     assert_eq!(client.datasets().unwrap()[0].versions, 1);
+}
+
+fn schedules_fire_their_workflow_and_record_how_it_ended(backend: Backend) {
+    // The workflow command stands in for `kiln run` (tested end to end in
+    // tests/componentize): a shell that writes down its arguments and environment, prints a
+    // summary and exits 3.
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    let script = format!("echo \"$* $KILN_SCHEDULE\" >> {}; echo '{{\"run_id\": \"r-7\"}}'; exit 3", seen.display());
+    let server = TestServer::start_with(backend, |config| {
+        config.workflow = Some(kiln_server::scheduler::WorkflowCommand(vec!["/bin/sh".into(), "-c".into(), script, "sh".into()]));
+    });
+    let client = server.client();
+    let every_second = client
+        .create_schedule(&CreateSchedule { handle: "iris".into(), cron: "* * * * * *".into(), params: [("epochs".to_owned(), "5".to_owned())].into(), runner: Some("process".into()) })
+        .unwrap();
+    let nightly = client.create_schedule(&CreateSchedule { handle: "iris".into(), cron: "0 3 * * *".into(), ..Default::default() }).unwrap();
+    assert!(nightly.next_at > every_second.next_at);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let fired = loop {
+        let s = client.schedule(&every_second.id).unwrap();
+        if s.last_exit.is_some() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the schedule never fired");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!((fired.last_exit, fired.last_run_id.as_deref()), (Some(3), Some("r-7")));
+    assert!(fired.next_at > fired.last_fired_at.unwrap());
+    let line = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(line.lines().next().unwrap(), format!("iris --json --param epochs=5 --runner process {}", every_second.id));
+    assert_eq!(client.schedule(&nightly.id).unwrap().last_fired_at, None, "not due yet");
+    assert_eq!(client.schedules("iris").unwrap().len(), 2);
+    client.delete_schedule(&every_second.id).unwrap();
+    assert_eq!(code(&client.schedule(&every_second.id).unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
+    assert_eq!(code(&client.delete_schedule(&every_second.id).unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
+    // Refusals name the field; reading needs no write rights, writing does.
+    let bad = client.create_schedule(&CreateSchedule { handle: "iris".into(), cron: "61 * * * *".into(), ..Default::default() }).unwrap_err();
+    assert_eq!(bad.api_error().unwrap().field.as_deref(), Some("cron"));
+    let bad = client.create_schedule(&CreateSchedule { handle: "iris".into(), cron: "0 3 * * *".into(), runner: Some("docker".into()), ..Default::default() }).unwrap_err();
+    assert_eq!(bad.api_error().unwrap().field.as_deref(), Some("runner"));
+    assert_eq!(code(&server.anonymous().create_schedule(&CreateSchedule { handle: "iris".into(), cron: "0 3 * * *".into(), ..Default::default() }).unwrap_err()).0, 401);
 }

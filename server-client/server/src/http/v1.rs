@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use kiln_api::{
-    CodePackage, Dataset, DatasetVersion, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
+    CodePackage, CreateSchedule, Dataset, Schedule, DatasetVersion, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
     ApiError, Artifact, AttachArtifact, CreateExperiment, CreateModel, CreateModelVersion, ModelVersion, RegisteredModel, SetAlias, CreateRun, CreateToken, Experiment, Health, LogBatch,
     MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
 };
@@ -45,6 +45,30 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/code-packages", get(code_packages).post(register_code_package))
         .route("/runs/{id}/inputs", post(add_run_inputs))
         .route("/lineage/{name}/{version}", get(lineage))
+        .route("/schedules", get(schedules).post(create_schedule))
+        .route("/schedules/{id}", get(schedule).delete(delete_schedule))
+}
+
+async fn schedules(State(state): Shared, Query(query): Query<OptionalHandle>) -> Reply<Vec<Schedule>> {
+    Ok(Json(state.store.schedules(query.handle.as_deref().unwrap_or("")).await?))
+}
+
+#[derive(Deserialize)]
+struct OptionalHandle {
+    handle: Option<String>,
+}
+
+async fn create_schedule(State(state): Shared, JsonBody(body): JsonBody<CreateSchedule>) -> Reply<Schedule> {
+    Ok(Json(state.store.create_schedule(&body).await?))
+}
+
+async fn schedule(State(state): Shared, Path(id): Path<String>) -> Reply<Schedule> {
+    Ok(Json(state.store.schedule(&id).await?))
+}
+
+async fn delete_schedule(State(state): Shared, Path(id): Path<String>) -> Reply<serde_json::Value> {
+    state.store.delete_schedule(&id).await?;
+    Ok(Json(serde_json::json!({})))
 }
 
 async fn health(State(state): Shared) -> Json<Health> {

@@ -8,6 +8,7 @@
 mod lineage;
 mod models;
 mod runs;
+mod schedules;
 mod search;
 mod tokens;
 
@@ -17,6 +18,7 @@ use kiln_api::{ApiError, Millis};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+pub use schedules::next_after;
 pub use tokens::TokenInfo;
 
 #[derive(Debug, thiserror::Error)]

@@ -136,3 +136,15 @@ CREATE TABLE IF NOT EXISTS run_code_packages (
     code_package_id TEXT NOT NULL REFERENCES code_packages(id),
     PRIMARY KEY (run_id, code_package_id)
 );
+CREATE TABLE IF NOT EXISTS schedules (
+    id TEXT PRIMARY KEY,
+    handle TEXT NOT NULL,
+    cron TEXT NOT NULL,
+    params TEXT NOT NULL,
+    runner TEXT,
+    created_at BIGINT NOT NULL,
+    next_at BIGINT NOT NULL,
+    last_fired_at BIGINT,
+    last_exit BIGINT,
+    last_run_id TEXT
+);

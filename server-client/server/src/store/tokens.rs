@@ -42,6 +42,23 @@ impl Store {
         Ok(secret)
     }
 
+    /// Replaces the token named `name` with a new one and returns its secret: for the
+    /// server's own use (the scheduler's workflows), made anew at every start.
+    pub async fn rotate_token(&self, name: &str, admin: bool) -> Result<String> {
+        let secret = new_secret();
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM tokens WHERE name = $1").bind(name.to_owned()).execute(&mut *w.tx).await?;
+        sqlx::query("INSERT INTO tokens (hash, name, admin, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash_token(&secret))
+            .bind(name.to_owned())
+            .bind(i64::from(admin))
+            .bind(super::now_millis())
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(secret)
+    }
+
     pub async fn token(&self, secret: &str) -> Result<Option<TokenInfo>> {
         let row = sqlx::query("SELECT name, admin FROM tokens WHERE hash = $1").bind(hash_token(secret)).fetch_optional(&self.pool).await?;
         Ok(match row {
