@@ -1,5 +1,6 @@
 """A `kiln server` on port 0 in a fresh data dir, for tests that drive it with real clients."""
 
+import contextlib
 import os
 import pathlib
 import subprocess
@@ -15,11 +16,11 @@ def kiln_binary() -> str:
     return str(pathlib.Path(target) / "release" / "kiln")
 
 
-@pytest.fixture()
-def kiln_server(tmp_path):
-    data = tmp_path / "data"
+@contextlib.contextmanager
+def running_kiln_server(data, *args):
+    """`kiln server` on port 0 with its data in `data`: (url, admin token)."""
     proc = subprocess.Popen(
-        [kiln_binary(), "server", "--listen", "127.0.0.1:0", "--data-dir", str(data)],
+        [kiln_binary(), "server", "--listen", "127.0.0.1:0", "--data-dir", str(data), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -34,4 +35,10 @@ def kiln_server(tmp_path):
         yield url, token
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
+
+
+@pytest.fixture()
+def kiln_server(tmp_path):
+    with running_kiln_server(tmp_path / "data") as server:
+        yield server

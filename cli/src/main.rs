@@ -3,7 +3,9 @@
 //! Exit codes: 0 success; 1 the command failed (the message says why); 2 bad usage (clap).
 
 mod componentize;
+mod deploy;
 mod export;
+mod launch;
 mod models;
 mod progress;
 mod registry;
@@ -51,6 +53,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a model version of a handle through the server's gateway, with a strategy.
+    Deploy(deploy::DeployArgs),
+    /// Promote: the canary candidate becomes stable, a blue-green standby stops, a bandit
+    /// keeps its best arm.
+    Promote {
+        handle: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll back: drop the canary candidate, go back to the blue-green standby, or drop the
+    /// newest bandit arm.
+    Rollback {
+        handle: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deployments and their traffic.
+    #[command(subcommand)]
+    Deployments(deploy::DeploymentsCommand),
+    /// Run a handle's infer component serving one model version (the gateway starts these).
+    Instance(deploy::InstanceArgs),
     /// Have `kiln server` run a handle's training workflow on a cron pattern.
     Schedule(schedules::ScheduleArgs),
     /// The schedules `kiln server` fires.
@@ -115,6 +138,11 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => run::run(args, cli.client()),
         Command::Export(command) => export::run(command, &cli.client()),
         Command::Schedule(args) => schedules::create(args, &cli.client()),
+        Command::Deploy(args) => deploy::deploy(args, &cli.client()),
+        Command::Promote { handle, json } => deploy::promote(handle, &cli.client(), *json),
+        Command::Rollback { handle, json } => deploy::rollback(handle, &cli.client(), *json),
+        Command::Deployments(command) => deploy::deployments(command, &cli.client()),
+        Command::Instance(args) => deploy::instance(args, &cli.client()),
         Command::Schedules(command) => schedules::run(command, &cli.client()),
         Command::Componentize(args) => componentize::run(args, cli.named_store()),
         Command::Lineage { reference, json } => models::lineage(&cli.client(), reference, *json),

@@ -107,5 +107,18 @@ pub fn render(lineage: &Lineage) -> String {
     for c in &lineage.code_packages {
         out.push_str(&format!("    ran {} {} {} ({})\n", c.role.as_str(), c.image, &c.digest[..c.digest.len().min(19)], c.git_commit.as_deref().unwrap_or("no git commit")));
     }
+    let version = lineage.model_version.version;
+    for d in &lineage.deployments {
+        let role = if d.stable == version {
+            "stable"
+        } else if d.candidate == Some(version) {
+            "candidate"
+        } else if d.standby == Some(version) {
+            "standby"
+        } else {
+            "arm"
+        };
+        out.push_str(&format!("  served by deployment {} ({}, {role})\n", d.handle, d.strategy));
+    }
     out
 }

@@ -9,7 +9,6 @@
 //! `--resume RUN` starts again from the step that failed in RUN.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -17,6 +16,7 @@ use anyhow::{Context, bail};
 use kiln::api::{CodePackage, CreateRun, LogBatch, Role, RunSource, RunStatus, SearchRuns, Tag, UpdateRun};
 use sha2::{Digest, Sha256};
 
+use crate::launch::{self, Runner, binary_of, loopback, podman_image};
 use crate::progress::Step;
 
 #[derive(clap::Args)]
@@ -40,21 +40,6 @@ pub struct RunArgs {
     no_cache: bool,
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Runner {
-    Podman,
-    Process,
-}
-
-impl Runner {
-    fn name(self) -> &'static str {
-        match self {
-            Runner::Podman => "podman",
-            Runner::Process => "process",
-        }
-    }
 }
 
 /// Tags the workflow writes on its run (and reads back for caching and resuming).
@@ -125,48 +110,6 @@ fn cached(client: &kiln::Client, handle: &str, key: &str, value: &str, wanted: &
 /// One step's outcome line (what the component prints on stdout).
 fn outcome(stdout: &str) -> Option<serde_json::Value> {
     stdout.lines().rev().find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok().filter(|v| v.get("role").is_some()))
-}
-
-/// Whether `podman info` answers (the default runner is podman when it does).
-fn podman_works() -> bool {
-    Command::new("podman").arg("info").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
-/// Image references on a loopback registry are pulled over plain HTTP.
-fn loopback(image: &str) -> bool {
-    ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| image.starts_with(&format!("{h}:")) || image.starts_with(&format!("{h}/")))
-}
-
-/// The binary a component image holds, extracted once per image digest into the cache.
-fn binary_of(package: &CodePackage, cache: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let name = format!("{}-{}", package.handle, package.role.as_str());
-    let path = cache.join("bin").join(package.digest.trim_start_matches("sha256:")).join(&name);
-    if path.is_file() {
-        return Ok(path);
-    }
-    let layer = if let Some(rest) = package.image.strip_prefix("oci:") {
-        let (dir, reference) = rest.rsplit_once(':').with_context(|| format!("image {}: expected oci:DIR:NAME", package.image))?;
-        crate::registry::layout_last_layer(std::path::Path::new(dir), reference, &package.digest)?
-    } else {
-        let runtime = tokio::runtime::Runtime::new()?;
-        runtime.block_on(crate::registry::last_layer(&package.image, &package.digest))?
-    };
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer.as_slice()));
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        if entry.path()?.to_string_lossy() == format!("app/{name}") {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
-            std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-            let partial = path.with_extension("partial");
-            std::fs::write(&partial, bytes)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))?;
-            std::fs::rename(&partial, &path)?;
-            return Ok(path);
-        }
-    }
-    bail!("image {} holds no /app/{name}", package.image)
 }
 
 struct Workflow<'a> {
@@ -275,16 +218,6 @@ impl Workflow<'_> {
     }
 }
 
-/// What podman runs: a registry reference as it is; an OCI layout image loaded first.
-fn podman_image(package: &CodePackage) -> anyhow::Result<String> {
-    if !package.image.starts_with("oci:") {
-        return Ok(package.image.clone());
-    }
-    let output = Command::new("podman").args(["pull", "-q", &package.image]).output().context("podman pull")?;
-    anyhow::ensure!(output.status.success(), "podman pull {}: {}", package.image, String::from_utf8_lossy(&output.stderr).trim());
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
 #[derive(serde::Serialize)]
 struct Summary {
     handle: String,
@@ -313,8 +246,7 @@ pub fn run(args: &RunArgs, client: kiln::Client) -> anyhow::Result<()> {
     let (data, train) = packages(&client, &args.handle)?;
     let runner = match args.runner {
         Some(runner) => runner,
-        None if podman_works() => Runner::Podman,
-        None => Runner::Process,
+        None => launch::default_runner(),
     };
     let mut workflow = Workflow { client: &client, handle: &args.handle, runner, retries: args.retries, params: params.clone(), cache_dir: crate::componentize::cache_root(), run_id: None };
     let resumed = match &args.resume {

@@ -23,6 +23,12 @@ pub struct ServerArgs {
     /// Serve reads (GET, search) without a token. Writes always need one.
     #[arg(long)]
     open_reads: bool,
+    /// Gateway: requests one deployed handle may have at its instances at once.
+    #[arg(long, default_value_t = 256)]
+    max_in_flight: usize,
+    /// Gateway: requests that may wait for a slot; more get 429 at once.
+    #[arg(long, default_value_t = 512)]
+    max_waiting: usize,
 }
 
 pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
@@ -31,8 +37,10 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
     config.db = args.db.clone();
     config.artifacts = args.artifacts.clone();
     config.open_reads = args.open_reads;
-    // Scheduled workflows are `kiln run`, started from this very binary.
-    config.workflow = std::env::current_exe().ok().map(|exe| kiln_server::scheduler::WorkflowCommand(vec![exe.to_string_lossy().into_owned(), "run".into()]));
+    config.gateway = kiln_server::serving::Limits { in_flight: args.max_in_flight.max(1), waiting: args.max_waiting };
+    // Scheduled workflows (`kiln run`) and inference instances (`kiln instance`) are started
+    // from this very binary.
+    config.kiln = std::env::current_exe().ok().map(|exe| kiln_server::scheduler::KilnCommand(vec![exe.to_string_lossy().into_owned()]));
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = Server::start(config.clone()).await.context("starting the server")?;

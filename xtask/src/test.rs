@@ -49,12 +49,14 @@ pub fn run() -> anyhow::Result<()> {
     // podman.
     let registry = services::Registry::start(&env::cache_dir())?;
     let mut pytest = Command::new(env::venv_bin("python"));
-    pytest.current_dir(env::root()).args(["-m", "pytest", "-v", "tests/jupyter", "tests/store", "tests/componentize"]);
+    pytest.current_dir(env::root()).args(["-m", "pytest", "-v", "tests/jupyter", "tests/store", "tests/production"]);
     pytest.env("KILN_BIN", env::target_dir().join("release/kiln")).env("KILN_TEST_REGISTRY", &registry.host).env("KILN_CACHE_DIR", env::cache_dir());
     env::jupyter_env(&mut pytest);
     services::podman_env(&mut pytest)?;
     // KServe's SDK checks `kiln export k8s`; its pins clash with the test venv's.
     pytest.env("KILN_KSERVE_PYTHON", env::tool_venv("kserve", &["kserve==0.21.0"])?.join("bin/python"));
+    // The unmodified Triton client against the serving gateway.
+    pytest.env("KILN_TRITON_PYTHON", env::tool_venv("tritonclient", &["tritonclient[http]==2.73.0"])?.join("bin/python"));
     if let Err(error) = env::run(&mut pytest) {
         failed.push(format!("pytest: {error}"));
     }

@@ -468,6 +468,9 @@ pub struct Lineage {
     pub datasets_read: Vec<DatasetVersion>,
     pub datasets_produced: Vec<DatasetVersion>,
     pub code_packages: Vec<CodePackage>,
+    /// Deployments serving this version now (as stable, candidate, standby or an arm).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<Deployment>,
 }
 
 /// What a component step handed on: each boundary value's artifact, stored as JSON at
@@ -528,4 +531,154 @@ pub struct CreateSchedule {
     pub params: std::collections::BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
+}
+
+/// How a deployment splits traffic between model versions.
+///
+/// Text form (CLI and API): `blue-green`, `canary:PERCENT`, `bandit:epsilon-greedy:EPSILON`,
+/// `bandit:thompson`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Strategy {
+    /// All traffic to the active version; the previous one is kept as standby.
+    BlueGreen,
+    /// `percent` of traffic to the candidate, the rest to the stable version.
+    Canary { percent: u8 },
+    /// Explore a random other arm with probability `epsilon`, else the best by mean reward.
+    EpsilonGreedy { epsilon: f64 },
+    /// Thompson sampling over Beta(1 + successes, 1 + failures) per arm.
+    Thompson,
+}
+
+impl Strategy {
+    pub fn parse(text: &str) -> Result<Strategy, crate::ApiError> {
+        let bad = |why: &str| crate::ApiError::invalid("strategy", format!("'{text}': {why}; use blue-green, canary:PERCENT, bandit:epsilon-greedy:EPSILON or bandit:thompson"));
+        let parts: Vec<&str> = text.trim().split(':').collect();
+        match parts.as_slice() {
+            ["blue-green"] => Ok(Strategy::BlueGreen),
+            ["canary", percent] => match percent.parse::<u8>() {
+                Ok(p) if p <= 100 => Ok(Strategy::Canary { percent: p }),
+                _ => Err(bad("the canary percent is a whole number 0..=100")),
+            },
+            ["bandit", "epsilon-greedy", epsilon] => match epsilon.parse::<f64>() {
+                Ok(e) if (0.0..=1.0).contains(&e) => Ok(Strategy::EpsilonGreedy { epsilon: e }),
+                _ => Err(bad("epsilon is a number in 0..=1")),
+            },
+            ["bandit", "thompson"] => Ok(Strategy::Thompson),
+            _ => Err(bad("unknown strategy")),
+        }
+    }
+
+    pub fn is_bandit(self) -> bool {
+        matches!(self, Strategy::EpsilonGreedy { .. } | Strategy::Thompson)
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Strategy::BlueGreen => write!(f, "blue-green"),
+            Strategy::Canary { percent } => write!(f, "canary:{percent}"),
+            Strategy::EpsilonGreedy { epsilon } => write!(f, "bandit:epsilon-greedy:{epsilon}"),
+            Strategy::Thompson => write!(f, "bandit:thompson"),
+        }
+    }
+}
+
+impl Serialize for Strategy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Strategy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Strategy::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+/// A handle served by the gateway: which model versions get traffic, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub handle: String,
+    pub strategy: Strategy,
+    /// The version most traffic goes to (blue-green: the active one).
+    pub stable: i64,
+    /// Canary: the version under trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<i64>,
+    /// Blue-green: the previous active version, kept running for an instant rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<i64>,
+    /// Bandit: the versions competing (the stable one included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arms: Vec<i64>,
+    /// `podman` or `process`; `None`: the server's choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    pub updated_at: Millis,
+    /// What happened to it, oldest first.
+    #[serde(default)]
+    pub history: Vec<DeploymentEvent>,
+}
+
+impl Deployment {
+    /// Every version that must have a running instance.
+    pub fn versions(&self) -> Vec<i64> {
+        let mut versions = vec![self.stable];
+        versions.extend(self.candidate);
+        versions.extend(self.standby);
+        versions.extend(self.arms.iter().copied());
+        versions.sort_unstable();
+        versions.dedup();
+        versions
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentEvent {
+    pub at: Millis,
+    /// `deploy`, `promote`, `rollback`.
+    pub action: String,
+    pub detail: String,
+}
+
+/// `PUT /api/v1/deployments/{handle}`: deploy `model_version` with `strategy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deploy {
+    pub model_version: i64,
+    pub strategy: Strategy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+}
+
+/// One version's traffic in one time bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficBucket {
+    pub version: i64,
+    /// Start of the bucket (ms since the epoch; buckets are a minute long).
+    pub start: Millis,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_reward: Option<f64>,
+    pub rewards: u64,
+}
+
+/// `GET /api/v1/deployments/{handle}/traffic`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub handle: String,
+    pub bucket_ms: Millis,
+    pub buckets: Vec<TrafficBucket>,
+}
+
+/// `POST /v2/models/{handle}/feedback`: how good the answer to request `id` was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub id: String,
+    /// In [0, 1]: 1 a success, 0 a failure, between a fraction of a batch.
+    pub reward: f64,
 }

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use kiln_api::{
-    CodePackage, CreateSchedule, Dataset, DatasetVersion, Schedule, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
+    CodePackage, CreateSchedule, Dataset, DatasetVersion, Deploy, Deployment, Schedule, Traffic, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
     ApiError, Artifact, AttachArtifact, CreateExperiment, CreateModel, CreateModelVersion, ModelVersion, RegisteredModel, SetAlias, CreateRun, CreateToken, Experiment, Health, LogBatch,
     MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
 };
@@ -306,6 +306,32 @@ impl Client {
     pub fn add_run_inputs(&self, run_id: &str, inputs: &RunInputs) -> Result<(), Error> {
         let _: serde_json::Value = self.send("POST", &format!("/runs/{}/inputs", escape(run_id)), inputs)?;
         Ok(())
+    }
+
+    /// Deploys a model version of `handle` with a strategy; returns when it serves.
+    pub fn deploy(&self, handle: &str, request: &Deploy) -> Result<Deployment, Error> {
+        self.send("PUT", &format!("/deployments/{}", escape(handle)), request)
+    }
+
+    pub fn promote(&self, handle: &str) -> Result<Deployment, Error> {
+        self.send("POST", &format!("/deployments/{}/promote", escape(handle)), &serde_json::json!({}))
+    }
+
+    pub fn rollback(&self, handle: &str) -> Result<Deployment, Error> {
+        self.send("POST", &format!("/deployments/{}/rollback", escape(handle)), &serde_json::json!({}))
+    }
+
+    pub fn deployments(&self) -> Result<Vec<Deployment>, Error> {
+        self.get("/deployments")
+    }
+
+    pub fn deployment(&self, handle: &str) -> Result<Deployment, Error> {
+        self.get(&format!("/deployments/{}", escape(handle)))
+    }
+
+    /// Requests, errors, latency and rewards per version and minute since `since` (ms).
+    pub fn traffic(&self, handle: &str, since: i64) -> Result<Traffic, Error> {
+        self.get(&format!("/deployments/{}/traffic?since={since}", escape(handle)))
     }
 
     /// Asks the server to run `kiln run HANDLE` on a cron pattern.

@@ -7,6 +7,7 @@
 pub mod artifacts;
 pub mod http;
 pub mod scheduler;
+pub mod serving;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -28,13 +29,16 @@ pub struct ServerConfig {
     pub artifacts: Option<String>,
     pub open_reads: bool,
     pub max_artifact_bytes: u64,
-    /// How to start a scheduled training workflow; `None`: schedules are kept, not fired.
-    pub workflow: Option<scheduler::WorkflowCommand>,
+    /// How to run the `kiln` binary, for scheduled workflows and inference instances;
+    /// `None` (a server embedded in a test): schedules are kept, not fired, and nothing can
+    /// be deployed.
+    pub kiln: Option<scheduler::KilnCommand>,
+    pub gateway: serving::Limits,
 }
 
 impl ServerConfig {
     pub fn embedded(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> ServerConfig {
-        ServerConfig { data_dir: data_dir.into(), listen, db: None, artifacts: None, open_reads: false, max_artifact_bytes: 16 << 30, workflow: None }
+        ServerConfig { data_dir: data_dir.into(), listen, db: None, artifacts: None, open_reads: false, max_artifact_bytes: 16 << 30, kiln: None, gateway: serving::Limits::default() }
     }
 
     pub fn db_url(&self) -> String {
@@ -79,12 +83,29 @@ impl Server {
             .await
             .map_err(|source| ServerError::Io { what: "listening on", path: config.listen.to_string().into(), source })?;
         let addr = listener.local_addr().map_err(|source| ServerError::Io { what: "listening on", path: config.listen.to_string().into(), source })?;
-        let state = Arc::new(http::AppState { store: store.clone(), artifacts, open_reads: config.open_reads, max_artifact_bytes: config.max_artifact_bytes });
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
-        if let Some(command) = &config.workflow {
-            let token = store.rotate_token(scheduler::TOKEN_NAME, false).await?;
-            scheduler::spawn(store.clone(), command.clone(), format!("http://{addr}"), token, stop.clone());
+        // The server's own children (scheduled workflows, inference instances) get a token of
+        // their own.
+        let token = match &config.kiln {
+            Some(_) => store.rotate_token(scheduler::TOKEN_NAME, false).await?,
+            None => String::new(),
+        };
+        if let Some(command) = &config.kiln {
+            scheduler::spawn(store.clone(), command.clone(), format!("http://{addr}"), token.clone(), stop.clone());
         }
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| ServerError::Io { what: "making the gateway's HTTP client", path: PathBuf::new(), source: std::io::Error::other(e) })?;
+        let launcher = serving::instances::Launcher { command: config.kiln.clone(), server_url: format!("http://{addr}"), token, log_dir: config.data_dir.join("instances"), http };
+        let gateway = Arc::new(serving::Gateway::new(store.clone(), launcher, config.gateway));
+        let watcher = gateway.watch(stop.clone());
+        {
+            let gateway = gateway.clone();
+            tokio::spawn(async move { gateway.restore().await });
+        }
+        let state = Arc::new(http::AppState { store: store.clone(), artifacts, open_reads: config.open_reads, max_artifact_bytes: config.max_artifact_bytes, gateway: gateway.clone() });
         let app = http::app(state);
         // No Nagle: a reply written in two pieces must not wait for the client's delayed ACK
         // (40 ms per small request otherwise).
@@ -94,11 +115,15 @@ impl Server {
             }
         });
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 })
-                .await
+                .await;
+            // Requests in flight are done; now the instances drain and stop.
+            gateway.shutdown().await;
+            let _ = watcher.await;
+            served
         });
         tracing::info!(%addr, "kiln server listening");
         Ok(Server { addr, new_admin_token, shutdown, task, store })

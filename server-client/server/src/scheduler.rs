@@ -1,5 +1,5 @@
 //! Fires schedules: once a second, claims the firings that are due and starts each one's
-//! training workflow (`kiln run HANDLE …`, the command `kiln server` was given) with the
+//! training workflow (`kiln run HANDLE …`, from the `kiln` binary the server runs in) with the
 //! server's own URL and a token of its own, then records how it ended. The workflow runner
 //! stays in the CLI; the server only starts it and knows no SDK.
 
@@ -10,14 +10,16 @@ use tokio::sync::watch;
 
 use crate::store::{Store, now_millis};
 
-/// How to start a workflow: the program and its leading arguments (`[kiln, run]`).
+/// How to run the `kiln` binary: the program and any leading arguments. The scheduler adds
+/// `run HANDLE …`; the gateway `instance HANDLE …`.
 #[derive(Debug, Clone)]
-pub struct WorkflowCommand(pub Vec<String>);
+pub struct KilnCommand(pub Vec<String>);
 
-/// The name of the token the scheduler's workflows use (made anew at every start).
-pub const TOKEN_NAME: &str = "kiln-scheduler";
+/// The name of the token the server's own children (scheduled workflows, inference
+/// instances) use; made anew at every start.
+pub const TOKEN_NAME: &str = "kiln-server";
 
-pub fn spawn(store: Store, command: WorkflowCommand, server_url: String, token: String, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(store: Store, command: KilnCommand, server_url: String, token: String, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -40,7 +42,7 @@ pub fn spawn(store: Store, command: WorkflowCommand, server_url: String, token: 
 
 /// The arguments after the command for one firing.
 fn arguments(schedule: &Schedule) -> Vec<String> {
-    let mut args = vec![schedule.handle.clone(), "--json".to_owned()];
+    let mut args = vec!["run".to_owned(), schedule.handle.clone(), "--json".to_owned()];
     for (key, value) in &schedule.params {
         args.push("--param".into());
         args.push(format!("{key}={value}"));
@@ -52,7 +54,7 @@ fn arguments(schedule: &Schedule) -> Vec<String> {
     args
 }
 
-async fn fire(store: Store, schedule: Schedule, command: WorkflowCommand, server_url: String, token: String) {
+async fn fire(store: Store, schedule: Schedule, command: KilnCommand, server_url: String, token: String) {
     let Some((program, leading)) = command.0.split_first() else { return };
     tracing::info!(schedule = %schedule.id, handle = %schedule.handle, "starting a scheduled workflow");
     let output = tokio::process::Command::new(program)
@@ -105,6 +107,6 @@ mod tests {
             last_exit: None,
             last_run_id: None,
         };
-        assert_eq!(arguments(&schedule), ["iris", "--json", "--param", "epochs=500", "--runner", "process"]);
+        assert_eq!(arguments(&schedule), ["run", "iris", "--json", "--param", "epochs=500", "--runner", "process"]);
     }
 }

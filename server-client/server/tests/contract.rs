@@ -393,7 +393,7 @@ fn schedules_fire_their_workflow_and_record_how_it_ended(backend: Backend) {
     let seen = dir.path().join("seen");
     let script = format!("echo \"$* $KILN_SCHEDULE\" >> {}; echo '{{\"run_id\": \"r-7\"}}'; exit 3", seen.display());
     let server = TestServer::start_with(backend, |config| {
-        config.workflow = Some(kiln_server::scheduler::WorkflowCommand(vec!["/bin/sh".into(), "-c".into(), script, "sh".into()]));
+        config.kiln = Some(kiln_server::scheduler::KilnCommand(vec!["/bin/sh".into(), "-c".into(), script, "sh".into()]));
     });
     let client = server.client();
     let every_second = client
@@ -413,7 +413,7 @@ fn schedules_fire_their_workflow_and_record_how_it_ended(backend: Backend) {
     assert_eq!((fired.last_exit, fired.last_run_id.as_deref()), (Some(3), Some("r-7")));
     assert!(fired.next_at > fired.last_fired_at.unwrap());
     let line = std::fs::read_to_string(&seen).unwrap();
-    assert_eq!(line.lines().next().unwrap(), format!("iris --json --param epochs=5 --runner process {}", every_second.id));
+    assert_eq!(line.lines().next().unwrap(), format!("run iris --json --param epochs=5 --runner process {}", every_second.id));
     assert_eq!(client.schedule(&nightly.id).unwrap().last_fired_at, None, "not due yet");
     assert_eq!(client.schedules("iris").unwrap().len(), 2);
     client.delete_schedule(&every_second.id).unwrap();

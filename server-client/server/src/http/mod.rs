@@ -3,6 +3,7 @@
 
 mod auth;
 mod body;
+mod gateway;
 mod mlflow;
 mod v1;
 
@@ -25,6 +26,7 @@ pub struct AppState {
     /// Reads without a token (writes always need one).
     pub open_reads: bool,
     pub max_artifact_bytes: u64,
+    pub gateway: Arc<crate::serving::Gateway>,
 }
 
 pub fn app(state: Arc<AppState>) -> Router {
@@ -33,6 +35,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .nest("/api/2.0/mlflow", mlflow::routes())
         .nest("/ajax-api/2.0/mlflow", mlflow::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .merge(gateway::routes())
         .fallback(|| async { Failure::from(ApiError::new(ErrorCode::ResourceDoesNotExist, "no such endpoint")) })
         .with_state(state)
 }
@@ -65,6 +68,19 @@ impl From<ArtifactError> for Failure {
             ArtifactError::TooLarge { .. } | ArtifactError::Body(_) => Failure(ApiError::invalid("body", error.to_string())),
             ArtifactError::Io { .. } | ArtifactError::Remote { .. } | ArtifactError::BadUrl(_) => {
                 tracing::error!(%error, "artifact storage failure");
+                Failure(ApiError::new(ErrorCode::InternalError, error.to_string()))
+            }
+        }
+    }
+}
+
+impl From<crate::serving::ServingError> for Failure {
+    fn from(error: crate::serving::ServingError) -> Self {
+        match error {
+            crate::serving::ServingError::Api(error) => Failure(error),
+            crate::serving::ServingError::Store(error) => error.into(),
+            crate::serving::ServingError::Instance(error) => {
+                tracing::error!(%error, "starting an instance");
                 Failure(ApiError::new(ErrorCode::InternalError, error.to_string()))
             }
         }

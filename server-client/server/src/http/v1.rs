@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use kiln_api::{
-    CodePackage, CreateSchedule, Dataset, Schedule, DatasetVersion, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
+    CodePackage, CreateSchedule, Dataset, Deploy, Deployment, Schedule, Traffic, DatasetVersion, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
     ApiError, Artifact, AttachArtifact, CreateExperiment, CreateModel, CreateModelVersion, ModelVersion, RegisteredModel, SetAlias, CreateRun, CreateToken, Experiment, Health, LogBatch,
     MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
 };
@@ -46,7 +46,43 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/runs/{id}/inputs", post(add_run_inputs))
         .route("/lineage/{name}/{version}", get(lineage))
         .route("/schedules", get(schedules).post(create_schedule))
+        .route("/deployments", get(deployments))
+        .route("/deployments/{handle}", get(deployment).put(deploy))
+        .route("/deployments/{handle}/promote", post(promote))
+        .route("/deployments/{handle}/rollback", post(rollback))
+        .route("/deployments/{handle}/traffic", get(traffic))
         .route("/schedules/{id}", get(schedule).delete(delete_schedule))
+}
+
+async fn deployments(State(state): Shared) -> Reply<Vec<Deployment>> {
+    Ok(Json(state.store.deployments().await?))
+}
+
+async fn deployment(State(state): Shared, Path(handle): Path<String>) -> Reply<Deployment> {
+    Ok(Json(state.store.deployment(&handle).await?))
+}
+
+async fn deploy(State(state): Shared, Path(handle): Path<String>, JsonBody(body): JsonBody<Deploy>) -> Reply<Deployment> {
+    Ok(Json(state.gateway.deploy(&handle, &body).await?))
+}
+
+async fn promote(State(state): Shared, Path(handle): Path<String>) -> Reply<Deployment> {
+    Ok(Json(state.gateway.promote(&handle).await?))
+}
+
+async fn rollback(State(state): Shared, Path(handle): Path<String>) -> Reply<Deployment> {
+    Ok(Json(state.gateway.rollback(&handle).await?))
+}
+
+#[derive(Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: i64,
+}
+
+async fn traffic(State(state): Shared, Path(handle): Path<String>, Query(query): Query<Since>) -> Reply<Traffic> {
+    state.store.deployment(&handle).await?;
+    Ok(Json(state.gateway.traffic(&handle, query.since).await?))
 }
 
 async fn schedules(State(state): Shared, Query(query): Query<OptionalHandle>) -> Reply<Vec<Schedule>> {

@@ -223,8 +223,10 @@ impl Store {
     /// Model version → the run that made it → what that run read, produced and ran.
     pub async fn lineage(&self, name: &str, version: i64) -> Result<Lineage> {
         let model_version = self.model_version(name, version).await?;
+        // A model is deployed under its name (the handle).
+        let deployments: Vec<_> = self.deployments().await?.into_iter().filter(|d| d.handle == name && d.versions().contains(&version)).collect();
         let Some(run_id) = model_version.run_id.clone() else {
-            return Ok(Lineage { model_version, run: None, datasets_read: vec![], datasets_produced: vec![], code_packages: vec![] });
+            return Ok(Lineage { model_version, run: None, datasets_read: vec![], datasets_produced: vec![], code_packages: vec![], deployments });
         };
         let run = self.run(&run_id).await?;
         let datasets_read = sqlx::query(super::audited(format!(
@@ -252,6 +254,6 @@ impl Store {
         .iter()
         .map(code_package_from_row)
         .collect::<Result<_>>()?;
-        Ok(Lineage { model_version, run: Some(run), datasets_read, datasets_produced, code_packages })
+        Ok(Lineage { model_version, run: Some(run), datasets_read, datasets_produced, code_packages, deployments })
     }
 }

@@ -5,6 +5,7 @@
 //! DDL is one file (`schema.sql`); only the auto-increment key is spelled per backend. Every write is one transaction: a request is
 //! applied whole or not at all.
 
+mod deployments;
 mod lineage;
 mod models;
 mod runs;
@@ -18,6 +19,7 @@ use kiln_api::{ApiError, Millis};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+pub use deployments::TrafficDelta;
 pub use schedules::next_after;
 pub use tokens::TokenInfo;
 

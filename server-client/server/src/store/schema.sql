@@ -148,3 +148,31 @@ CREATE TABLE IF NOT EXISTS schedules (
     last_exit BIGINT,
     last_run_id TEXT
 );
+CREATE TABLE IF NOT EXISTS deployments (
+    handle TEXT PRIMARY KEY,
+    strategy TEXT NOT NULL,
+    stable BIGINT NOT NULL,
+    candidate BIGINT,
+    standby BIGINT,
+    arms TEXT NOT NULL,
+    runner TEXT,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deployment_events (
+    id SERIAL_KEY,
+    handle TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS traffic (
+    handle TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    bucket BIGINT NOT NULL,
+    requests BIGINT NOT NULL,
+    errors BIGINT NOT NULL,
+    latency TEXT NOT NULL,
+    reward_sum DOUBLE PRECISION NOT NULL,
+    reward_count BIGINT NOT NULL,
+    PRIMARY KEY (handle, version, bucket)
+);

@@ -1,0 +1,175 @@
+//! Inference instances: one process per deployed model version, started from the `kiln`
+//! binary (`kiln instance HANDLE --model-version N --listen ADDR`, which runs the registered
+//! infer image under podman or its binary as a process), health-checked before it gets
+//! traffic, drained before it is stopped, and replaced when it dies.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::process::Child;
+use tokio::sync::Mutex;
+
+use crate::scheduler::KilnCommand;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error("this server cannot start inference instances (it was not started as `kiln server`)")]
+    NoCommand,
+    #[error("starting the instance of {handle}@{version}: {source}")]
+    Spawn { handle: String, version: i64, source: std::io::Error },
+    #[error("the instance of {handle}@{version} exited before it was ready ({status}): {log}")]
+    Exited { handle: String, version: i64, status: String, log: String },
+    #[error("the instance of {handle}@{version} was not ready within {seconds} s")]
+    Timeout { handle: String, version: i64, seconds: u64 },
+}
+
+/// How long an instance may take to load its model and answer ready.
+pub const READY_WITHIN: Duration = Duration::from_secs(120);
+
+/// One running instance of one model version.
+pub struct Instance {
+    pub handle: String,
+    pub version: i64,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    ready: AtomicBool,
+    stopping: AtomicBool,
+    in_flight: AtomicUsize,
+    child: Mutex<Option<Child>>,
+    log: std::path::PathBuf,
+}
+
+/// Marks a request in flight on an instance until dropped.
+pub struct InFlight(Arc<Instance>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Instance {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Marked unready by a failed request while not being stopped.
+    pub fn failing(&self) -> bool {
+        !self.ready.load(Ordering::SeqCst) && !self.stopping.load(Ordering::SeqCst)
+    }
+
+    pub fn mark_unready(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+    }
+
+    pub fn enter(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+
+    /// Stops taking requests, waits (up to `drain`) for those in flight, then stops the
+    /// process (SIGTERM: it finishes what it has and exits).
+    pub async fn stop(&self, drain: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + drain;
+        while self.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Some(mut child) = self.child.lock().await.take() {
+            if let Some(pid) = child.id() {
+                // SAFETY: kill(2) on a child this process started and has not reaped.
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
+            if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+                let _ = child.kill().await;
+            }
+        }
+    }
+
+    /// Whether the process has exited (then it is not ready either).
+    pub async fn exited(&self) -> bool {
+        let mut child = self.child.lock().await;
+        match child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(_))) | None => {
+                self.mark_unready();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().rev().take(4).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// What starting instances needs.
+#[derive(Clone)]
+pub struct Launcher {
+    pub command: Option<KilnCommand>,
+    pub server_url: String,
+    pub token: String,
+    /// Where instance logs go.
+    pub log_dir: std::path::PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl Launcher {
+    /// Starts an instance of `handle@version` and waits until it answers ready.
+    pub async fn start(&self, handle: &str, version: i64, runner: Option<&str>) -> Result<Arc<Instance>, InstanceError> {
+        let command = self.command.as_ref().ok_or(InstanceError::NoCommand)?;
+        let spawn_error = |source| InstanceError::Spawn { handle: handle.to_owned(), version, source };
+        let port = free_port().map_err(spawn_error)?;
+        std::fs::create_dir_all(&self.log_dir).map_err(spawn_error)?;
+        let log = self.log_dir.join(format!("{handle}-{version}-{port}.log"));
+        let file = std::fs::File::create(&log).map_err(spawn_error)?;
+        let (program, leading) = command.0.split_first().ok_or(InstanceError::NoCommand)?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(leading)
+            .args(["instance", handle, "--model-version", &version.to_string(), "--listen", &format!("127.0.0.1:{port}")])
+            .env("KILN_SERVER", &self.server_url)
+            .env("KILN_TOKEN", &self.token)
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().map_err(spawn_error)?)
+            .stderr(file)
+            .kill_on_drop(true);
+        if let Some(runner) = runner {
+            cmd.args(["--runner", runner]);
+        }
+        let child = cmd.spawn().map_err(spawn_error)?;
+        let instance = Arc::new(Instance {
+            handle: handle.to_owned(),
+            version,
+            url: format!("http://127.0.0.1:{port}"),
+            ready: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            child: Mutex::new(Some(child)),
+            log,
+        });
+        let deadline = tokio::time::Instant::now() + READY_WITHIN;
+        loop {
+            if instance.exited().await {
+                let status = "exited".to_owned();
+                return Err(InstanceError::Exited { handle: handle.to_owned(), version, status, log: instance.log_tail() });
+            }
+            let ready = self.http.get(format!("{}/v2/health/ready", instance.url)).timeout(Duration::from_secs(2)).send().await.is_ok_and(|r| r.status().is_success());
+            if ready {
+                instance.ready.store(true, Ordering::SeqCst);
+                return Ok(instance);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                instance.stop(Duration::ZERO).await;
+                return Err(InstanceError::Timeout { handle: handle.to_owned(), version, seconds: READY_WITHIN.as_secs() });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

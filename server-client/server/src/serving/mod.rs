@@ -1,0 +1,570 @@
+//! The serving gateway: `POST /v2/models/{handle}/infer` on `kiln server`, routed to the
+//! inference instances of the versions a handle's deployment serves.
+//!
+//! A deployment change (deploy, promote, rollback) starts the instances the new state needs
+//! and waits until they answer ready, saves the state, swaps the routing table in one step,
+//! and only then drains and stops the instances no longer needed: a request is always routed
+//! to an instance that is ready and is never cut off. An instance that dies is replaced, and
+//! a request that found it dead is retried on another. Admission is bounded ([`Limits`]):
+//! past `in_flight` requests per handle, up to `waiting` wait (at most [`MAX_WAIT`], then
+//! 503), the rest get 429 at once.
+
+pub mod instances;
+pub mod strategy;
+pub mod traffic;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use kiln_api::oip::{InferRequest, OipError};
+use kiln_api::{ApiError, Deploy, Deployment, ErrorCode, Strategy, Traffic};
+use tokio::sync::Semaphore;
+
+use crate::store::{Store, now_millis};
+use instances::{Instance, InstanceError, Launcher};
+use strategy::Arm;
+
+/// How much the gateway admits per handle: requests at its instances at once, and requests
+/// waiting for a slot (more are refused with 429).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub in_flight: usize,
+    pub waiting: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { in_flight: 256, waiting: 512 }
+    }
+}
+/// How long a request may wait for a slot before it is refused with 503.
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
+/// How long a stopped instance's requests may take to finish.
+const DRAIN: Duration = Duration::from_secs(30);
+/// Request ids remembered for feedback.
+const REMEMBERED: usize = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServingError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
+}
+
+/// What the gateway routes one handle by: a snapshot, replaced whole on every change.
+struct Route {
+    deployment: Deployment,
+    instances: HashMap<i64, Vec<Arc<Instance>>>,
+    /// Bandit arms' rewards (shared by the snapshots of one handle).
+    arms: Arc<Mutex<Vec<Arm>>>,
+    slots: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Route {
+    fn ready(&self, version: i64) -> Vec<Arc<Instance>> {
+        self.instances.get(&version).map(|list| list.iter().filter(|i| i.is_ready()).cloned().collect()).unwrap_or_default()
+    }
+}
+
+/// A gateway answer: status, JSON body, and the version that answered.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: bytes::Bytes,
+    pub version: Option<i64>,
+}
+
+impl Answer {
+    fn error(status: StatusCode, error: OipError) -> Answer {
+        Answer { status, body: serde_json::to_vec(&error).unwrap_or_default().into(), version: None }
+    }
+}
+
+pub struct Gateway {
+    store: Store,
+    launcher: Launcher,
+    routes: RwLock<HashMap<String, Arc<Route>>>,
+    /// Deployment changes, one at a time.
+    changes: tokio::sync::Mutex<()>,
+    pub counter: traffic::Counter,
+    /// Request id → (handle, version), for feedback; oldest forgotten first.
+    answered: Mutex<(HashMap<String, (String, i64)>, VecDeque<String>)>,
+    next: AtomicUsize,
+    limits: Limits,
+}
+
+impl Gateway {
+    pub fn new(store: Store, launcher: Launcher, limits: Limits) -> Gateway {
+        Gateway {
+            store,
+            launcher,
+            routes: RwLock::new(HashMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+            counter: traffic::Counter::default(),
+            answered: Mutex::new((HashMap::new(), VecDeque::new())),
+            next: AtomicUsize::new(0),
+            limits,
+        }
+    }
+
+    fn route(&self, handle: &str) -> Option<Arc<Route>> {
+        self.routes.read().expect("routes lock").get(handle).cloned()
+    }
+
+    /// Brings up the deployments the store holds (at server start).
+    pub async fn restore(self: &Arc<Self>) {
+        let deployments = match self.store.deployments().await {
+            Ok(list) => list,
+            Err(error) => return tracing::warn!(%error, "reading deployments"),
+        };
+        for deployment in deployments {
+            let _guard = self.changes.lock().await;
+            if let Err(error) = self.apply(deployment.clone()).await {
+                tracing::warn!(handle = %deployment.handle, %error, "could not bring the deployment up");
+            }
+        }
+    }
+
+    /// Starts what `next` needs, swaps the route, drains what it no longer needs.
+    async fn apply(&self, next: Deployment) -> Result<(), ServingError> {
+        let current = self.route(&next.handle);
+        let mut instances: HashMap<i64, Vec<Arc<Instance>>> = HashMap::new();
+        let mut started: Vec<Arc<Instance>> = Vec::new();
+        for version in next.versions() {
+            let running = current.as_ref().and_then(|r| r.instances.get(&version)).filter(|list| list.iter().any(|i| i.is_ready()));
+            match running {
+                Some(list) => {
+                    instances.insert(version, list.clone());
+                }
+                None => match self.launcher.start(&next.handle, version, next.runner.as_deref()).await {
+                    Ok(instance) => {
+                        started.push(instance.clone());
+                        instances.insert(version, vec![instance]);
+                    }
+                    Err(error) => {
+                        for instance in started {
+                            instance.stop(Duration::ZERO).await;
+                        }
+                        return Err(error.into());
+                    }
+                },
+            }
+        }
+        let arms = match &current {
+            Some(route) => route.arms.clone(),
+            None => Arc::new(Mutex::new(self.arm_history(&next.handle).await)),
+        };
+        {
+            let mut arms = arms.lock().expect("arms lock");
+            arms.retain(|a| next.arms.contains(&a.version));
+            for version in &next.arms {
+                if !arms.iter().any(|a| a.version == *version) {
+                    arms.push(Arm { version: *version, ..Default::default() });
+                }
+            }
+        }
+        let (slots, waiting) = match &current {
+            Some(route) => (route.slots.clone(), route.waiting.clone()),
+            None => (Arc::new(Semaphore::new(self.limits.in_flight)), Arc::new(AtomicUsize::new(0))),
+        };
+        let route = Arc::new(Route { deployment: next.clone(), instances, arms, slots, waiting });
+        self.routes.write().expect("routes lock").insert(next.handle.clone(), route);
+        // Only now, with no request routed to them any more, the old instances go.
+        if let Some(old) = current {
+            let keep = next.versions();
+            for (version, list) in &old.instances {
+                if !keep.contains(version) {
+                    for instance in list {
+                        instance.stop(DRAIN).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The arms' rewards so far, from the traffic the store has counted.
+    async fn arm_history(&self, handle: &str) -> Vec<Arm> {
+        let buckets = self.store.traffic(handle, 0, traffic::percentile).await.unwrap_or_default();
+        let mut arms: HashMap<i64, Arm> = HashMap::new();
+        for bucket in buckets {
+            let arm = arms.entry(bucket.version).or_insert(Arm { version: bucket.version, ..Default::default() });
+            arm.reward_sum += bucket.mean_reward.unwrap_or(0.0) * bucket.rewards as f64;
+            arm.rewards += bucket.rewards;
+        }
+        arms.into_values().collect()
+    }
+
+    async fn current(&self, handle: &str) -> Result<Option<Deployment>, ServingError> {
+        match self.store.deployment(handle).await {
+            Ok(d) => Ok(Some(d)),
+            Err(crate::store::StoreError::Api(e)) if e.error_code == ErrorCode::ResourceDoesNotExist => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn change(&self, next: Deployment, action: &str, detail: String) -> Result<Deployment, ServingError> {
+        self.apply(next.clone()).await?;
+        Ok(self.store.save_deployment(&next, action, &detail).await?)
+    }
+
+    /// `kiln deploy`: serve `request.model_version` of `handle` with `request.strategy`.
+    pub async fn deploy(&self, handle: &str, request: &Deploy) -> Result<Deployment, ServingError> {
+        let _guard = self.changes.lock().await;
+        self.store.model_version(handle, request.model_version).await.map_err(|_| ApiError::invalid("model_version", format!("model `{handle}` has no version {}", request.model_version)))?;
+        if let Some(runner) = &request.runner
+            && !matches!(runner.as_str(), "podman" | "process")
+        {
+            return Err(ApiError::invalid("runner", format!("'{runner}' is not a runner (podman or process)")).into());
+        }
+        let version = request.model_version;
+        let current = self.current(handle).await?;
+        let mut next = current.clone().unwrap_or(Deployment {
+            handle: handle.to_owned(),
+            strategy: request.strategy,
+            stable: version,
+            candidate: None,
+            standby: None,
+            arms: Vec::new(),
+            runner: request.runner.clone(),
+            updated_at: now_millis(),
+            history: Vec::new(),
+        });
+        if request.runner.is_some() {
+            next.runner = request.runner.clone();
+        }
+        let detail;
+        match (&current, request.strategy) {
+            (None, strategy) => {
+                if strategy.is_bandit() {
+                    next.arms = vec![version];
+                }
+                detail = format!("{strategy}: version {version} serves all traffic");
+            }
+            (Some(_), Strategy::BlueGreen) => {
+                if next.stable != version {
+                    next.standby = Some(next.stable);
+                }
+                next.stable = version;
+                next.candidate = None;
+                next.arms.clear();
+                detail = format!("blue-green: version {version} active{}", next.standby.map(|s| format!(", {s} on standby")).unwrap_or_default());
+            }
+            (Some(_), Strategy::Canary { percent }) => {
+                if version == next.stable {
+                    return Err(ApiError::invalid("model_version", format!("version {version} is already the stable version of `{handle}`")).into());
+                }
+                next.candidate = Some(version);
+                next.standby = None;
+                next.arms.clear();
+                detail = format!("canary: {percent}% to version {version}, the rest to {}", next.stable);
+            }
+            (Some(_), strategy) => {
+                if next.arms.is_empty() {
+                    next.arms.push(next.stable);
+                }
+                if !next.arms.contains(&version) {
+                    next.arms.push(version);
+                }
+                next.candidate = None;
+                next.standby = None;
+                detail = format!("{strategy}: arms {:?}", next.arms);
+            }
+        }
+        next.strategy = request.strategy;
+        self.change(next, "deploy", detail).await
+    }
+
+    /// `kiln promote`: the canary candidate becomes stable; blue-green drops its standby; a
+    /// bandit keeps its best arm.
+    pub async fn promote(&self, handle: &str) -> Result<Deployment, ServingError> {
+        let _guard = self.changes.lock().await;
+        let mut next = self.current(handle).await?.ok_or_else(|| ApiError::not_found("deployment", handle))?;
+        let detail = match next.strategy {
+            _ if next.candidate.is_some() => {
+                let candidate = next.candidate.take().expect("checked");
+                let old = std::mem::replace(&mut next.stable, candidate);
+                format!("version {candidate} promoted; {old} stopped")
+            }
+            Strategy::BlueGreen if next.standby.is_some() => format!("standby version {} stopped", next.standby.take().expect("checked")),
+            s if s.is_bandit() && next.arms.len() > 1 => {
+                let best = self.route(handle).and_then(|r| {
+                    let arms = r.arms.lock().expect("arms lock");
+                    arms.iter().filter(|a| a.rewards > 0).max_by(|a, b| (a.reward_sum / a.rewards as f64).total_cmp(&(b.reward_sum / b.rewards as f64))).map(|a| a.version)
+                });
+                let best = best.ok_or_else(|| ApiError::invalid("strategy", "no arm has feedback yet: send rewards to /v2/models/HANDLE/feedback first"))?;
+                next.stable = best;
+                next.arms = vec![best];
+                format!("bandit: version {best} won")
+            }
+            _ => return Err(ApiError::invalid("deployment", format!("`{handle}` has nothing to promote (no candidate, standby or competing arms)")).into()),
+        };
+        self.change(next, "promote", detail).await
+    }
+
+    /// `kiln rollback`: drop the canary candidate, go back to the blue-green standby, or drop
+    /// the newest bandit arm.
+    pub async fn rollback(&self, handle: &str) -> Result<Deployment, ServingError> {
+        let _guard = self.changes.lock().await;
+        let mut next = self.current(handle).await?.ok_or_else(|| ApiError::not_found("deployment", handle))?;
+        let detail = if let Some(candidate) = next.candidate.take() {
+            format!("candidate version {candidate} rolled back; {} serves all traffic", next.stable)
+        } else if let Some(standby) = next.standby {
+            next.standby = Some(next.stable);
+            next.stable = standby;
+            format!("version {standby} active again, {} on standby", next.standby.expect("set"))
+        } else if next.arms.len() > 1 {
+            let newest = next.arms.iter().copied().filter(|v| *v != next.stable).max().expect("two arms");
+            next.arms.retain(|v| *v != newest);
+            format!("arm {newest} removed")
+        } else {
+            return Err(ApiError::invalid("deployment", format!("`{handle}` has nothing to roll back to")).into());
+        };
+        self.change(next, "rollback", detail).await
+    }
+
+    pub async fn traffic(&self, handle: &str, since: i64) -> Result<Traffic, ServingError> {
+        self.flush().await;
+        let buckets = self.store.traffic(handle, since, traffic::percentile).await?;
+        Ok(Traffic { handle: handle.to_owned(), bucket_ms: traffic::BUCKET_MS, buckets })
+    }
+
+    /// Adds the counts so far to the store.
+    pub async fn flush(&self) {
+        for (handle, deltas) in self.counter.take() {
+            if let Err(error) = self.store.add_traffic(&handle, &deltas).await {
+                tracing::warn!(%handle, %error, "storing traffic counts");
+            }
+        }
+    }
+
+    /// Replaces dead instances and flushes the counters, every second, until `stop`.
+    pub fn watch(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let gateway = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+                gateway.flush().await;
+                gateway.replace_dead().await;
+            }
+            gateway.flush().await;
+        })
+    }
+
+    async fn replace_dead(&self) {
+        let routes: Vec<Arc<Route>> = self.routes.read().expect("routes lock").values().cloned().collect();
+        for route in routes {
+            for list in route.instances.values() {
+                for instance in list {
+                    // Gone, or failing requests while it runs: either way, replace it.
+                    if instance.exited().await || instance.failing() {
+                        instance.stop(Duration::ZERO).await;
+                        let _guard = self.changes.lock().await;
+                        tracing::warn!(handle = %instance.handle, version = instance.version, "an instance died; starting another");
+                        // `apply` starts an instance for every version with none ready.
+                        if let Some(current) = self.route(&route.deployment.handle)
+                            && let Err(error) = self.apply(current.deployment.clone()).await
+                        {
+                            tracing::warn!(handle = %instance.handle, %error, "replacing a dead instance");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops every instance, letting requests in flight finish.
+    pub async fn shutdown(&self) {
+        let routes: Vec<Arc<Route>> = self.routes.write().expect("routes lock").drain().map(|(_, r)| r).collect();
+        for route in routes {
+            for list in route.instances.values() {
+                for instance in list {
+                    instance.stop(DRAIN).await;
+                }
+            }
+        }
+        self.flush().await;
+    }
+
+    fn remember(&self, id: &str, handle: &str, version: i64) {
+        let mut answered = self.answered.lock().expect("answered lock");
+        let (map, order) = &mut *answered;
+        if map.insert(id.to_owned(), (handle.to_owned(), version)).is_none() {
+            order.push_back(id.to_owned());
+            if order.len() > REMEMBERED
+                && let Some(old) = order.pop_front()
+            {
+                map.remove(&old);
+            }
+        }
+    }
+
+    /// One inference request, from admission to answer.
+    pub async fn infer(&self, handle: &str, pinned: Option<i64>, body: &[u8]) -> Answer {
+        let Some(route) = self.route(handle) else {
+            return Answer::error(StatusCode::NOT_FOUND, OipError::new(format!("no model `{handle}` is deployed here (kiln deploy {handle} --model-version N)")));
+        };
+        let mut request: InferRequest = match serde_json::from_slice(body) {
+            Ok(request) => request,
+            Err(error) => return Answer::error(StatusCode::BAD_REQUEST, OipError::at("body", error)),
+        };
+        if let Err(error) = request.tensors() {
+            return Answer::error(StatusCode::BAD_REQUEST, error);
+        }
+        // Every request gets an id, so feedback can name it.
+        let id = request.id.get_or_insert_with(|| uuid::Uuid::new_v4().simple().to_string()).clone();
+        let forwarded = match serde_json::to_vec(&request) {
+            Ok(bytes) => bytes,
+            Err(error) => return Answer::error(StatusCode::INTERNAL_SERVER_ERROR, OipError::new(error.to_string())),
+        };
+        // Admission: a bounded number in flight, a bounded number waiting.
+        let _slot = match route.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let Limits { in_flight, waiting } = self.limits;
+                if route.waiting.fetch_add(1, Ordering::SeqCst) >= waiting {
+                    route.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Answer::error(StatusCode::TOO_MANY_REQUESTS, OipError::new(format!("`{handle}` is overloaded: {in_flight} requests in flight and {waiting} waiting")));
+                }
+                let waited = tokio::time::timeout(MAX_WAIT, route.slots.clone().acquire_owned()).await;
+                route.waiting.fetch_sub(1, Ordering::SeqCst);
+                match waited {
+                    Ok(Ok(slot)) => slot,
+                    _ => return Answer::error(StatusCode::SERVICE_UNAVAILABLE, OipError::new(format!("`{handle}` is overloaded: no slot within {} s", MAX_WAIT.as_secs()))),
+                }
+            }
+        };
+        let version = match pinned {
+            Some(v) if route.instances.contains_key(&v) => v,
+            Some(v) => return Answer::error(StatusCode::NOT_FOUND, OipError::new(format!("version {v} of `{handle}` is not deployed (deployed: {:?})", route.deployment.versions()))),
+            None => {
+                let arms = route.arms.lock().expect("arms lock").clone();
+                strategy::pick(&route.deployment, &arms, &mut rand::rng())
+            }
+        };
+        let started = Instant::now();
+        for _attempt in 0..3 {
+            let Some(instance) = self.instance_for(&route, version, pinned.is_some()).await else {
+                self.counter.request(handle, version, started.elapsed(), true);
+                return Answer::error(StatusCode::SERVICE_UNAVAILABLE, OipError::new(format!("no instance of `{handle}` is ready")));
+            };
+            let _in_flight = instance.enter();
+            let url = format!("{}/v2/models/{handle}/infer", instance.url);
+            let sent = self.launcher.http.post(url).header("content-type", "application/json").body(forwarded.clone()).timeout(Duration::from_secs(60)).send().await;
+            match sent {
+                Ok(response) => {
+                    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                    match response.bytes().await {
+                        Ok(body) => {
+                            self.counter.request(handle, instance.version, started.elapsed(), status.is_server_error());
+                            if status.is_success() {
+                                self.remember(&id, handle, instance.version);
+                            }
+                            return Answer { status, body, version: Some(instance.version) };
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, url = %instance.url, "reading an instance's answer; retrying elsewhere");
+                            instance.mark_unready();
+                        }
+                    }
+                }
+                Err(error) => {
+                    // Refused or cut off: the instance is gone or going. Retry on another.
+                    tracing::warn!(%error, url = %instance.url, "an instance did not answer; retrying elsewhere");
+                    instance.mark_unready();
+                }
+            }
+        }
+        self.counter.request(handle, version, started.elapsed(), true);
+        Answer::error(StatusCode::BAD_GATEWAY, OipError::new(format!("no instance of `{handle}` answered")))
+    }
+
+    /// A ready instance for `version`: its own, else (unless pinned) the stable version's, else
+    /// any deployed version's. With none ready (one died and is being replaced), waits for
+    /// the replacement up to [`MAX_WAIT`].
+    async fn instance_for(&self, route: &Route, version: i64, pinned: bool) -> Option<Arc<Instance>> {
+        let deadline = tokio::time::Instant::now() + MAX_WAIT;
+        loop {
+            // The newest snapshot: a replacement shows up there.
+            let current = self.route(&route.deployment.handle);
+            let route = current.as_deref().unwrap_or(route);
+            let mut candidates = route.ready(version);
+            if candidates.is_empty() && !pinned {
+                candidates = route.ready(route.deployment.stable);
+                if candidates.is_empty() {
+                    candidates = route.deployment.versions().iter().flat_map(|v| route.ready(*v)).collect();
+                }
+            }
+            if !candidates.is_empty() {
+                return Some(candidates[self.next.fetch_add(1, Ordering::Relaxed) % candidates.len()].clone());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reward for the answer to request `id` (or for `version` directly, Seldon's shape).
+    pub fn feedback(&self, handle: &str, id: Option<&str>, version: Option<i64>, reward: f64) -> Result<i64, (StatusCode, OipError)> {
+        if !(0.0..=1.0).contains(&reward) || !reward.is_finite() {
+            return Err((StatusCode::BAD_REQUEST, OipError::at("reward", format!("{reward} is not in [0, 1]"))));
+        }
+        let version = match (id, version) {
+            (Some(id), _) => match self.answered.lock().expect("answered lock").0.get(id) {
+                Some((h, v)) if h == handle => *v,
+                _ => return Err((StatusCode::NOT_FOUND, OipError::at("id", format!("no recent answer of `{handle}` has id `{id}`")))),
+            },
+            (None, Some(v)) => v,
+            (None, None) => return Err((StatusCode::BAD_REQUEST, OipError::at("id", "name the request (`id`) or the version that answered (`response.model_version`)"))),
+        };
+        if let Some(route) = self.route(handle) {
+            let mut arms = route.arms.lock().expect("arms lock");
+            if let Some(arm) = arms.iter_mut().find(|a| a.version == version) {
+                arm.reward_sum += reward;
+                arm.rewards += 1;
+            }
+        }
+        self.counter.reward(handle, version, reward);
+        Ok(version)
+    }
+
+    /// The handle's model metadata, from a ready instance of its stable version, listing every
+    /// deployed version.
+    pub async fn metadata(&self, handle: &str) -> Answer {
+        let Some(route) = self.route(handle) else {
+            return Answer::error(StatusCode::NOT_FOUND, OipError::new(format!("no model `{handle}` is deployed here")));
+        };
+        let Some(instance) = route.ready(route.deployment.stable).into_iter().next() else {
+            return Answer::error(StatusCode::SERVICE_UNAVAILABLE, OipError::new(format!("no instance of `{handle}` is ready")));
+        };
+        match self.launcher.http.get(format!("{}/v2/models/{handle}", instance.url)).timeout(Duration::from_secs(10)).send().await {
+            Ok(response) => {
+                let bytes = response.bytes().await.unwrap_or_default();
+                let mut metadata: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                metadata["versions"] = serde_json::json!(route.deployment.versions().iter().map(|v| v.to_string()).collect::<Vec<_>>());
+                Answer { status: StatusCode::OK, body: serde_json::to_vec(&metadata).unwrap_or_default().into(), version: Some(route.deployment.stable) }
+            }
+            Err(error) => Answer::error(StatusCode::BAD_GATEWAY, OipError::new(error.to_string())),
+        }
+    }
+
+    /// Whether `handle` (at `version`, when given) has a ready instance.
+    pub fn ready(&self, handle: &str, version: Option<i64>) -> Option<bool> {
+        let route = self.route(handle)?;
+        Some(match version {
+            Some(v) => !route.ready(v).is_empty(),
+            None => route.deployment.versions().iter().any(|v| !route.ready(*v).is_empty()),
+        })
+    }
+}

@@ -1,0 +1,239 @@
+"""Serving through `kiln server`'s gateway with real instances of the componentized infer
+step: blue-green, canary and bandit deployments switched under load with zero failed
+requests, an instance killed and replaced, traffic reported per version and minute, malformed
+bodies refused with 400, overload refused with 429/503, and the unmodified Triton client."""
+
+import collections
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import kiln_binary, running_kiln_server
+from test_pipeline import HANDLE, componentize
+
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+BODY = {"inputs": [{"name": "features", "shape": [2, 4], "datatype": "FP32", "data": ROWS}]}
+
+
+def kiln(store, *args, check=True):
+    url, token = store
+    result = subprocess.run([kiln_binary(), *args], capture_output=True, text=True, timeout=600, env={**os.environ, "KILN_SERVER": url, "KILN_TOKEN": token})
+    if check:
+        assert result.returncode == 0, f"kiln {' '.join(args)}: {result.stderr}"
+    return result
+
+
+def two_versions(store):
+    """The example notebook componentized and trained twice: versions 1 and 2."""
+    componentize(store)
+    kiln(store, "run", HANDLE, "--runner", "process")
+    kiln(store, "run", HANDLE, "--runner", "process", "--param", "epochs=150")
+
+
+class Load:
+    """Threads sending the same request until stopped: (time, status, version) per answer."""
+
+    def __init__(self, url, threads=6):
+        self.url, self.answers, self.stop = url, [], threading.Event()
+        self.threads = [threading.Thread(target=self.loop) for _ in range(threads)]
+
+    def loop(self):
+        session = requests.Session()
+        while not self.stop.is_set():
+            try:
+                r = session.post(f"{self.url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30)
+                self.answers.append((time.time(), r.status_code, r.headers.get("kiln-model-version")))
+            except requests.RequestException as error:
+                self.answers.append((time.time(), type(error).__name__, None))
+
+    def __enter__(self):
+        [t.start() for t in self.threads]
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        [t.join() for t in self.threads]
+
+
+def test_switches_under_load_fail_no_request(kiln_server):
+    store = kiln_server
+    url, token = store
+    two_versions(store)
+    kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "process")
+    with Load(url) as load:
+        time.sleep(1)
+        kiln(store, "deploy", HANDLE, "--model-version", "2", "--strategy", "canary:30", "--runner", "process")
+        canary_from = time.time()
+        time.sleep(3)
+        canary_to = time.time()
+        kiln(store, "promote", HANDLE)
+        time.sleep(1)
+        kiln(store, "deploy", HANDLE, "--model-version", "1", "--strategy", "blue-green")
+        time.sleep(1)
+        kiln(store, "rollback", HANDLE)
+        time.sleep(1)
+        # An instance that dies is replaced; requests that found it dead go elsewhere.
+        subprocess.run(["pkill", "-9", "-f", f"{HANDLE}-infer"], check=False)
+        time.sleep(3)
+    statuses = collections.Counter(status for _, status, _ in load.answers)
+    assert statuses == {200: len(load.answers)}, statuses
+    assert len(load.answers) > 200
+    in_canary = [v for t, _, v in load.answers if canary_from + 0.5 < t < canary_to]
+    share = in_canary.count("2") / len(in_canary)
+    assert 0.15 < share < 0.45, share
+    deployment = requests.get(f"{url}/api/v1/deployments/{HANDLE}", headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+    assert (deployment["stable"], deployment["standby"]) == (2, 1)
+    assert [e["action"] for e in deployment["history"]] == ["deploy", "deploy", "promote", "deploy", "rollback"]
+    traffic = json.loads(kiln(store, "deployments", "traffic", HANDLE, "--json").stdout)
+    per_version = collections.Counter()
+    for bucket in traffic["buckets"]:
+        per_version[bucket["version"]] += bucket["requests"]
+        assert bucket["errors"] == 0 and bucket["p99_ms"] >= bucket["p50_ms"] > 0
+    assert per_version[1] > 0 and per_version[2] > 0
+    assert sum(per_version.values()) == len(load.answers)
+    # Lineage reaches the deployments serving a version.
+    assert f"served by deployment {HANDLE} (blue-green, standby)" in kiln(store, "lineage", f"{HANDLE}@1").stdout
+    lineage = requests.get(f"{url}/api/v1/lineage/{HANDLE}/2", headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+    assert [d["stable"] for d in lineage["deployments"]] == [2]
+    table = kiln(store, "deployments", "traffic", HANDLE).stdout
+    assert "p99 ms" in table and "│ 2 " in table.replace("┆", "│")
+
+
+def test_a_bandit_learns_from_feedback(kiln_server):
+    store = kiln_server
+    url, _ = store
+    two_versions(store)
+    kiln(store, "deploy", HANDLE, "--model-version", "1", "--strategy", "bandit:epsilon-greedy:0.1", "--runner", "process")
+    kiln(store, "deploy", HANDLE, "--model-version", "2", "--strategy", "bandit:epsilon-greedy:0.1")
+    session = requests.Session()
+    answered = []
+    for i in range(300):
+        r = session.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).json()
+        version = r["model_version"]
+        answered.append(version)
+        # Version 2 pleases, version 1 does not. Half the feedback in Seldon's shape.
+        reward = 1.0 if version == "2" else 0.0
+        feedback = {"id": r["id"], "reward": reward} if i % 2 else {"request": BODY, "response": r, "reward": reward}
+        assert session.post(f"{url}/v2/models/{HANDLE}/feedback", json=feedback, timeout=30).status_code == 200
+    assert answered[-100:].count("2") > 80, collections.Counter(answered[-100:])
+    bad = session.post(f"{url}/v2/models/{HANDLE}/feedback", json={"id": "nope", "reward": 1}, timeout=30)
+    assert bad.status_code == 404 and "nope" in bad.json()["error"]
+    assert session.post(f"{url}/v2/models/{HANDLE}/feedback", json={"id": "x", "reward": 7}, timeout=30).status_code == 400
+    # Thompson sampling over the same arms and rewards.
+    kiln(store, "deploy", HANDLE, "--model-version", "2", "--strategy", "bandit:thompson")
+    thompson = [session.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).json()["model_version"] for _ in range(50)]
+    assert thompson.count("2") > 45
+    traffic = json.loads(kiln(store, "deployments", "traffic", HANDLE, "--json").stdout)
+    rewards = {b["version"]: b["mean_reward"] for b in traffic["buckets"] if b["rewards"]}
+    assert rewards[2] == 1.0 and rewards[1] == 0.0
+    promoted = json.loads(kiln(store, "promote", HANDLE, "--json").stdout)
+    assert promoted["stable"] == 2 and promoted["arms"] == [2]
+
+
+MALFORMED = [
+    b"",
+    b"not json",
+    b"[]",
+    b"{}",
+    b'{"inputs": {}}',
+    b'{"inputs": []}',
+    b'{"inputs": [{}]}',
+    b'{"inputs": [{"name": "features"}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32"}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "data": [1, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "features", "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP33", "data": [1, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, "x", 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, null, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, true, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": 5}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, -4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": "1,4", "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1e40, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "INT32", "data": [1, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "UINT8", "data": [1, 2, 3, 300]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "INT32", "data": [1, 2, 3, 4.5]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "BOOL", "data": [1, 0, 1, 0]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}',
+    b'{"inputs": [{"name": "features", "shape": [4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "other", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}, {"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "outputs": [{"name": "probabilities"}]}',
+    b'{"inputs": [{"name": "", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [100000, 100000], "datatype": "FP32", "data": []}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": ' + b"[" * 50 + b"1" + b"]" * 50 + b"}]}",
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]',
+    b'{"id": 7, "inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "parameters": []}',
+    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [' + b"1.0, " * (17 << 20) + b"1.0]}]}",
+]
+
+
+def test_malformed_bodies_get_400_and_say_why(kiln_server):
+    store = kiln_server
+    url, _ = store
+    componentize(store)
+    kiln(store, "run", HANDLE, "--runner", "process")
+    kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "process")
+    session = requests.Session()
+    for body in MALFORMED:
+        r = session.post(f"{url}/v2/models/{HANDLE}/infer", data=body, headers={"content-type": "application/json"}, timeout=60)
+        assert r.status_code == 400, (body[:120], r.status_code, r.text[:200])
+        assert r.json()["error"], body[:120]
+    assert len(MALFORMED) >= 30
+    assert session.post(f"{url}/v2/models/nope/infer", json=BODY, timeout=30).status_code == 404
+    assert session.post(f"{url}/v2/models/{HANDLE}/versions/9/infer", json=BODY, timeout=30).status_code == 404
+    # A good request still works after all that.
+    assert session.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).status_code == 200
+
+
+def test_overload_is_refused_not_queued_without_bound(tmp_path):
+    with running_kiln_server(tmp_path / "data", "--max-in-flight", "1", "--max-waiting", "2") as store:
+        url, _ = store
+        componentize(store)
+        kiln(store, "run", HANDLE, "--runner", "process")
+        kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "process")
+        big = {"inputs": [{"name": "features", "shape": [40000, 4], "datatype": "FP32", "data": [[5.1, 3.5, 1.4, 0.2]] * 40000}]}
+        statuses = []
+
+        def send():
+            try:
+                r = requests.post(f"{url}/v2/models/{HANDLE}/infer", json=big, timeout=60)
+                statuses.append((r.status_code, r.json().get("error")))
+            except requests.RequestException as error:
+                statuses.append((type(error).__name__, None))
+
+        threads = [threading.Thread(target=send) for _ in range(24)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        codes = collections.Counter(code for code, _ in statuses)
+        assert set(codes) <= {200, 429, 503}, statuses
+        assert codes[200] >= 1 and codes[429] >= 1, codes
+        assert all("overloaded" in error for code, error in statuses if code in (429, 503))
+
+
+def test_the_triton_client_works_against_the_gateway(kiln_server):
+    store = kiln_server
+    url, _ = store
+    componentize(store)
+    kiln(store, "run", HANDLE, "--runner", "process")
+    kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "process")
+    python = os.environ.get("KILN_TRITON_PYTHON")
+    if not python:
+        pytest.fail("KILN_TRITON_PYTHON is not set: run the suite with `cargo xtask test`, which makes the tritonclient venv")
+    check = subprocess.run([python, os.path.join(os.path.dirname(__file__), "triton_check.py"), url.removeprefix("http://"), HANDLE], capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stderr
+    summary = json.loads(check.stdout)
+    assert summary["live"] and summary["ready"] and summary["model_ready"]
+    assert summary["metadata"]["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]
+    assert summary["response"]["model_version"] == "1" and summary["response"]["id"] == "triton-1"
+    direct = requests.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).json()["outputs"][0]["data"]
+    assert [v for row in summary["output"] for v in row] == pytest.approx(direct, abs=1e-6)
+    assert "shape" in summary["bad_shape"]
