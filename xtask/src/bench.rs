@@ -29,6 +29,15 @@ pub enum Which {
         #[arg(long)]
         skip_cold: bool,
     },
+    /// OIP v2 inference through the gateway and directly on an instance vs `mlflow models
+    /// serve`, with wrk; a load run while switching deployments; bandit decision time.
+    Serving {
+        /// Seconds per wrk run.
+        #[arg(long, default_value_t = 15)]
+        seconds: u32,
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+    },
     /// The Kiln store vs `mlflow server` (SQLite), over the same MLflow REST calls.
     Store {
         /// Single-call metrics logged to Kiln.
@@ -48,6 +57,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Kernel { runs, skip_polars } => kernel(runs, skip_polars),
         Which::Store { single, single_anchor, runs } => store(single, single_anchor, runs),
         Which::Componentize { runs, skip_cold } => componentize(runs, skip_cold),
+        Which::Serving { seconds, connections } => serving(seconds, connections),
     }
 }
 
@@ -244,5 +254,183 @@ fn componentize(runs: u32, skip_cold: bool) -> anyhow::Result<()> {
     if infer_unpacked > 0 {
         println!("\ninfer image / MLflow serving environment (unpacked): {:.3} ({:.0}× smaller)", infer_unpacked as f64 / anchor as f64, anchor as f64 / infer_unpacked as f64);
     }
+    Ok(())
+}
+
+/// What wrk said about one target.
+#[derive(Debug, Default)]
+struct Wrk {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Non-2xx answers and socket errors (connect, read, write, timeout).
+    failed: u64,
+    requests: u64,
+}
+
+fn wrk_ms(text: &str) -> f64 {
+    let number: f64 = text.trim_end_matches(|c: char| c.is_alphabetic()).parse().unwrap_or(f64::NAN);
+    if text.ends_with("us") {
+        number / 1000.0
+    } else if text.ends_with("ms") {
+        number
+    } else if text.ends_with('s') {
+        number * 1000.0
+    } else {
+        number
+    }
+}
+
+fn parse_wrk(output: &str) -> Wrk {
+    let mut wrk = Wrk::default();
+    for line in output.lines().map(str::trim) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            ["Requests/sec:", n] => wrk.requests_per_second = n.parse().unwrap_or(0.0),
+            ["50%", t] => wrk.p50_ms = wrk_ms(t),
+            ["99%", t] => wrk.p99_ms = wrk_ms(t),
+            ["Non-2xx", "or", "3xx", "responses:", n] => wrk.failed += n.parse::<u64>().unwrap_or(0),
+            [n, "requests", "in", ..] => wrk.requests = n.parse().unwrap_or(0),
+            _ if line.starts_with("Socket errors:") => {
+                wrk.failed += line.split(',').filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok()).sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    wrk
+}
+
+fn run_wrk(url: &str, path: &str, body: &str, seconds: u32, connections: u32) -> anyhow::Result<Wrk> {
+    let output = Command::new("wrk")
+        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "--timeout", "10s", "-s"])
+        .arg(env::root().join("xtask/bench/oip.lua"))
+        .arg(url)
+        .env("KILN_BENCH_BODY", body)
+        .env("KILN_BENCH_PATH", path)
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    anyhow::ensure!(output.status.success(), "wrk failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(parse_wrk(&text))
+}
+
+fn wait_ready(url: &str, what: &str) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let ok = Command::new("curl").args(["-sf", "-o", "/dev/null", url]).status().is_ok_and(|s| s.success());
+        if ok {
+            return Ok(());
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "{what} was not ready at {url} within 180 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Kills and reaps a child when dropped.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a pid we own.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn serving(seconds: u32, connections: u32) -> anyhow::Result<()> {
+    env::ensure_debian_packages(&["mold", "docker-registry", "wrk", "curl"])?;
+    env::run(env::cargo().args(["test", "--release", "--workspace", "--no-run"]))?;
+    let bench = env::cache_dir().join("bench/serving");
+    let _ = std::fs::remove_dir_all(&bench);
+    std::fs::create_dir_all(&bench)?;
+    let registry = crate::services::Registry::start(&bench)?;
+    let server = crate::services::KilnServer::start(&bench.join("store"), "127.0.0.1:0")?;
+    let kiln = |args: &[&str]| -> anyhow::Result<String> {
+        let output = Command::new(env::target_dir().join("release/kiln")).args(args).env("KILN_SERVER", &server.url).env("KILN_TOKEN", &server.token).env("KILN_CACHE_DIR", env::cache_dir()).output()?;
+        anyhow::ensure!(output.status.success(), "kiln {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let handle = "iris-bench";
+    let notebook = env::root().join("notebooks/classifier.ipynb");
+    eprintln!("bench: componentize, train twice, deploy");
+    kiln(&["componentize", &notebook.to_string_lossy(), "--handle", handle, "--registry", &registry.host])?;
+    kiln(&["run", handle, "--runner", "process"])?;
+    kiln(&["run", handle, "--runner", "process", "--param", "epochs=150"])?;
+    kiln(&["deploy", handle, "--model-version", "1", "--runner", "process"])?;
+
+    // The same model straight from an instance (no gateway in front).
+    let port = crate::services::free_port()?;
+    let direct = Reaped(
+        Command::new(env::target_dir().join("release/kiln"))
+            .args(["instance", handle, "--model-version", "1", "--runner", "process", "--listen", &format!("127.0.0.1:{port}")])
+            .env("KILN_SERVER", &server.url)
+            .env("KILN_TOKEN", &server.token)
+            .env("KILN_CACHE_DIR", env::cache_dir())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?,
+    );
+    let direct_url = format!("http://127.0.0.1:{port}");
+    wait_ready(&format!("{direct_url}/v2/health/ready"), "the instance")?;
+
+    // The anchor: the same weights and computation as an MLflow pyfunc, `mlflow models serve`.
+    let mlflow = mlflow_venv()?;
+    let model_dir = bench.join("mlflow-model");
+    env::run(Command::new(mlflow.join("bin/python")).arg(env::root().join("xtask/bench/mlflow_model.py")).args([&server.url, &server.token, handle, "1"]).arg(&model_dir))?;
+    let mlflow_port = crate::services::free_port()?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![mlflow.join("bin")];
+    paths.extend(std::env::split_paths(&path));
+    let served = Reaped(
+        Command::new(mlflow.join("bin/mlflow"))
+            .args(["models", "serve", "-m"])
+            .arg(&model_dir)
+            .args(["--env-manager", "local", "-h", "127.0.0.1", "-p", &mlflow_port.to_string()])
+            .env("PATH", std::env::join_paths(paths)?)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(bench.join("mlflow.log"))?)
+            .spawn()?,
+    );
+    let mlflow_url = format!("http://127.0.0.1:{mlflow_port}");
+    wait_ready(&format!("{mlflow_url}/ping"), "mlflow models serve")?;
+
+    let oip = r#"{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
+    let pyfunc = r#"{"inputs":[[5.1,3.5,1.4,0.2]]}"#;
+    let infer_path = format!("/v2/models/{handle}/infer");
+    eprintln!("bench: wrk, {seconds} s each, {connections} connections");
+    let gateway = run_wrk(&server.url, &infer_path, oip, seconds, connections)?;
+    let instance = run_wrk(&direct_url, &infer_path, oip, seconds, connections)?;
+    let anchor = run_wrk(&mlflow_url, "/invocations", pyfunc, seconds, connections)?;
+    drop(served);
+    drop(direct);
+
+    // Load while the deployment switches: canary, promote, blue-green, rollback.
+    eprintln!("bench: wrk while switching deployments");
+    let switch_seconds = seconds.max(16);
+    let (url, path, body) = (server.url.clone(), infer_path.clone(), oip.to_owned());
+    let load = std::thread::spawn(move || run_wrk(&url, &path, &body, switch_seconds, connections));
+    let pause = std::time::Duration::from_secs(u64::from(switch_seconds) / 5);
+    std::thread::sleep(pause);
+    kiln(&["deploy", handle, "--model-version", "2", "--strategy", "canary:50"])?;
+    std::thread::sleep(pause);
+    kiln(&["promote", handle])?;
+    std::thread::sleep(pause);
+    kiln(&["deploy", handle, "--model-version", "1", "--strategy", "blue-green"])?;
+    std::thread::sleep(pause / 2);
+    kiln(&["rollback", handle])?;
+    let switching = load.join().map_err(|_| anyhow::anyhow!("the load thread panicked"))??;
+
+    println!("\n## Serving (wrk, {connections} connections, {seconds} s each; this machine, one run)\n");
+    println!("| target | req/s | p50 ms | p99 ms | failed | req/s vs MLflow |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, w) in [("kiln gateway (`kiln server`)", &gateway), ("kiln infer instance, direct", &instance), ("`mlflow models serve` (pyfunc, same weights)", &anchor)] {
+        println!("| {name} | {:.0} | {:.2} | {:.2} | {} | {:.1}× |", w.requests_per_second, w.p50_ms, w.p99_ms, w.failed, w.requests_per_second / anchor.requests_per_second);
+    }
+    println!("\ngateway overhead vs direct: {:.0}% fewer req/s, p50 +{:.2} ms", 100.0 * (1.0 - gateway.requests_per_second / instance.requests_per_second), gateway.p50_ms - instance.p50_ms);
+    println!("while switching (canary:50 → promote → blue-green → rollback): {} requests, {} failed", switching.requests, switching.failed);
+
+    // Bandit decision time (criterion).
+    env::run(env::cargo().args(["bench", "-p", "kiln-server", "--bench", "decision", "--", "--warm-up-time", "1", "--measurement-time", "2"]))?;
+    drop(server);
+    drop(registry);
     Ok(())
 }
