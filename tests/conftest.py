@@ -16,9 +16,8 @@ def kiln_binary() -> str:
     return str(pathlib.Path(target) / "release" / "kiln")
 
 
-@contextlib.contextmanager
-def running_kiln_server(data, *args):
-    """`kiln server` on port 0 with its data in `data`: (url, admin token)."""
+def start_kiln_server(data, *args):
+    """`kiln server` on port 0 with its data in `data`: (process, url, admin token)."""
     proc = subprocess.Popen(
         [kiln_binary(), "server", "--listen", "127.0.0.1:0", "--data-dir", str(data), *args],
         stdout=subprocess.PIPE,
@@ -26,12 +25,20 @@ def running_kiln_server(data, *args):
         text=True,
         env={**os.environ, "KILN_LOG": "warn"},
     )
+    line = proc.stdout.readline().strip()
+    prefix = "kiln server listening on "
+    if not line.startswith(prefix):
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"unexpected first line from kiln server: {line!r}")
+    return proc, line[len(prefix):], (data / "admin.token").read_text().strip()
+
+
+@contextlib.contextmanager
+def running_kiln_server(data, *args):
+    """`kiln server` on port 0 with its data in `data`: (url, admin token)."""
+    proc, url, token = start_kiln_server(data, *args)
     try:
-        line = proc.stdout.readline().strip()
-        prefix = "kiln server listening on "
-        assert line.startswith(prefix), f"unexpected first line from kiln server: {line!r}"
-        url = line[len(prefix):]
-        token = (data / "admin.token").read_text().strip()
         yield url, token
     finally:
         proc.terminate()

@@ -29,6 +29,10 @@ pub struct ServerArgs {
     /// Gateway: requests that may wait for a slot; more get 429 at once.
     #[arg(long, default_value_t = 512)]
     max_waiting: usize,
+    /// On SIGTERM or Ctrl-C: how long to let requests in flight finish (new connections are
+    /// refused at once), before their connections are closed and the instances stopped.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    shutdown_grace: u64,
 }
 
 pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
@@ -38,6 +42,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
     config.artifacts = args.artifacts.clone();
     config.open_reads = args.open_reads;
     config.gateway = kiln_server::serving::Limits { in_flight: args.max_in_flight.max(1), waiting: args.max_waiting };
+    config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace);
     // Scheduled workflows (`kiln run`) and inference instances (`kiln instance`) are started
     // from this very binary.
     config.kiln = std::env::current_exe().ok().map(|exe| kiln_server::scheduler::KilnCommand(vec![exe.to_string_lossy().into_owned()]));

@@ -30,7 +30,9 @@ fn check_with(handle: &str, cells: &[(&str, &str)], kernel: Option<&str>, expect
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("{handle}.ipynb"));
     std::fs::write(&path, notebook.to_string()).unwrap();
-    let sdk = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/../server-client/client")).unwrap();
+    // At run time: a shared target dir may hold this test built in another clone.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let sdk = std::fs::canonicalize(manifest.join("../server-client/client")).unwrap();
     let options = Options { handle: format!("types-{handle}"), work_root: work_root(), sdk, rustflags: Vec::new(), kernel: kernel.map(|json| KernelCells::parse(json).unwrap()) };
     let analysed = analyse_file(&path, &options, true, &mut ()).unwrap();
     expected.assert_eq(&render(&analysed.analysis));

@@ -6,6 +6,8 @@ bodies refused with 400, overload refused with 429/503, and the unmodified Trito
 import collections
 import json
 import os
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -13,7 +15,7 @@ import time
 import pytest
 import requests
 
-from conftest import kiln_binary, running_kiln_server
+from conftest import kiln_binary, running_kiln_server, start_kiln_server
 from test_pipeline import HANDLE, componentize
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
@@ -71,6 +73,11 @@ def test_switches_under_load_fail_no_request(kiln_server):
         canary_from = time.time()
         time.sleep(3)
         canary_to = time.time()
+        # The same candidate again with another percent changes the split in place.
+        kiln(store, "deploy", HANDLE, "--model-version", "2", "--strategy", "canary:80")
+        wider_from = time.time()
+        time.sleep(3)
+        wider_to = time.time()
         kiln(store, "promote", HANDLE)
         time.sleep(1)
         kiln(store, "deploy", HANDLE, "--model-version", "1", "--strategy", "blue-green")
@@ -86,9 +93,12 @@ def test_switches_under_load_fail_no_request(kiln_server):
     in_canary = [v for t, _, v in load.answers if canary_from + 0.5 < t < canary_to]
     share = in_canary.count("2") / len(in_canary)
     assert 0.15 < share < 0.45, share
+    in_wider = [v for t, _, v in load.answers if wider_from + 0.5 < t < wider_to]
+    wider = in_wider.count("2") / len(in_wider)
+    assert 0.65 < wider < 0.95, wider
     deployment = requests.get(f"{url}/api/v1/deployments/{HANDLE}", headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
     assert (deployment["stable"], deployment["standby"]) == (2, 1)
-    assert [e["action"] for e in deployment["history"]] == ["deploy", "deploy", "promote", "deploy", "rollback"]
+    assert [e["action"] for e in deployment["history"]] == ["deploy", "deploy", "deploy", "promote", "deploy", "rollback"]
     traffic = json.loads(kiln(store, "deployments", "traffic", HANDLE, "--json").stdout)
     per_version = collections.Counter()
     for bucket in traffic["buckets"]:
@@ -104,8 +114,26 @@ def test_switches_under_load_fail_no_request(kiln_server):
     assert "p99 ms" in table and "│ 2 " in table.replace("┆", "│")
 
 
-def test_a_bandit_learns_from_feedback(kiln_server):
-    store = kiln_server
+def test_a_bandit_learns_from_feedback_and_keeps_it_across_a_restart(tmp_path):
+    with running_kiln_server(tmp_path / "data") as store:
+        bandit_learns(store)
+    # A restarted server brings the deployment back with what its arms have earned.
+    with running_kiln_server(tmp_path / "data") as store:
+        url, _ = store
+        deadline = time.time() + 60
+        while requests.get(f"{url}/v2/models/{HANDLE}/ready", timeout=30).status_code != 200:
+            assert time.time() < deadline, "the deployment did not come back within 60 s"
+            time.sleep(0.2)
+        shown = json.loads(kiln(store, "deployments", "show", HANDLE, "--json").stdout)
+        assert (shown["strategy"], shown["arms"]) == ("bandit:thompson", [1, 2]), shown
+        session = requests.Session()
+        thompson = [session.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).json()["model_version"] for _ in range(50)]
+        assert thompson.count("2") > 45
+        promoted = json.loads(kiln(store, "promote", HANDLE, "--json").stdout)
+        assert promoted["stable"] == 2 and promoted["arms"] == [2]
+
+
+def bandit_learns(store):
     url, _ = store
     two_versions(store)
     kiln(store, "deploy", HANDLE, "--model-version", "1", "--strategy", "bandit:epsilon-greedy:0.1", "--runner", "process")
@@ -131,8 +159,6 @@ def test_a_bandit_learns_from_feedback(kiln_server):
     traffic = json.loads(kiln(store, "deployments", "traffic", HANDLE, "--json").stdout)
     rewards = {b["version"]: b["mean_reward"] for b in traffic["buckets"] if b["rewards"]}
     assert rewards[2] == 1.0 and rewards[1] == 0.0
-    promoted = json.loads(kiln(store, "promote", HANDLE, "--json").stdout)
-    assert promoted["stable"] == 2 and promoted["arms"] == [2]
 
 
 MALFORMED = [
@@ -237,3 +263,95 @@ def test_the_triton_client_works_against_the_gateway(kiln_server):
     direct = requests.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).json()["outputs"][0]["data"]
     assert [v for row in summary["output"] for v in row] == pytest.approx(direct, abs=1e-6)
     assert "shape" in summary["bad_shape"]
+
+
+def http_head(url, body_length):
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=60)
+    head = f"POST /v2/models/{HANDLE}/infer HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {body_length}\r\n\r\n"
+    sock.sendall(head.encode())
+    return sock, (host, int(port))
+
+
+def refuses_connections(address, within=10.0):
+    deadline = time.time() + within
+    while time.time() < deadline:
+        try:
+            socket.create_connection(address, timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def read_response(sock):
+    """Status, headers (lower-case names) and body of one HTTP/1.1 response."""
+    stream = sock.makefile("rb")
+    status = int(stream.readline().split()[1])
+    headers = {}
+    while (line := stream.readline().strip()):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, stream.read(int(headers["content-length"]))
+
+
+def instance_pids():
+    found = subprocess.run(["pgrep", "-f", f"{HANDLE}-infer"], capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def test_shutdown_finishes_requests_in_flight_then_stops_instances(tmp_path):
+    proc, url, token = start_kiln_server(tmp_path / "data")
+    try:
+        store = (url, token)
+        componentize(store)
+        kiln(store, "run", HANDLE, "--runner", "process")
+        kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "process")
+        expected = requests.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).json()["outputs"]
+        instances = instance_pids()
+        assert instances
+        # A request the gateway has begun: its head and part of its body.
+        body = json.dumps(BODY).encode()
+        sock, address = http_head(url, len(body))
+        sock.sendall(body[:10])
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert refuses_connections(address), "still accepting connections 10 s after SIGTERM"
+        time.sleep(0.5)
+        assert proc.poll() is None, "the server stopped with a request in flight"
+        assert instances <= instance_pids(), "instances stopped with a request in flight"
+        sock.sendall(body[10:])
+        status, headers, answer = read_response(sock)
+        assert status == 200, answer
+        assert headers["kiln-model-version"] == "1"
+        assert json.loads(answer)["outputs"] == expected
+        sock.close()
+        assert proc.wait(timeout=60) == 0
+        assert not (instances & instance_pids()), "instances outlived the server"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_shutdown_does_not_wait_forever_for_a_stalled_client(tmp_path):
+    proc, url, _ = start_kiln_server(tmp_path / "data", "--shutdown-grace", "2")
+    try:
+        # A request whose body never comes.
+        sock, address = http_head(url, 1000)
+        time.sleep(0.3)
+        stopping = time.time()
+        proc.send_signal(signal.SIGTERM)
+        assert refuses_connections(address)
+        assert proc.wait(timeout=30) == 0
+        assert 1.5 < time.time() - stopping < 15
+        sock.settimeout(5)
+        try:
+            assert sock.recv(1024) == b""
+        except ConnectionResetError:
+            pass
+        sock.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,13 +1,17 @@
 //! The environment every task shares: where caches live, the Python venv, the kernel build.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
 /// The workspace root (the parent of `xtask/`).
+/// The checkout `cargo xtask` runs in. Read at run time (`cargo run` sets
+/// `CARGO_MANIFEST_DIR`): a shared target dir can hold an xtask built in another clone of the
+/// same sources, which cargo does not rebuild, and whose compile-time path is that clone's.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 /// Caches that outlive a checkout: the venv, evcxr's build directories, benchmark tools.

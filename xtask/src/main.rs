@@ -34,6 +34,13 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Every `kiln` started from here (tests, benches, lab) builds components against this
+    // checkout's SDK, not the path compiled into a `kiln` binary that a shared target dir may
+    // hold from another clone.
+    if std::env::var_os("KILN_SDK").is_none() {
+        // SAFETY: before any thread is started.
+        unsafe { std::env::set_var("KILN_SDK", env::root().join("server-client/client")) };
+    }
     match Cli::parse().command {
         Command::Lab { args } => lab::run(&args),
         Command::Test => test::run(),

@@ -10,6 +10,7 @@ pub mod scheduler;
 pub mod serving;
 pub mod store;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,11 +35,13 @@ pub struct ServerConfig {
     /// be deployed.
     pub kiln: Option<scheduler::KilnCommand>,
     pub gateway: serving::Limits,
+    /// How long a stop waits for requests in flight before it closes their connections.
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl ServerConfig {
     pub fn embedded(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> ServerConfig {
-        ServerConfig { data_dir: data_dir.into(), listen, db: None, artifacts: None, open_reads: false, max_artifact_bytes: 16 << 30, kiln: None, gateway: serving::Limits::default() }
+        ServerConfig { data_dir: data_dir.into(), listen, db: None, artifacts: None, open_reads: false, max_artifact_bytes: 16 << 30, kiln: None, gateway: serving::Limits::default(), shutdown_grace: std::time::Duration::from_secs(30) }
     }
 
     pub fn db_url(&self) -> String {
@@ -114,12 +117,25 @@ impl Server {
                 tracing::warn!(%error, "TCP_NODELAY");
             }
         });
+        let grace = config.shutdown_grace;
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stop| *stop).await;
-                })
-                .await;
+            let mut stopping = stop.clone();
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            });
+            // A stop closes the listener at once and waits for the requests in flight, but
+            // not forever: a client that never finishes its request must not keep the
+            // server (and its instances) up.
+            let served = tokio::select! {
+                served = serve.into_future() => served,
+                () = async {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                    tokio::time::sleep(grace).await;
+                } => {
+                    tracing::warn!(?grace, "requests still in flight after the shutdown grace; closing them");
+                    Ok(())
+                }
+            };
             // Requests in flight are done; now the instances drain and stop.
             gateway.shutdown().await;
             let _ = watcher.await;

@@ -30,12 +30,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v2/models/{handle}/versions/{version}", get(|State(s): Shared, Path((handle, _version)): Path<(String, String)>| async move { reply(s.gateway.metadata(&handle).await) }))
         .route("/v2/models/{handle}/ready", get(|State(s): Shared, Path(handle): Path<String>| async move { ready(&s, &handle, None) }))
         .route("/v2/models/{handle}/versions/{version}/ready", get(|State(s): Shared, Path((handle, version)): Path<(String, String)>| async move { ready(&s, &handle, Some(&version)) }))
-        .route("/v2/models/{handle}/infer", post(|State(s): Shared, Path(handle): Path<String>, body: Bytes| async move { reply(s.gateway.infer(&handle, None, &body).await) }))
+        .route("/v2/models/{handle}/infer", post(|State(s): Shared, Path(handle): Path<String>, body: Bytes| async move { reply(s.gateway.infer(&handle, None, body).await) }))
         .route(
             "/v2/models/{handle}/versions/{version}/infer",
             post(|State(s): Shared, Path((handle, version)): Path<(String, String)>, body: Bytes| async move {
                 match version.parse::<i64>() {
-                    Ok(v) => reply(s.gateway.infer(&handle, Some(v), &body).await),
+                    Ok(v) => reply(s.gateway.infer(&handle, Some(v), body).await),
                     Err(_) => error(StatusCode::BAD_REQUEST, OipError::at("version", format!("'{version}' is not a version number"))),
                 }
             }),

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use kiln_api::oip::{InferRequest, OipError};
+use kiln_api::oip::OipError;
 use kiln_api::{ApiError, Deploy, Deployment, ErrorCode, Strategy, Traffic};
 use tokio::sync::Semaphore;
 
@@ -86,6 +86,13 @@ impl Answer {
     }
 }
 
+/// Request id → (handle, version), for feedback; the oldest forgotten first.
+#[derive(Default)]
+struct Answered {
+    by_id: HashMap<String, (String, i64)>,
+    order: VecDeque<String>,
+}
+
 pub struct Gateway {
     store: Store,
     launcher: Launcher,
@@ -93,8 +100,8 @@ pub struct Gateway {
     /// Deployment changes, one at a time.
     changes: tokio::sync::Mutex<()>,
     pub counter: traffic::Counter,
-    /// Request id → (handle, version), for feedback; oldest forgotten first.
-    answered: Mutex<(HashMap<String, (String, i64)>, VecDeque<String>)>,
+    /// Which version answered which request, for feedback.
+    answered: Mutex<Answered>,
     next: AtomicUsize,
     limits: Limits,
 }
@@ -107,7 +114,7 @@ impl Gateway {
             routes: RwLock::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             counter: traffic::Counter::default(),
-            answered: Mutex::new((HashMap::new(), VecDeque::new())),
+            answered: Mutex::new(Answered::default()),
             next: AtomicUsize::new(0),
             limits,
         }
@@ -398,7 +405,7 @@ impl Gateway {
 
     fn remember(&self, id: &str, handle: &str, version: i64) {
         let mut answered = self.answered.lock().expect("answered lock");
-        let (map, order) = &mut *answered;
+        let Answered { by_id: map, order } = &mut *answered;
         if map.insert(id.to_owned(), (handle.to_owned(), version)).is_none() {
             order.push_back(id.to_owned());
             if order.len() > REMEMBERED
@@ -410,23 +417,13 @@ impl Gateway {
     }
 
     /// One inference request, from admission to answer.
-    pub async fn infer(&self, handle: &str, pinned: Option<i64>, body: &[u8]) -> Answer {
+    pub async fn infer(&self, handle: &str, pinned: Option<i64>, body: bytes::Bytes) -> Answer {
         let Some(route) = self.route(handle) else {
             return Answer::error(StatusCode::NOT_FOUND, OipError::new(format!("no model `{handle}` is deployed here (kiln deploy {handle} --model-version N)")));
         };
-        let mut request: InferRequest = match serde_json::from_slice(body) {
-            Ok(request) => request,
-            Err(error) => return Answer::error(StatusCode::BAD_REQUEST, OipError::at("body", error)),
-        };
-        if let Err(error) = request.tensors() {
-            return Answer::error(StatusCode::BAD_REQUEST, error);
-        }
-        // Every request gets an id, so feedback can name it.
-        let id = request.id.get_or_insert_with(|| uuid::Uuid::new_v4().simple().to_string()).clone();
-        let forwarded = match serde_json::to_vec(&request) {
-            Ok(bytes) => bytes,
-            Err(error) => return Answer::error(StatusCode::INTERNAL_SERVER_ERROR, OipError::new(error.to_string())),
-        };
+        // The body goes to the instance as it came: the instance checks it with the same code
+        // (kiln-api's OIP checks) and answers 400 naming the field, so the gateway does not
+        // parse a request twice.
         // Admission: a bounded number in flight, a bounded number waiting.
         let _slot = match route.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
@@ -460,17 +457,15 @@ impl Gateway {
             };
             let _in_flight = instance.enter();
             let url = format!("{}/v2/models/{handle}/infer", instance.url);
-            let sent = self.launcher.http.post(url).header("content-type", "application/json").body(forwarded.clone()).timeout(Duration::from_secs(60)).send().await;
+            let sent = self.launcher.http.post(url).header("content-type", "application/json").body(body.clone()).timeout(Duration::from_secs(60)).send().await;
             match sent {
                 Ok(response) => {
                     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
                     match response.bytes().await {
-                        Ok(body) => {
+                        Ok(answer) => {
                             self.counter.request(handle, instance.version, started.elapsed(), status.is_server_error());
-                            if status.is_success() {
-                                self.remember(&id, handle, instance.version);
-                            }
-                            return Answer { status, body, version: Some(instance.version) };
+                            let answer = if status.is_success() { self.with_id(answer, handle, instance.version) } else { answer };
+                            return Answer { status, body: answer, version: Some(instance.version) };
                         }
                         Err(error) => {
                             tracing::warn!(%error, url = %instance.url, "reading an instance's answer; retrying elsewhere");
@@ -487,6 +482,24 @@ impl Gateway {
         }
         self.counter.request(handle, version, started.elapsed(), true);
         Answer::error(StatusCode::BAD_GATEWAY, OipError::new(format!("no instance of `{handle}` answered")))
+    }
+
+    /// Remembers which version answered, by the answer's `id` (feedback names it); an answer
+    /// to a request without an id gets one.
+    fn with_id(&self, answer: bytes::Bytes, handle: &str, version: i64) -> bytes::Bytes {
+        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&answer) else { return answer };
+        match value.get("id").and_then(|id| id.as_str()) {
+            Some(id) => {
+                self.remember(id, handle, version);
+                answer
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                self.remember(&id, handle, version);
+                value["id"] = serde_json::Value::String(id);
+                serde_json::to_vec(&value).map(bytes::Bytes::from).unwrap_or(answer)
+            }
+        }
     }
 
     /// A ready instance for `version`: its own, else (unless pinned) the stable version's, else
@@ -521,7 +534,7 @@ impl Gateway {
             return Err((StatusCode::BAD_REQUEST, OipError::at("reward", format!("{reward} is not in [0, 1]"))));
         }
         let version = match (id, version) {
-            (Some(id), _) => match self.answered.lock().expect("answered lock").0.get(id) {
+            (Some(id), _) => match self.answered.lock().expect("answered lock").by_id.get(id) {
                 Some((h, v)) if h == handle => *v,
                 _ => return Err((StatusCode::NOT_FOUND, OipError::at("id", format!("no recent answer of `{handle}` has id `{id}`")))),
             },
