@@ -18,6 +18,11 @@ mod yaml;
 
 use std::path::PathBuf;
 
+/// The gateway allocates per request (headers, bodies, futures); mimalloc's thread-local
+/// free lists cost a fraction of glibc's malloc there (measured with perf under wrk).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

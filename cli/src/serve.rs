@@ -33,6 +33,11 @@ pub struct ServerArgs {
     /// refused at once), before their connections are closed and the instances stopped.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     shutdown_grace: u64,
+    /// Threads serving requests (default: one per core). Fewer leave cores to inference
+    /// instances on the same machine: a gateway, its instances and a load generator sharing
+    /// two cores spend much of their time switching threads otherwise.
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
 }
 
 pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
@@ -46,7 +51,12 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
     // Scheduled workflows (`kiln run`) and inference instances (`kiln instance`) are started
     // from this very binary.
     config.kiln = std::env::current_exe().ok().map(|exe| kiln_server::scheduler::KilnCommand(vec![exe.to_string_lossy().into_owned()]));
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = args.workers {
+        runtime.worker_threads(workers.max(1));
+    }
+    let runtime = runtime.build().context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = Server::start(config.clone()).await.context("starting the server")?;
         if let Some(path) = &server.new_admin_token {

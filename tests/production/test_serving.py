@@ -221,7 +221,7 @@ def test_malformed_bodies_get_400_and_say_why(kiln_server):
 
 
 def test_overload_is_refused_not_queued_without_bound(tmp_path):
-    with running_kiln_server(tmp_path / "data", "--max-in-flight", "1", "--max-waiting", "2") as store:
+    with running_kiln_server(tmp_path / "data", "--max-in-flight", "1", "--max-waiting", "2", "--workers", "1") as store:
         url, _ = store
         componentize(store)
         kiln(store, "run", HANDLE, "--runner", "process")

@@ -37,6 +37,13 @@ pub enum Which {
         seconds: u32,
         #[arg(long, default_value_t = 64)]
         connections: u32,
+        /// Rounds of gateway and direct runs, interleaved; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// `kiln server --workers` for the gateway (0: one per core). wrk, the gateway and
+        /// the instance share this machine's cores.
+        #[arg(long, default_value_t = 1)]
+        gateway_workers: usize,
     },
     /// The Kiln store vs `mlflow server` (SQLite), over the same MLflow REST calls.
     Store {
@@ -57,7 +64,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Kernel { runs, skip_polars } => kernel(runs, skip_polars),
         Which::Store { single, single_anchor, runs } => store(single, single_anchor, runs),
         Which::Componentize { runs, skip_cold } => componentize(runs, skip_cold),
-        Which::Serving { seconds, connections } => serving(seconds, connections),
+        Which::Serving { seconds, connections, rounds, gateway_workers } => serving(seconds, connections, rounds, gateway_workers),
     }
 }
 
@@ -268,6 +275,24 @@ struct Wrk {
     requests: u64,
 }
 
+impl Wrk {
+    /// Each figure's median over the runs (failures summed).
+    fn median(runs: &[Wrk]) -> Wrk {
+        let median = |pick: fn(&Wrk) -> f64| {
+            let mut values: Vec<f64> = runs.iter().map(pick).collect();
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        Wrk {
+            requests_per_second: median(|w| w.requests_per_second),
+            p50_ms: median(|w| w.p50_ms),
+            p99_ms: median(|w| w.p99_ms),
+            failed: runs.iter().map(|w| w.failed).sum(),
+            requests: runs.iter().map(|w| w.requests).sum(),
+        }
+    }
+}
+
 fn wrk_ms(text: &str) -> f64 {
     let number: f64 = text.trim_end_matches(|c: char| c.is_alphabetic()).parse().unwrap_or(f64::NAN);
     if text.ends_with("us") {
@@ -336,14 +361,16 @@ impl Drop for Reaped {
     }
 }
 
-fn serving(seconds: u32, connections: u32) -> anyhow::Result<()> {
+fn serving(seconds: u32, connections: u32, rounds: u32, gateway_workers: usize) -> anyhow::Result<()> {
     env::ensure_debian_packages(&["mold", "docker-registry", "wrk", "curl"])?;
     env::run(env::cargo().args(["test", "--release", "--workspace", "--no-run"]))?;
     let bench = env::cache_dir().join("bench/serving");
     let _ = std::fs::remove_dir_all(&bench);
     std::fs::create_dir_all(&bench)?;
     let registry = crate::services::Registry::start(&bench)?;
-    let server = crate::services::KilnServer::start(&bench.join("store"), "127.0.0.1:0")?;
+    let workers = gateway_workers.to_string();
+    let server_args: &[&str] = if gateway_workers > 0 { &["--workers", &workers] } else { &[] };
+    let server = crate::services::KilnServer::start_with(&bench.join("store"), "127.0.0.1:0", server_args)?;
     let kiln = |args: &[&str]| -> anyhow::Result<String> {
         let output = Command::new(env::target_dir().join("release/kiln")).args(args).env("KILN_SERVER", &server.url).env("KILN_TOKEN", &server.token).env("KILN_CACHE_DIR", env::cache_dir()).output()?;
         anyhow::ensure!(output.status.success(), "kiln {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
@@ -396,9 +423,13 @@ fn serving(seconds: u32, connections: u32) -> anyhow::Result<()> {
     let oip = r#"{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
     let pyfunc = r#"{"inputs":[[5.1,3.5,1.4,0.2]]}"#;
     let infer_path = format!("/v2/models/{handle}/infer");
-    eprintln!("bench: wrk, {seconds} s each, {connections} connections");
-    let gateway = run_wrk(&server.url, &infer_path, oip, seconds, connections)?;
-    let instance = run_wrk(&direct_url, &infer_path, oip, seconds, connections)?;
+    eprintln!("bench: wrk, {seconds} s each, {connections} connections, {rounds} rounds");
+    let (mut gateways, mut instances) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        gateways.push(run_wrk(&server.url, &infer_path, oip, seconds, connections)?);
+        instances.push(run_wrk(&direct_url, &infer_path, oip, seconds, connections)?);
+    }
+    let (gateway, instance) = (Wrk::median(&gateways), Wrk::median(&instances));
     let anchor = run_wrk(&mlflow_url, "/invocations", pyfunc, seconds, connections)?;
     drop(served);
     drop(direct);
@@ -419,13 +450,17 @@ fn serving(seconds: u32, connections: u32) -> anyhow::Result<()> {
     kiln(&["rollback", handle])?;
     let switching = load.join().map_err(|_| anyhow::anyhow!("the load thread panicked"))??;
 
-    println!("\n## Serving (wrk, {connections} connections, {seconds} s each; this machine, one run)\n");
+    let rounds_text = if rounds > 1 { format!("median of {rounds} interleaved rounds; MLflow one run") } else { "one run".to_owned() };
+    let workers_text = if gateway_workers > 0 { format!("gateway with `--workers {gateway_workers}`") } else { "gateway with a thread per core".to_owned() };
+    println!("\n## Serving (wrk, {connections} connections, {seconds} s each, {rounds_text}; {workers_text}; this machine)\n");
     println!("| target | req/s | p50 ms | p99 ms | failed | req/s vs MLflow |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, w) in [("kiln gateway (`kiln server`)", &gateway), ("kiln infer instance, direct", &instance), ("`mlflow models serve` (pyfunc, same weights)", &anchor)] {
         println!("| {name} | {:.0} | {:.2} | {:.2} | {} | {:.1}× |", w.requests_per_second, w.p50_ms, w.p99_ms, w.failed, w.requests_per_second / anchor.requests_per_second);
     }
-    println!("\ngateway overhead vs direct: {:.0}% fewer req/s, p50 +{:.2} ms", 100.0 * (1.0 - gateway.requests_per_second / instance.requests_per_second), gateway.p50_ms - instance.p50_ms);
+    let each = |runs: &[Wrk]| runs.iter().map(|w| format!("{:.0}", w.requests_per_second)).collect::<Vec<_>>().join(", ");
+    println!("\nreq/s per round: gateway {}; direct {}", each(&gateways), each(&instances));
+    println!("gateway overhead vs direct: {:.0}% fewer req/s, p50 +{:.2} ms", 100.0 * (1.0 - gateway.requests_per_second / instance.requests_per_second), gateway.p50_ms - instance.p50_ms);
     println!("while switching (canary:50 → promote → blue-green → rollback): {} requests, {} failed", switching.requests, switching.failed);
 
     // Bandit decision time (criterion).

@@ -178,11 +178,17 @@ pub struct KilnServer {
 
 impl KilnServer {
     pub fn start(data_dir: &Path, listen: &str) -> anyhow::Result<KilnServer> {
+        KilnServer::start_with(data_dir, listen, &[])
+    }
+
+    /// With more `kiln server` flags.
+    pub fn start_with(data_dir: &Path, listen: &str, args: &[&str]) -> anyhow::Result<KilnServer> {
         use std::io::BufRead;
         let binary = env::target_dir().join("release/kiln");
         let mut child = Command::new(&binary)
             .args(["server", "--listen", listen, "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;

@@ -20,6 +20,7 @@ contract_tests!(
     models_have_numbered_versions_and_moving_aliases,
     lineage_links_a_model_version_to_its_data_and_code,
     schedules_fire_their_workflow_and_record_how_it_ended,
+    deployments_route_count_traffic_and_reach_lineage,
 );
 
 fn code(error: &kiln::Error) -> (u16, ErrorCode) {
@@ -425,4 +426,117 @@ fn schedules_fire_their_workflow_and_record_how_it_ended(backend: Backend) {
     let bad = client.create_schedule(&CreateSchedule { handle: "iris".into(), cron: "0 3 * * *".into(), runner: Some("docker".into()), ..Default::default() }).unwrap_err();
     assert_eq!(bad.api_error().unwrap().field.as_deref(), Some("runner"));
     assert_eq!(code(&server.anonymous().create_schedule(&CreateSchedule { handle: "iris".into(), cron: "0 3 * * *".into(), ..Default::default() }).unwrap_err()).0, 401);
+}
+
+/// Stands in for `kiln instance` (tested end to end with the real infer component in
+/// tests/production/test_serving.py): answers OIP v2 health, metadata and infer, saying
+/// which version it serves and echoing the request's id.
+const STAND_IN_INSTANCE: &str = r#"
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+args = sys.argv[1:]
+handle, version = args[1], args[args.index("--model-version") + 1]
+host, port = args[args.index("--listen") + 1].rsplit(":", 1)
+
+class Instance(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def reply(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path in ("/v2/health/ready", "/v2/health/live"):
+            self.reply(200, {})
+        else:
+            self.reply(200, {"name": handle, "versions": [version], "platform": "stand-in", "inputs": [], "outputs": []})
+
+    def do_POST(self):
+        request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        self.reply(200, {"model_name": handle, "model_version": version, "id": request.get("id"), "outputs": []})
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer((host, int(port)), Instance).serve_forever()
+"#;
+
+fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
+    use kiln::api::{Deploy, Strategy};
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("instance.py");
+    std::fs::write(&script, STAND_IN_INSTANCE).unwrap();
+    let server = TestServer::start_with(backend, |config| {
+        config.kiln = Some(kiln_server::scheduler::KilnCommand(vec!["python3".into(), script.display().to_string()]));
+    });
+    let client = server.client();
+    client.create_model(&CreateModel { name: "iris".into(), ..Default::default() }).unwrap();
+    for _ in 0..2 {
+        client.create_model_version("iris", &CreateModelVersion { source: "artifact:weights".into(), ..Default::default() }).unwrap();
+    }
+    let infer = |n: usize| -> Vec<(String, String)> {
+        (0..n)
+            .map(|_| {
+                let (status, body) = server.raw("POST", "/v2/models/iris/infer", Some(r#"{"inputs": []}"#), None);
+                assert_eq!(status, 200, "{body}");
+                (body["model_version"].as_str().unwrap().to_owned(), body["id"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+
+    let deployed = client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None }).unwrap();
+    assert_eq!((deployed.stable, deployed.candidate, deployed.standby), (1, None, None));
+    assert!(infer(20).iter().all(|(version, _)| version == "1"));
+    let canary = client.deploy("iris", &Deploy { model_version: 2, strategy: Strategy::Canary { percent: 50 }, runner: None }).unwrap();
+    assert_eq!((canary.stable, canary.candidate), (1, Some(2)));
+    let answers = infer(100);
+    let to_candidate = answers.iter().filter(|(version, _)| version == "2").count();
+    assert!((20..=80).contains(&to_candidate), "{to_candidate} of 100 to the 50% canary");
+    // Feedback names an answer by its id; the gateway knows which version gave it.
+    let (version, id) = &answers[0];
+    let (status, body) = server.raw("POST", "/v2/models/iris/feedback", Some(&json!({"id": id, "reward": 1.0}).to_string()), None);
+    assert_eq!((status, body["model_version"].as_str()), (200, Some(version.as_str())), "{body}");
+    let promoted = client.promote("iris").unwrap();
+    assert_eq!((promoted.stable, promoted.candidate), (2, None));
+    let green = client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None }).unwrap();
+    assert_eq!((green.stable, green.standby), (1, Some(2)));
+    let back = client.rollback("iris").unwrap();
+    assert_eq!((back.stable, back.standby), (2, Some(1)));
+    let history: Vec<String> = client.deployment("iris").unwrap().history.into_iter().map(|e| e.action).collect();
+    assert_eq!(history, ["deploy", "deploy", "promote", "deploy", "rollback"]);
+    assert_eq!(client.deployments().unwrap().len(), 1);
+
+    // Traffic per version and minute, as the gateway counted it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let buckets = loop {
+        let traffic = client.traffic("iris", 0).unwrap();
+        if traffic.buckets.iter().map(|b| b.requests).sum::<u64>() == 120 && traffic.buckets.iter().any(|b| b.rewards > 0) {
+            break traffic.buckets;
+        }
+        assert!(std::time::Instant::now() < deadline, "traffic never reached 120 requests: {traffic:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let requests = |v: i64| buckets.iter().filter(|b| b.version == v).map(|b| b.requests).sum::<u64>();
+    assert_eq!(requests(2) as usize, to_candidate);
+    assert_eq!(requests(1) as usize, 120 - to_candidate);
+    assert!(buckets.iter().all(|b| b.errors == 0 && b.p99_ms >= b.p50_ms && b.p50_ms > 0.0), "{buckets:?}");
+    let rewarded: Vec<_> = buckets.iter().filter(|b| b.rewards > 0).collect();
+    assert_eq!((rewarded.len(), rewarded[0].version.to_string(), rewarded[0].mean_reward), (1, version.clone(), Some(1.0)));
+
+    // Lineage reaches the deployments serving a version.
+    let lineage = client.lineage("iris", 1).unwrap();
+    assert_eq!(lineage.deployments.iter().map(|d| (d.handle.as_str(), d.stable, d.standby)).collect::<Vec<_>>(), [("iris", 2, Some(1))]);
+
+    // Refusals name the field and change nothing.
+    let bad = client.deploy("iris", &Deploy { model_version: 9, strategy: Strategy::BlueGreen, runner: None }).unwrap_err();
+    assert_eq!(bad.api_error().unwrap().field.as_deref(), Some("model_version"));
+    let (status, body) = server.raw("PUT", "/api/v1/deployments/iris", Some(r#"{"model_version": 1, "strategy": "canary:150"}"#), Some(&server.token));
+    assert_eq!((status, body["field"].as_str()), (400, Some("strategy")), "{body}");
+    assert_eq!(code(&client.promote("nope").unwrap_err()).0, 404);
+    assert_eq!(code(&server.anonymous().deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None }).unwrap_err()).0, 401);
+    assert_eq!(client.deployment("iris").unwrap().history.len(), 5);
 }

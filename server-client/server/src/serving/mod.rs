@@ -10,6 +10,7 @@
 //! 503), the rest get 429 at once.
 
 pub mod instances;
+pub mod request_id;
 pub mod strategy;
 pub mod traffic;
 
@@ -421,9 +422,10 @@ impl Gateway {
         let Some(route) = self.route(handle) else {
             return Answer::error(StatusCode::NOT_FOUND, OipError::new(format!("no model `{handle}` is deployed here (kiln deploy {handle} --model-version N)")));
         };
-        // The body goes to the instance as it came: the instance checks it with the same code
-        // (kiln-api's OIP checks) and answers 400 naming the field, so the gateway does not
-        // parse a request twice.
+        // The body goes to the instance as it came (with an id put in when it had none): the
+        // instance checks it with kiln-api's OIP checks and answers 400 naming the field, so
+        // the gateway does not parse a request twice.
+        let (body, id) = request_id::ensure(body);
         // Admission: a bounded number in flight, a bounded number waiting.
         let _slot = match route.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
@@ -444,10 +446,7 @@ impl Gateway {
         let version = match pinned {
             Some(v) if route.instances.contains_key(&v) => v,
             Some(v) => return Answer::error(StatusCode::NOT_FOUND, OipError::new(format!("version {v} of `{handle}` is not deployed (deployed: {:?})", route.deployment.versions()))),
-            None => {
-                let arms = route.arms.lock().expect("arms lock").clone();
-                strategy::pick(&route.deployment, &arms, &mut rand::rng())
-            }
+            None => strategy::pick(&route.deployment, &route.arms.lock().expect("arms lock"), &mut rand::rng()),
         };
         let started = Instant::now();
         for _attempt in 0..3 {
@@ -464,7 +463,11 @@ impl Gateway {
                     match response.bytes().await {
                         Ok(answer) => {
                             self.counter.request(handle, instance.version, started.elapsed(), status.is_server_error());
-                            let answer = if status.is_success() { self.with_id(answer, handle, instance.version) } else { answer };
+                            if status.is_success()
+                                && let Some(id) = &id
+                            {
+                                self.remember(id, handle, instance.version);
+                            }
                             return Answer { status, body: answer, version: Some(instance.version) };
                         }
                         Err(error) => {
@@ -482,24 +485,6 @@ impl Gateway {
         }
         self.counter.request(handle, version, started.elapsed(), true);
         Answer::error(StatusCode::BAD_GATEWAY, OipError::new(format!("no instance of `{handle}` answered")))
-    }
-
-    /// Remembers which version answered, by the answer's `id` (feedback names it); an answer
-    /// to a request without an id gets one.
-    fn with_id(&self, answer: bytes::Bytes, handle: &str, version: i64) -> bytes::Bytes {
-        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&answer) else { return answer };
-        match value.get("id").and_then(|id| id.as_str()) {
-            Some(id) => {
-                self.remember(id, handle, version);
-                answer
-            }
-            None => {
-                let id = uuid::Uuid::new_v4().simple().to_string();
-                self.remember(&id, handle, version);
-                value["id"] = serde_json::Value::String(id);
-                serde_json::to_vec(&value).map(bytes::Bytes::from).unwrap_or(answer)
-            }
-        }
     }
 
     /// A ready instance for `version`: its own, else (unless pinned) the stable version's, else
