@@ -133,6 +133,9 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Server(_) | Command::Instance(_)) {
+        quiet_on_closed_pipe();
+    }
     let result = match &cli.command {
         Command::Server(args) => serve::run(args),
         Command::Experiments(command) => runs::experiments(&cli.client(), command),
@@ -160,3 +163,14 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// `kiln runs list | head -3`: a reader that goes away ends the command as it ends other Unix
+/// tools (SIGPIPE, exit 141 in a shell), not with a panic from `println!`. Not for the
+/// long-running commands, which write to sockets and children and must outlive a peer.
+fn quiet_on_closed_pipe() {
+    // SAFETY: restores the default disposition before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+

@@ -168,3 +168,24 @@ fn show_prints_the_step_graph_and_exits_1_on_problems() {
         error: notebook: no `fn infer(…)` in the cells tagged infer: the served component calls it
         kiln: DIR/bad.ipynb: 2 problem(s)"#]].assert_eq(&text);
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_a_listing_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let server = server();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["experiments", "list"])
+        .env("KILN_SERVER", &server.url)
+        .env("KILN_TOKEN", &server.token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `kiln experiments list | head -0`: the read end closes before anything is printed.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.signal(), Some(13), "ended by SIGPIPE: {:?}", output.status);
+}
+

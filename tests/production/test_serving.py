@@ -37,6 +37,13 @@ def two_versions(store):
     kiln(store, "run", HANDLE, "--runner", "process", "--param", "epochs=150")
 
 
+def one_version_deployed(store):
+    """The example notebook componentized, trained once and deployed (blue-green)."""
+    componentize(store)
+    kiln(store, "run", HANDLE, "--runner", "process")
+    kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "process")
+
+
 class Load:
     """Threads sending the same request until stopped: (time, status, version) per answer."""
 
@@ -205,9 +212,7 @@ MALFORMED = [
 def test_malformed_bodies_get_400_and_say_why(kiln_server):
     store = kiln_server
     url, _ = store
-    componentize(store)
-    kiln(store, "run", HANDLE, "--runner", "process")
-    kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "process")
+    one_version_deployed(store)
     session = requests.Session()
     for body in MALFORMED:
         r = session.post(f"{url}/v2/models/{HANDLE}/infer", data=body, headers={"content-type": "application/json"}, timeout=60)
@@ -223,9 +228,7 @@ def test_malformed_bodies_get_400_and_say_why(kiln_server):
 def test_overload_is_refused_not_queued_without_bound(tmp_path):
     with running_kiln_server(tmp_path / "data", "--max-in-flight", "1", "--max-waiting", "2", "--workers", "1") as store:
         url, _ = store
-        componentize(store)
-        kiln(store, "run", HANDLE, "--runner", "process")
-        kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "process")
+        one_version_deployed(store)
         big = {"inputs": [{"name": "features", "shape": [40000, 4], "datatype": "FP32", "data": [[5.1, 3.5, 1.4, 0.2]] * 40000}]}
         statuses = []
 
@@ -248,9 +251,7 @@ def test_overload_is_refused_not_queued_without_bound(tmp_path):
 def test_the_triton_client_works_against_the_gateway(kiln_server):
     store = kiln_server
     url, _ = store
-    componentize(store)
-    kiln(store, "run", HANDLE, "--runner", "process")
-    kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "process")
+    one_version_deployed(store)
     python = os.environ.get("KILN_TRITON_PYTHON")
     if not python:
         pytest.fail("KILN_TRITON_PYTHON is not set: run the suite with `cargo xtask test`, which makes the tritonclient venv")
@@ -304,9 +305,7 @@ def test_shutdown_finishes_requests_in_flight_then_stops_instances(tmp_path):
     proc, url, token = start_kiln_server(tmp_path / "data")
     try:
         store = (url, token)
-        componentize(store)
-        kiln(store, "run", HANDLE, "--runner", "process")
-        kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "process")
+        one_version_deployed(store)
         expected = requests.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).json()["outputs"]
         instances = instance_pids()
         assert instances
