@@ -354,3 +354,26 @@ def test_shutdown_does_not_wait_forever_for_a_stalled_client(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_instances_under_podman_serve_and_leave_no_container(tmp_path):
+    proc, url, token = start_kiln_server(tmp_path / "data")
+    try:
+        store = (url, token)
+        componentize(store)
+        kiln(store, "run", HANDLE, "--runner", "process")
+        kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "podman")
+        answer = requests.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model_version"] == "1"
+        running = subprocess.run(["podman", "ps", "--format", "{{.Image}}"], capture_output=True, text=True, check=True).stdout
+        assert f"{HANDLE}-infer" in running, running
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0
+        left = subprocess.run(["podman", "ps", "-a", "--format", "{{.Image}}"], capture_output=True, text=True, check=True).stdout
+        assert f"{HANDLE}-infer" not in left, left
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
