@@ -92,7 +92,7 @@ fn print(d: &Deployment, json: bool) -> anyhow::Result<()> {
 fn traffic_table(traffic: &Traffic) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
-    table.set_header(["minute (UTC)", "version", "requests", "errors", "p50 ms", "p99 ms", "mean reward", "rewards"]);
+    table.set_header(["minute (UTC)", "version", "requests", "errors", "p50 ms", "p95 ms", "p99 ms", "mean reward", "rewards"]);
     for b in &traffic.buckets {
         let minute = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(b.start).map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
         table.add_row([
@@ -101,6 +101,7 @@ fn traffic_table(traffic: &Traffic) -> String {
             b.requests.to_string(),
             b.errors.to_string(),
             format!("{:.2}", b.p50_ms),
+            format!("{:.2}", b.p95_ms),
             format!("{:.2}", b.p99_ms),
             b.mean_reward.map_or_else(|| "-".into(), |r| format!("{r:.3}")),
             b.rewards.to_string(),

@@ -110,7 +110,7 @@ def test_switches_under_load_fail_no_request(kiln_server):
     per_version = collections.Counter()
     for bucket in traffic["buckets"]:
         per_version[bucket["version"]] += bucket["requests"]
-        assert bucket["errors"] == 0 and bucket["p99_ms"] >= bucket["p50_ms"] > 0
+        assert bucket["errors"] == 0 and bucket["p99_ms"] >= bucket["p95_ms"] >= bucket["p50_ms"] > 0
     assert per_version[1] > 0 and per_version[2] > 0
     assert sum(per_version.values()) == len(load.answers)
     # Lineage reaches the deployments serving a version.

@@ -661,6 +661,7 @@ pub struct TrafficBucket {
     pub requests: u64,
     pub errors: u64,
     pub p50_ms: f64,
+    pub p95_ms: f64,
     pub p99_ms: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean_reward: Option<f64>,

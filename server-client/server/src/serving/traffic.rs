@@ -1,5 +1,5 @@
 //! What the gateway counts per handle, version and minute: requests, errors, a latency
-//! histogram (for p50/p99) and rewards. Counted in memory on the request path, added to the
+//! histogram (for p50/p95/p99) and rewards. Counted in memory on the request path, added to the
 //! store every few seconds.
 
 use std::collections::HashMap;

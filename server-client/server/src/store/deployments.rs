@@ -142,6 +142,7 @@ impl Store {
                     requests: r.try_get::<i64, _>("requests")? as u64,
                     errors: r.try_get::<i64, _>("errors")? as u64,
                     p50_ms: percentile(&latency, 0.5),
+                    p95_ms: percentile(&latency, 0.95),
                     p99_ms: percentile(&latency, 0.99),
                     mean_reward: (rewards > 0).then(|| reward_sum / rewards as f64),
                     rewards,
