@@ -377,3 +377,47 @@ def test_instances_under_podman_serve_and_leave_no_container(tmp_path):
             proc.kill()
             proc.wait()
 
+
+def answered_version(url):
+    """The version that answers a request at `url`, or None while none is deployed there."""
+    r = requests.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30)
+    return r.json()["model_version"] if r.status_code == 200 else None
+
+
+def wait_for(predicate, what, seconds=30):
+    deadline = time.time() + seconds
+    while not predicate():
+        assert time.time() < deadline, f"{what} within {seconds} s"
+        time.sleep(0.2)
+
+
+def test_servers_sharing_a_store_route_alike_and_pool_feedback(tmp_path):
+    # Both started before any instance: a's instances run with a's token, which b's start
+    # must not revoke.
+    data = tmp_path / "data"
+    with running_kiln_server(data) as a, running_kiln_server(data) as b:
+        (url_a, _), (url_b, _) = a, b
+        two_versions(a)
+        # Deployed through a; b applies it with an instance of its own.
+        kiln(a, "deploy", HANDLE, "--model-version", "1", "--runner", "process")
+        wait_for(lambda: answered_version(url_b) == "1", "b serves version 1")
+        kiln(a, "deploy", HANDLE, "--model-version", "2")
+        wait_for(lambda: answered_version(url_b) == "2", "b switches to version 2")
+        # A bandit deployed through a learns from feedback sent only to b.
+        kiln(a, "deploy", HANDLE, "--model-version", "1", "--strategy", "bandit:epsilon-greedy:0.1")
+        wait_for(lambda: json.loads(kiln(b, "deployments", "show", HANDLE, "--json").stdout)["arms"] == [2, 1], "the bandit is stored")
+        # Until b routes as a bandit (it tries version 1, which has no feedback yet), and then some.
+        session, answered, deadline = requests.Session(), [], time.time() + 30
+        while "1" not in answered or len(answered) < 100:
+            assert time.time() < deadline, "b never routed as the bandit"
+            r = session.post(f"{url_b}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).json()
+            answered.append(r["model_version"])
+            reward = 1.0 if r["model_version"] == "2" else 0.0
+            assert session.post(f"{url_b}/v2/models/{HANDLE}/feedback", json={"id": r["id"], "reward": reward}, timeout=30).status_code == 200
+        time.sleep(3)
+        from_a = [answered_version(url_a) for _ in range(50)]
+        assert from_a.count("2") > 40, collections.Counter(from_a)
+        # And the other way round: changed through b, applied by a.
+        kiln(b, "deploy", HANDLE, "--model-version", "1", "--strategy", "blue-green")
+        wait_for(lambda: [answered_version(url_a) for _ in range(20)] == ["1"] * 20, "a applies b's blue-green switch")
+

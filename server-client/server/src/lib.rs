@@ -90,7 +90,8 @@ impl Server {
         // The server's own children (scheduled workflows, inference instances) get a token of
         // their own.
         let token = match &config.kiln {
-            Some(_) => store.rotate_token(scheduler::TOKEN_NAME, false).await?,
+            // Named after this server: servers sharing a store must not revoke each other's.
+            Some(_) => store.rotate_token(&scheduler::token_name(addr), false).await?,
             None => String::new(),
         };
         if let Some(command) = &config.kiln {

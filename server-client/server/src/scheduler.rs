@@ -16,8 +16,12 @@ use crate::store::{Store, now_millis};
 pub struct KilnCommand(pub Vec<String>);
 
 /// The name of the token the server's own children (scheduled workflows, inference
-/// instances) use; made anew at every start.
-pub const TOKEN_NAME: &str = "kiln-server";
+/// instances) use, made anew at every start: `kiln-server HOST ADDRESS`, so that servers
+/// sharing one store each replace only their own.
+pub fn token_name(addr: std::net::SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
+    format!("kiln-server {host} {addr}")
+}
 
 pub fn spawn(store: Store, command: KilnCommand, server_url: String, token: String, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

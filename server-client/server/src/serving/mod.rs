@@ -197,6 +197,37 @@ impl Gateway {
         Ok(())
     }
 
+    /// Servers sharing a store each route with their own instances: a deployment changed
+    /// through another server is applied here, and bandit arms take the rewards every server
+    /// has stored (this one's included, flushed just before), within a tick.
+    async fn sync(&self) {
+        let _guard = self.changes.lock().await;
+        let stored = match self.store.deployments().await {
+            Ok(list) => list,
+            Err(error) => return tracing::warn!(%error, "reading deployments"),
+        };
+        for deployment in stored {
+            let current = self.route(&deployment.handle);
+            let same = current.as_ref().is_some_and(|route| same_routing(&route.deployment, &deployment));
+            if !same {
+                tracing::info!(handle = %deployment.handle, strategy = %deployment.strategy, "a deployment changed in the store; applying it");
+                if let Err(error) = self.apply(deployment.clone()).await {
+                    tracing::warn!(handle = %deployment.handle, %error, "applying a deployment changed elsewhere");
+                }
+                continue;
+            }
+            if let Some(route) = current
+                && deployment.strategy.is_bandit()
+            {
+                let stored = self.arm_history(&deployment.handle).await;
+                for arm in route.arms.lock().expect("arms lock").iter_mut() {
+                    let earned = stored.iter().find(|a| a.version == arm.version).copied().unwrap_or_default();
+                    (arm.reward_sum, arm.rewards) = (earned.reward_sum, earned.rewards);
+                }
+            }
+        }
+    }
+
     /// The arms' rewards so far, from the traffic the store has counted.
     async fn arm_history(&self, handle: &str) -> Vec<Arm> {
         let buckets = self.store.traffic(handle, 0, traffic::percentile).await.unwrap_or_default();
@@ -347,7 +378,8 @@ impl Gateway {
     pub async fn flush(&self) {
         for (handle, deltas) in self.counter.take() {
             if let Err(error) = self.store.add_traffic(&handle, &deltas).await {
-                tracing::warn!(%handle, %error, "storing traffic counts");
+                tracing::warn!(%handle, %error, "storing traffic counts; keeping them for the next try");
+                self.counter.put_back(&handle, deltas);
             }
         }
     }
@@ -364,6 +396,7 @@ impl Gateway {
                 }
                 gateway.flush().await;
                 gateway.replace_dead().await;
+                gateway.sync().await;
             }
             gateway.flush().await;
         })
@@ -566,3 +599,9 @@ impl Gateway {
         })
     }
 }
+
+/// Whether two states of a deployment route alike (its history and times aside).
+fn same_routing(a: &Deployment, b: &Deployment) -> bool {
+    (a.strategy, a.stable, a.candidate, a.standby, &a.arms, &a.runner) == (b.strategy, b.stable, b.candidate, b.standby, &b.arms, &b.runner)
+}
+

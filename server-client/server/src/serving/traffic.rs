@@ -16,7 +16,7 @@ pub const BUCKET_MS: Millis = 60_000;
 /// Histogram bucket `i` holds latencies up to `FIRST_US · 2^i` µs (50 µs … ~105 s), the last
 /// one everything above.
 const FIRST_US: u64 = 50;
-pub const LATENCY_BUCKETS: usize = 23;
+pub const LATENCY_BUCKETS: usize = crate::store::LATENCY_SLOTS;
 
 fn upper_us(i: usize) -> u64 {
     FIRST_US << i
@@ -88,11 +88,43 @@ impl Counter {
         }
         by_handle
     }
+
+    /// Counts [`Counter::take`] gave out that could not be stored: back, to go with the next.
+    pub fn put_back(&self, handle: &str, deltas: Vec<(i64, Millis, TrafficDelta)>) {
+        let mut pending = self.pending.lock().expect("traffic lock");
+        for (version, bucket, delta) in deltas {
+            let into = pending.entry((handle.to_owned(), version, bucket)).or_default();
+            into.requests += delta.requests;
+            into.errors += delta.errors;
+            into.reward_sum += delta.reward_sum;
+            into.reward_count += delta.reward_count;
+            if into.latency.len() < delta.latency.len() {
+                into.latency.resize(delta.latency.len(), 0);
+            }
+            for (slot, count) in into.latency.iter_mut().zip(delta.latency) {
+                *slot += count;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_put_back_join_the_next_ones() {
+        let counter = Counter::default();
+        counter.request("iris", 1, Duration::from_millis(2), false);
+        counter.reward("iris", 1, 1.0);
+        let taken = counter.take().remove("iris").unwrap();
+        counter.request("iris", 1, Duration::from_millis(2), true);
+        counter.put_back("iris", taken);
+        let (version, _, delta) = counter.take().remove("iris").unwrap().remove(0);
+        assert_eq!((version, delta.requests, delta.errors, delta.reward_count, delta.reward_sum), (1, 2, 1, 1, 1.0));
+        assert_eq!(delta.latency.iter().sum::<u64>(), 2);
+        assert!(counter.take().is_empty());
+    }
 
     #[test]
     fn histogram_percentiles() {

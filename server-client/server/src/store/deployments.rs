@@ -25,6 +25,13 @@ fn from_row(row: &AnyRow) -> Result<Deployment> {
     })
 }
 
+/// Slots of the gateway's latency histogram, one column each (`l0` … `l22`).
+pub const LATENCY_SLOTS: usize = 23;
+
+fn latency_columns() -> Vec<String> {
+    (0..LATENCY_SLOTS).map(|slot| format!("l{slot}")).collect()
+}
+
 /// Counts the gateway adds to a (version, minute) bucket.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrafficDelta {
@@ -82,42 +89,33 @@ impl Store {
         self.deployment(&next.handle).await
     }
 
-    /// Adds counts to the (handle, version, bucket) rows.
+    /// Adds counts to the (handle, version, bucket) rows: one upsert each, whose additions
+    /// the database makes, so servers sharing the store never lose each other's counts.
     pub async fn add_traffic(&self, handle: &str, deltas: &[(i64, Millis, TrafficDelta)]) -> Result<()> {
+        let latency = latency_columns();
+        let placeholders: Vec<String> = (8..8 + LATENCY_SLOTS).map(|n| format!("${n}")).collect();
+        let added: Vec<String> = ["requests", "errors", "reward_sum", "reward_count"].into_iter().map(String::from).chain(latency.iter().cloned()).map(|c| format!("{c} = traffic_minutes.{c} + excluded.{c}")).collect();
+        let sql = format!(
+            "INSERT INTO traffic_minutes (handle, version, bucket, requests, errors, reward_sum, reward_count, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, {}) \
+             ON CONFLICT (handle, version, bucket) DO UPDATE SET {}",
+            latency.join(", "),
+            placeholders.join(", "),
+            added.join(", ")
+        );
         let mut w = self.write().await?;
         for (version, bucket, delta) in deltas {
-            let row = sqlx::query("SELECT requests, errors, latency, reward_sum, reward_count FROM traffic WHERE handle = $1 AND version = $2 AND bucket = $3")
+            let mut query = sqlx::query(super::audited(sql.clone()))
                 .bind(handle.to_owned())
                 .bind(*version)
                 .bind(*bucket)
-                .fetch_optional(&mut *w.tx)
-                .await?;
-            let mut total = delta.clone();
-            if let Some(row) = row {
-                total.requests += row.try_get::<i64, _>("requests")? as u64;
-                total.errors += row.try_get::<i64, _>("errors")? as u64;
-                total.reward_sum += row.try_get::<f64, _>("reward_sum")?;
-                total.reward_count += row.try_get::<i64, _>("reward_count")? as u64;
-                let stored: Vec<u64> = serde_json::from_str(&row.try_get::<String, _>("latency")?).unwrap_or_default();
-                if total.latency.len() < stored.len() {
-                    total.latency.resize(stored.len(), 0);
-                }
-                for (slot, count) in total.latency.iter_mut().zip(stored) {
-                    *slot += count;
-                }
-                sqlx::query("DELETE FROM traffic WHERE handle = $1 AND version = $2 AND bucket = $3").bind(handle.to_owned()).bind(*version).bind(*bucket).execute(&mut *w.tx).await?;
+                .bind(delta.requests as i64)
+                .bind(delta.errors as i64)
+                .bind(delta.reward_sum)
+                .bind(delta.reward_count as i64);
+            for slot in 0..LATENCY_SLOTS {
+                query = query.bind(delta.latency.get(slot).copied().unwrap_or(0) as i64);
             }
-            sqlx::query("INSERT INTO traffic (handle, version, bucket, requests, errors, latency, reward_sum, reward_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-                .bind(handle.to_owned())
-                .bind(*version)
-                .bind(*bucket)
-                .bind(total.requests as i64)
-                .bind(total.errors as i64)
-                .bind(serde_json::to_string(&total.latency).unwrap_or_else(|_| "[]".into()))
-                .bind(total.reward_sum)
-                .bind(total.reward_count as i64)
-                .execute(&mut *w.tx)
-                .await?;
+            query.execute(&mut *w.tx).await?;
         }
         w.commit().await?;
         Ok(())
@@ -126,14 +124,15 @@ impl Store {
     /// Every bucket of `handle` since `since`, by time then version, with latency
     /// percentiles read off the histogram by `percentile`.
     pub async fn traffic(&self, handle: &str, since: Millis, percentile: impl Fn(&[u64], f64) -> f64) -> Result<Vec<TrafficBucket>> {
-        let rows = sqlx::query("SELECT version, bucket, requests, errors, latency, reward_sum, reward_count FROM traffic WHERE handle = $1 AND bucket >= $2 ORDER BY bucket, version")
+        let sql = format!("SELECT version, bucket, requests, errors, reward_sum, reward_count, {} FROM traffic_minutes WHERE handle = $1 AND bucket >= $2 ORDER BY bucket, version", latency_columns().join(", "));
+        let rows = sqlx::query(super::audited(sql))
             .bind(handle.to_owned())
             .bind(since)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
             .map(|r| {
-                let latency: Vec<u64> = serde_json::from_str(&r.try_get::<String, _>("latency")?).unwrap_or_default();
+                let latency = latency_columns().iter().map(|c| Ok(r.try_get::<i64, _>(c.as_str())? as u64)).collect::<Result<Vec<u64>>>()?;
                 let rewards = r.try_get::<i64, _>("reward_count")? as u64;
                 let reward_sum: f64 = r.try_get("reward_sum")?;
                 Ok(TrafficBucket {
