@@ -332,14 +332,16 @@ impl Engine {
 
     /// Publishes all output so far; returns the lines of a panic message if one was caught.
     fn flush_output(&self) -> Option<Vec<String>> {
+        // stdout first: it carries the count of the cell's stderr lines.
         if let Some(pump) = &self.stdout {
-            pump.flush(Duration::ZERO);
+            pump.flush(Duration::ZERO, 0);
         }
+        let lines = self.shared.take_stderr_lines();
         let pump = self.stderr.as_ref()?;
         // A panic message travels on stderr, which evcxr does not wait for: give it a moment
         // when the runtime told us a panic happened.
         let grace = if self.shared.take_panicked() { Duration::from_millis(300) } else { Duration::ZERO };
-        pump.flush(grace)
+        pump.flush(grace, lines)
     }
 
     fn with_panic_check(&mut self, result: RunResult, interrupted: bool) -> RunResult {

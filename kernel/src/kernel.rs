@@ -32,6 +32,8 @@ pub struct Shared {
     panicked: AtomicBool,
     /// A `?` in the running cell returned an error.
     user_error: AtomicBool,
+    /// Lines the runtime child says it wrote to stderr in the cell that just ended.
+    stderr_lines: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -88,6 +90,14 @@ impl Shared {
 
     pub fn take_user_error(&self) -> bool {
         self.user_error.swap(false, Ordering::SeqCst)
+    }
+
+    pub fn note_stderr_lines(&self, lines: u64) {
+        self.stderr_lines.store(lines, Ordering::SeqCst);
+    }
+
+    pub fn take_stderr_lines(&self) -> u64 {
+        self.stderr_lines.swap(0, Ordering::SeqCst)
     }
 
     /// The request that output is currently attributed to; `None` discards output (silent

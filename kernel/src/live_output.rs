@@ -11,6 +11,9 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use kiln::display::protocol;
 
@@ -18,6 +21,25 @@ const RUNTIME_ENV: &str = "EVCXR_IS_RUNTIME";
 const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
 /// What evcxr's wrapper prints when a `?` in the cell returned an error.
 const USER_ERROR_OCCURRED: &str = "EVCXR_ERROR_OCCURRED";
+/// What evcxr's runtime prints on stdout when a cell has run.
+const EXECUTION_COMPLETE: &str = "EVCXR_EXECUTION_COMPLETE";
+
+/// The end-of-cell handshake between the two forwarders. stdout and stderr travel through
+/// separate pipes and threads, so a line the cell wrote to stderr just before it ended could
+/// reach the kernel after evcxr's "complete" on stdout. Before passing that on, the stdout
+/// forwarder writes [`protocol::STDERR_SYNC`] into the stderr pipe, behind whatever the cell
+/// wrote there, waits until the stderr forwarder has passed everything before it on, and
+/// tells the kernel how many stderr lines to wait for.
+static STDERR_ROUTED: AtomicBool = AtomicBool::new(false);
+/// Lines the stderr forwarder has passed on since the last count was taken.
+static STDERR_LINES: AtomicU64 = AtomicU64::new(0);
+/// How many sync tokens the stderr forwarder has reached.
+static SYNCED: Mutex<u64> = Mutex::new(0);
+static SYNCED_CHANGED: Condvar = Condvar::new();
+/// Whether evcxr's start-up run has ended (its "complete" came by).
+static STARTED: AtomicBool = AtomicBool::new(false);
+/// How long the stdout forwarder waits for the stderr forwarder at the end of a cell.
+const SYNC_WAIT: Duration = Duration::from_millis(500);
 
 pub fn is_runtime_child() -> bool {
     std::env::var_os(RUNTIME_ENV).is_some()
@@ -26,11 +48,14 @@ pub fn is_runtime_child() -> bool {
 /// Routes fd 1 and fd 2 through forwarding threads. On any failure the streams are left
 /// as they were (output is then line-buffered, as in plain evcxr).
 pub fn install() {
-    for fd in [1, 2] {
+    for fd in [2, 1] {
         if let Some((reader, writer)) = redirect(fd) {
-            let _ = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("kiln-fd{fd}"))
                 .spawn(move || forward(reader, writer, fd == 1));
+            if fd == 2 && spawned.is_ok() {
+                STDERR_ROUTED.store(true, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -63,6 +88,7 @@ fn forward(mut reader: File, mut writer: File, is_stdout: bool) {
         };
         pending.extend_from_slice(&buf[..n]);
         let mut out = Vec::with_capacity(pending.len() + 64);
+        let mut synced = 0;
         let mut start = 0;
         while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
             let line = &pending[start..start + nl];
@@ -73,7 +99,24 @@ fn forward(mut reader: File, mut writer: File, is_stdout: bool) {
             } else {
                 in_block = is_stdout
                     && split_tokens(line).last().is_some_and(|p| p.starts_with(b"EVCXR_BEGIN_CONTENT"));
-                write_line(&mut out, line, is_stdout);
+                if is_stdout && split_tokens(line).last() == Some(&EXECUTION_COMPLETE.as_bytes()) {
+                    // What came before goes out first; then the stderr handshake.
+                    if writer.write_all(&out).is_err() {
+                        return;
+                    }
+                    let _ = writer.flush();
+                    out.clear();
+                    let lines = sync_stderr();
+                    // Only a count worth waiting for, and never for evcxr's own start-up run:
+                    // evcxr waits for its stdout channel to be drained, and the kernel's
+                    // reader of that channel does not exist until evcxr has started.
+                    let first = !STARTED.swap(true, Ordering::SeqCst);
+                    if lines > 0 && !first {
+                        out.extend_from_slice(protocol::stderr_lines_line(lines).as_bytes());
+                        out.push(b'\n');
+                    }
+                }
+                synced += write_line(&mut out, line, is_stdout);
             }
             start += nl + 1;
         }
@@ -94,6 +137,13 @@ fn forward(mut reader: File, mut writer: File, is_stdout: bool) {
             break;
         }
         let _ = writer.flush();
+        if !is_stdout {
+            STDERR_LINES.fetch_add(out.iter().filter(|&&b| b == b'\n').count() as u64, Ordering::SeqCst);
+            if synced > 0 {
+                *SYNCED.lock().unwrap_or_else(|e| e.into_inner()) += synced;
+                SYNCED_CHANGED.notify_all();
+            }
+        }
     }
     if !pending.is_empty() {
         let _ = writer.write_all(protocol::partial_line(&String::from_utf8_lossy(&pending)).as_bytes());
@@ -101,10 +151,41 @@ fn forward(mut reader: File, mut writer: File, is_stdout: bool) {
     }
 }
 
-fn write_line(out: &mut Vec<u8>, line: &[u8], is_stdout: bool) {
+/// Puts the sync token into the stderr pipe and waits (up to [`SYNC_WAIT`]) until the stderr
+/// forwarder has passed on everything before it; returns how many stderr lines it passed on
+/// since the last call.
+fn sync_stderr() -> u64 {
+    if STDERR_ROUTED.load(Ordering::SeqCst) {
+        let mut synced = SYNCED.lock().unwrap_or_else(|e| e.into_inner());
+        let before = *synced;
+        let token = format!("{}\n", protocol::STDERR_SYNC);
+        // SAFETY: fd 2 is the write end of the stderr pipe; a short write is atomic.
+        let written = unsafe { libc::write(2, token.as_ptr().cast(), token.len()) };
+        if written == token.len() as isize {
+            let deadline = std::time::Instant::now() + SYNC_WAIT;
+            while *synced == before {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                synced = SYNCED_CHANGED.wait_timeout(synced, left).unwrap_or_else(|e| e.into_inner()).0;
+            }
+        }
+    }
+    STDERR_LINES.swap(0, Ordering::SeqCst)
+}
+
+/// Writes one line (split before control tokens) to `out`; returns how many sync tokens it
+/// held, which are not written.
+fn write_line(out: &mut Vec<u8>, line: &[u8], is_stdout: bool) -> u64 {
     let pieces = split_tokens(line);
     let last = pieces.len() - 1;
+    let mut synced = 0;
     for (i, piece) in pieces.into_iter().enumerate() {
+        if !is_stdout && piece == protocol::STDERR_SYNC.as_bytes() {
+            synced += 1;
+            continue;
+        }
         if i < last {
             // Text before a control token: it had no newline of its own.
             out.extend_from_slice(protocol::partial_line(&String::from_utf8_lossy(piece)).as_bytes());
@@ -123,6 +204,7 @@ fn write_line(out: &mut Vec<u8>, line: &[u8], is_stdout: bool) {
         }
         out.push(b'\n');
     }
+    synced
 }
 
 /// Splits `bytes` before every control token that does not start it.

@@ -45,7 +45,12 @@ pub struct Pump {
 struct FlushReport {
     panic_complete: bool,
     panic: Option<Vec<String>>,
+    /// Lines taken since the previous report.
+    lines: u64,
 }
+
+/// How long a flush waits for stderr lines the runtime child says are on their way.
+const LINES_WAIT: Duration = Duration::from_millis(500);
 
 struct PumpState {
     kind: StreamKind,
@@ -60,12 +65,14 @@ struct PumpState {
     panic_partial: String,
     /// An empty stderr line, held back because a panic message starts with one.
     blank_pending: bool,
+    /// Lines taken since the last flush report.
+    lines: u64,
 }
 
 impl Pump {
     pub fn spawn(kind: StreamKind, rx: Receiver<String>, shared: Arc<Shared>, iopub: Outbox) -> Pump {
         let (flushes, flush_rx) = crossbeam_channel::unbounded::<Sender<FlushReport>>();
-        let mut st = PumpState { kind, shared, iopub, text: String::new(), since: None, panic: None, panic_complete: false, panic_partial: String::new(), blank_pending: false };
+        let mut st = PumpState { kind, shared, iopub, text: String::new(), since: None, panic: None, panic_complete: false, panic_partial: String::new(), blank_pending: false, lines: 0 };
         std::thread::Builder::new()
             .name(format!("{}-pump", kind.name()))
             .spawn(move || {
@@ -93,6 +100,7 @@ impl Pump {
                                 let report = FlushReport {
                                     panic_complete: st.panic_complete,
                                     panic: if take_panic { st.panic.take() } else { st.panic.clone() },
+                                    lines: std::mem::take(&mut st.lines),
                                 };
                                 if take_panic {
                                     st.panic_complete = false;
@@ -110,25 +118,35 @@ impl Pump {
 
     /// Publishes everything received so far and returns a panic message seen since the last
     /// flush. With a `grace`, first waits up to that long for a panic message that is still on
-    /// its way to complete.
-    pub fn flush(&self, grace: Duration) -> Option<Vec<String>> {
-        let deadline = Instant::now() + grace;
+    /// its way to complete; with `lines`, until that many lines came since the last flush
+    /// (what the runtime child said it wrote), up to [`LINES_WAIT`].
+    pub fn flush(&self, grace: Duration, lines: u64) -> Option<Vec<String>> {
+        let wait = if lines > 0 { grace.max(LINES_WAIT) } else { grace };
+        let deadline = Instant::now() + wait;
+        let (mut seen, mut panic, mut complete) = (0, None, false);
         loop {
             let (tx, rx) = crossbeam_channel::bounded(1);
             if self.flushes.send(tx).is_err() {
-                return None;
+                return panic;
             }
-            let report = rx.recv().ok()?;
-            if report.panic_complete || grace.is_zero() || Instant::now() >= deadline {
-                return report.panic;
+            let Ok(report) = rx.recv() else { return panic };
+            seen += report.lines;
+            if report.panic_complete {
+                (panic, complete) = (report.panic, true);
+            } else if !complete {
+                panic = report.panic;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            if ((complete || grace.is_zero()) && seen >= lines) || Instant::now() >= deadline {
+                return panic;
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 }
 
 impl PumpState {
     fn take_line(&mut self, line: String) {
+        self.lines += 1;
         match protocol::parse_marker(&line) {
             Some(Marker::Partial(text)) if self.capturing_panic() => self.panic_partial.push_str(&text),
             Some(Marker::Partial(text)) => {
@@ -144,6 +162,7 @@ impl PumpState {
             }
             Some(Marker::Panic) => self.shared.note_panic(),
             Some(Marker::UserError) => self.shared.note_user_error(),
+            Some(Marker::StderrLines(lines)) => self.shared.note_stderr_lines(lines),
             None => self.take_text_line(line),
         }
     }

@@ -539,4 +539,19 @@ fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
     assert_eq!(code(&client.promote("nope").unwrap_err()).0, 404);
     assert_eq!(code(&server.anonymous().deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None }).unwrap_err()).0, 401);
     assert_eq!(client.deployment("iris").unwrap().history.len(), 5);
+
+    // A bandit: every second the gateway re-reads the arms' rewards from the store (summed by
+    // the database), so routing follows the feedback only when that read works. Version 1
+    // pleases: were the read to fail, both arms would look untried and version 2, the first,
+    // would get everything.
+    let bandit = client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::EpsilonGreedy { epsilon: 0.1 }, runner: None }).unwrap();
+    assert_eq!(bandit.arms, [2, 1]);
+    for (version, id) in infer(30) {
+        let reward = if version == "1" { 1.0 } else { 0.0 };
+        assert_eq!(server.raw("POST", "/v2/models/iris/feedback", Some(&json!({"id": id, "reward": reward}).to_string()), None).0, 200);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let after_sync = infer(50).into_iter().filter(|(version, _)| version == "1").count();
+    // ε = 0.1: about 45 of 50 (40 or fewer happens 2% of the time; 35 or fewer, 1e-6).
+    assert!(after_sync > 35, "{after_sync} of 50 to the rewarded arm");
 }

@@ -16,6 +16,10 @@ const PARTIAL: &str = "\u{1b}]kiln-partial;";
 const DISPLAY: &str = "\u{1b}]kiln-display;";
 const PANIC: &str = "\u{1b}]kiln-panic";
 const USER_ERROR: &str = "\u{1b}]kiln-user-error";
+const STDERR_LINES: &str = "\u{1b}]kiln-stderr-lines;";
+/// Written by the runtime child into its own stderr pipe at the end of a cell, behind
+/// everything the cell wrote there; never leaves the child.
+pub const STDERR_SYNC: &str = "\u{1b}]kiln-stderr-sync";
 
 /// One display instruction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +68,9 @@ pub enum Marker {
     Panic,
     /// A `?` in the cell returned an error early (evcxr prints it and keeps going).
     UserError,
+    /// On stdout at the end of a cell: how many lines the child wrote to stderr since the
+    /// last such count, so the kernel can wait for them before it says the cell is done.
+    StderrLines(u64),
 }
 
 pub fn partial_line(text: &str) -> String {
@@ -82,6 +89,10 @@ pub fn user_error_line() -> &'static str {
     USER_ERROR
 }
 
+pub fn stderr_lines_line(lines: u64) -> String {
+    format!("{STDERR_LINES}{lines}")
+}
+
 /// Reads a line; `None` means it is ordinary text. A malformed instruction is also treated as
 /// text, so that nothing a cell prints is ever swallowed.
 pub fn parse_marker(line: &str) -> Option<Marker> {
@@ -93,6 +104,9 @@ pub fn parse_marker(line: &str) -> Option<Marker> {
     }
     if let Some(rest) = line.strip_prefix(DISPLAY) {
         return serde_json::from_str(rest).ok().map(Marker::Display);
+    }
+    if let Some(rest) = line.strip_prefix(STDERR_LINES) {
+        return rest.parse().ok().map(Marker::StderrLines);
     }
     match line {
         PANIC => Some(Marker::Panic),
@@ -116,6 +130,8 @@ mod tests {
         assert_eq!(parse_marker(&display_line(&req)), Some(Marker::Display(req)));
         assert_eq!(parse_marker(panic_line()), Some(Marker::Panic));
         assert_eq!(parse_marker(user_error_line()), Some(Marker::UserError));
+        assert_eq!(parse_marker(&stderr_lines_line(7)), Some(Marker::StderrLines(7)));
+        assert_eq!(parse_marker("\u{1b}]kiln-stderr-lines;x"), None);
     }
 
     #[test]

@@ -230,14 +230,13 @@ impl Gateway {
 
     /// The arms' rewards so far, from the traffic the store has counted.
     async fn arm_history(&self, handle: &str) -> Vec<Arm> {
-        let buckets = self.store.traffic(handle, 0, traffic::percentile).await.unwrap_or_default();
-        let mut arms: HashMap<i64, Arm> = HashMap::new();
-        for bucket in buckets {
-            let arm = arms.entry(bucket.version).or_insert(Arm { version: bucket.version, ..Default::default() });
-            arm.reward_sum += bucket.mean_reward.unwrap_or(0.0) * bucket.rewards as f64;
-            arm.rewards += bucket.rewards;
+        match self.store.rewards(handle).await {
+            Ok(rewards) => rewards.into_iter().map(|(version, reward_sum, rewards)| Arm { version, reward_sum, rewards }).collect(),
+            Err(error) => {
+                tracing::warn!(%handle, %error, "reading the arms' rewards");
+                Vec::new()
+            }
         }
-        arms.into_values().collect()
     }
 
     async fn current(&self, handle: &str) -> Result<Option<Deployment>, ServingError> {

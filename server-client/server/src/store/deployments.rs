@@ -121,6 +121,15 @@ impl Store {
         Ok(())
     }
 
+    /// Rewards per version over all time: (version, sum, count), summed by the database.
+    pub async fn rewards(&self, handle: &str) -> Result<Vec<(i64, f64, u64)>> {
+        let rows = sqlx::query("SELECT version, CAST(SUM(reward_sum) AS DOUBLE PRECISION) AS reward_sum, CAST(SUM(reward_count) AS BIGINT) AS reward_count FROM traffic_minutes WHERE handle = $1 GROUP BY version ORDER BY version")
+            .bind(handle.to_owned())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("version")?, r.try_get::<f64, _>("reward_sum")?, r.try_get::<i64, _>("reward_count")? as u64))).collect()
+    }
+
     /// Every bucket of `handle` since `since`, by time then version, with latency
     /// percentiles read off the histogram by `percentile`.
     pub async fn traffic(&self, handle: &str, since: Millis, percentile: impl Fn(&[u64], f64) -> f64) -> Result<Vec<TrafficBucket>> {
