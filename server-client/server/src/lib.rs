@@ -107,7 +107,7 @@ impl Server {
         let watcher = gateway.watch(stop.clone());
         {
             let gateway = gateway.clone();
-            tokio::spawn(async move { gateway.restore().await });
+            tokio::spawn(async move { gateway.sync().await });
         }
         let state = Arc::new(http::AppState { store: store.clone(), artifacts, open_reads: config.open_reads, max_artifact_bytes: config.max_artifact_bytes, gateway: gateway.clone() });
         let app = http::app(state);

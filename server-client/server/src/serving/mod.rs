@@ -125,20 +125,6 @@ impl Gateway {
         self.routes.read().expect("routes lock").get(handle).cloned()
     }
 
-    /// Brings up the deployments the store holds (at server start).
-    pub async fn restore(self: &Arc<Self>) {
-        let deployments = match self.store.deployments().await {
-            Ok(list) => list,
-            Err(error) => return tracing::warn!(%error, "reading deployments"),
-        };
-        for deployment in deployments {
-            let _guard = self.changes.lock().await;
-            if let Err(error) = self.apply(deployment.clone()).await {
-                tracing::warn!(handle = %deployment.handle, %error, "could not bring the deployment up");
-            }
-        }
-    }
-
     /// Starts what `next` needs, swaps the route, drains what it no longer needs.
     async fn apply(&self, next: Deployment) -> Result<(), ServingError> {
         let current = self.route(&next.handle);
@@ -200,7 +186,8 @@ impl Gateway {
     /// Servers sharing a store each route with their own instances: a deployment changed
     /// through another server is applied here, and bandit arms take the rewards every server
     /// has stored (this one's included, flushed just before), within a tick.
-    async fn sync(&self) {
+    /// At start it brings up every stored deployment (no route exists yet).
+    pub async fn sync(&self) {
         let _guard = self.changes.lock().await;
         let stored = match self.store.deployments().await {
             Ok(list) => list,
