@@ -514,7 +514,7 @@ pub struct Schedule {
     pub next_at: Millis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_fired_at: Option<Millis>,
-    /// How the last firing ended: the workflow's exit code (0: it finished).
+    /// How the last firing ended: the workflow's exit code (0: it finished); none while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<i64>,
     /// The run the last firing made, if it made one (none when every step was cached).

@@ -116,7 +116,8 @@ impl Store {
             let mut schedule = from_row(row)?;
             let next = next_after(&schedule.cron, now)?;
             let mut w = self.write().await?;
-            let updated = sqlx::query("UPDATE schedules SET next_at = $1, last_fired_at = $2 WHERE id = $3 AND next_at = $4")
+            // The exit code and run describe the firing `last_fired_at` names: none while it runs.
+            let updated = sqlx::query("UPDATE schedules SET next_at = $1, last_fired_at = $2, last_exit = NULL, last_run_id = NULL WHERE id = $3 AND next_at = $4")
                 .bind(next)
                 .bind(now)
                 .bind(&schedule.id)
@@ -127,6 +128,7 @@ impl Store {
             if updated.rows_affected() == 1 {
                 schedule.next_at = next;
                 schedule.last_fired_at = Some(now);
+                (schedule.last_exit, schedule.last_run_id) = (None, None);
                 claimed.push(schedule);
             }
         }
