@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use crate::cell::{self, InferSignature, ParsedCell};
 use crate::diagnostic::Diagnostic;
 use crate::notebook::{Cell, Notebook};
+use crate::table_input::{self, InputColumn, TableInput};
 use crate::tags::{Step, steps_of};
 
 /// A value one step defines and a later step uses.
@@ -51,6 +52,10 @@ pub struct Infer {
     pub cell: usize,
     #[serde(flatten)]
     pub signature: InferSignature,
+    /// A DataFrame input's columns, from the infer cell's `// kiln: input NAME { … }` line;
+    /// empty for a tensor input.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<InputColumn>,
 }
 
 impl Infer {
@@ -259,7 +264,7 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
             continue;
         }
         let Some(signature) = &parse.names.infer else { continue };
-        let found = Infer { cell: cell.index, signature: signature.clone() };
+        let found = Infer { cell: cell.index, signature: signature.clone(), columns: Vec::new() };
         if found.signature.params.is_empty() {
             diagnostics.push(diagnostic(cell, signature.line, "`fn infer` takes no parameters; its last parameter is the request input".into()));
         }
@@ -294,6 +299,47 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
             (Some(i), notebook.cells.iter().find(|c| c.index == i).and_then(|c| c.id.clone()))
         });
         diagnostics.push(Diagnostic { cell, cell_id: id, line: 0, message: "no `fn infer(…)` in the cells tagged infer: the served component calls it".into() });
+    }
+
+    // A DataFrame input's columns: one `// kiln: input NAME { … }` in the infer cells.
+    let mut declared: Option<(TableInput, &Cell, usize)> = None;
+    for (cell, step, parse) in &parsed {
+        for (text, line) in &parse.inputs {
+            if *step != Some(Step::Infer) {
+                diagnostics.push(diagnostic(cell, *line, format!("`{text}` belongs in an infer cell: it declares the columns of `fn infer`'s DataFrame input")));
+                continue;
+            }
+            match table_input::parse(text) {
+                Ok(_) if declared.is_some() => diagnostics.push(diagnostic(cell, *line, "a second `input` line: declare the input's columns once".into())),
+                Ok(table) => declared = Some((table, cell, *line)),
+                Err(message) => diagnostics.push(diagnostic(cell, *line, message)),
+            }
+        }
+    }
+    if let Some(found) = infer.as_mut()
+        && let Some((name, ty)) = found.input().map(|(n, t)| (n.to_owned(), t.to_owned()))
+    {
+        let cell = notebook.cells.iter().find(|c| c.index == found.cell);
+        let line = found.signature.params.last().map_or(found.signature.line, |p| p.2);
+        match declared {
+            Some((table, at, at_line)) if table.name != name => {
+                diagnostics.push(diagnostic(at, at_line, format!("`input {}` names no input: `fn infer`'s request input is `{name}`", table.name)));
+            }
+            Some((_, at, at_line)) if !table_input::is_dataframe(&ty) => {
+                diagnostics.push(diagnostic(at, at_line, format!("columns are for a DataFrame input, and `{name}` is `{ty}`; drop the `input` line or take `{name}: DataFrame`")));
+            }
+            Some((table, ..)) => found.columns = table.columns,
+            None if table_input::is_dataframe(&ty) => {
+                if let Some(cell) = cell {
+                    diagnostics.push(diagnostic(
+                        cell,
+                        line,
+                        format!("`fn infer` takes a DataFrame `{name}`: declare its columns in the infer cell, `// kiln: input {name} {{ column: f64, … }}`, so requests and clients know them"),
+                    ));
+                }
+            }
+            None => {}
+        }
     }
 
     // Conditions on the train run: in train cells, one `register when` at most.
@@ -415,6 +461,10 @@ pub fn render(analysis: &Analysis) -> String {
     if let Some(infer) = &analysis.infer {
         let params: Vec<String> = infer.signature.params.iter().map(|(n, t, _)| format!("{n}: {t}")).collect();
         out.push_str(&format!("  served: fn infer({}) -> {}  (cell {}, line {})\n", params.join(", "), infer.signature.output, infer.cell, infer.signature.line));
+        if let (Some((name, _)), false) = (infer.input(), infer.columns.is_empty()) {
+            let columns: Vec<String> = infer.columns.iter().map(|c| format!("{}: {} ({})", c.name, c.ty, c.datatype)).collect();
+            out.push_str(&format!("    input `{name}`, one tensor per column: {}\n", columns.join(", ")));
+        }
     }
     if !analysis.diagnostics.is_empty() {
         out.push('\n');

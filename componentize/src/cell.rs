@@ -91,6 +91,9 @@ pub struct ParsedCell {
     /// `// kiln: register when …` and `// kiln: promote ALIAS when …` lines: (what follows
     /// `kiln:`, line).
     pub conditions: Vec<(String, usize)>,
+    /// `// kiln: input NAME { … }` lines (a DataFrame input's columns): (what follows
+    /// `kiln:`, line).
+    pub inputs: Vec<(String, usize)>,
 }
 
 /// The source with evcxr commands (`:dep …`) blanked, so line numbers stay the cell's.
@@ -127,15 +130,18 @@ pub fn parse(cell: &Cell) -> Result<ParsedCell, Diagnostic> {
         .enumerate()
         .filter_map(|(i, line)| line.trim_start().strip_prefix(":dep").map(|rest| (rest.trim().to_owned(), i + 1)))
         .collect();
-    let conditions = cell
-        .source
-        .lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let rest = line.trim_start().strip_prefix("//")?.trim_start().strip_prefix("kiln:")?.trim();
-            (rest.starts_with("register ") || rest.starts_with("promote ")).then(|| (rest.to_owned(), i + 1))
-        })
-        .collect();
+    let directives = |keep: &dyn Fn(&str) -> bool| -> Vec<(String, usize)> {
+        cell.source
+            .lines()
+            .enumerate()
+            .filter_map(|(i, line)| {
+                let rest = line.trim_start().strip_prefix("//")?.trim_start().strip_prefix("kiln:")?.trim();
+                keep(rest).then(|| (rest.to_owned(), i + 1))
+            })
+            .collect()
+    };
+    let conditions = directives(&|rest| rest.starts_with("register ") || rest.starts_with("promote "));
+    let inputs = directives(&|rest| rest == "input" || rest.starts_with("input ") || rest.starts_with("input{"));
     let wrapped = format!("{WRAP_OPEN}{}\n}}", rust_source(&cell.source));
     let function: syn::ItemFn = syn::parse_str(&wrapped).map_err(|error| Diagnostic {
         cell: Some(cell.index),
@@ -189,7 +195,7 @@ pub fn parse(cell: &Cell) -> Result<ParsedCell, Diagnostic> {
             target.entry(name).or_insert(line);
         }
     }
-    Ok(ParsedCell { fragments, names, deps, conditions })
+    Ok(ParsedCell { fragments, names, deps, conditions, inputs })
 }
 
 /// The cell line of a span position in the wrapped source.

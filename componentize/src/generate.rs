@@ -340,7 +340,17 @@ fn infer_component(inputs: &Inputs, analysis: &Analysis) -> Writer {
     let (input, input_ty) = infer.input().unwrap_or(("input", "()"));
     w.line("");
     w.line("fn main() -> std::process::ExitCode {");
-    w.line(format!("    kiln::serve::main(&SPEC, {input:?}, |ctx| {{"));
+    if infer.columns.is_empty() {
+        w.line(format!("    kiln::serve::main(&SPEC, {input:?}, |ctx| {{"));
+    } else {
+        // A DataFrame input: the columns the infer cell declared, one input tensor each.
+        w.line(format!("    let input = kiln::serve::Input::table({input:?}, &["));
+        for column in &infer.columns {
+            w.line(format!("        ({:?}, kiln::serve::Datatype::{:?}),", column.name, column.datatype));
+        }
+        w.line("    ]);");
+        w.line("    kiln::serve::main(&SPEC, input, |ctx| {");
+    }
     let model: Vec<&(String, String, usize)> = infer.model_params().iter().collect();
     if !model.is_empty() {
         w.line("        // ── from the train step ──");
@@ -482,4 +492,39 @@ pub fn workspace(inputs: &Inputs, analysis: &Analysis, pass: &Probe) -> (Workspa
         ws.files.insert(path, w.text);
     }
     (ws, markers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::analyse;
+    use crate::notebook::Notebook;
+
+    #[test]
+    fn a_dataframe_input_serves_its_declared_columns() {
+        let cells = serde_json::json!([
+            {"cell_type": "code", "id": "a", "metadata": {"tags": ["setup"]}, "source": "use polars::prelude::*;", "outputs": [], "execution_count": null},
+            {"cell_type": "code", "id": "b", "metadata": {"tags": ["train"]}, "source": "let scale = 2.0;", "outputs": [], "execution_count": null},
+            {"cell_type": "code", "id": "c", "metadata": {"tags": ["infer"]}, "source": "// kiln: input rows { \"petal.length\": f64, species: String }\nfn infer(scale: &f64, rows: DataFrame) -> Vec<f64> { vec![*scale; rows.height()] }", "outputs": [], "execution_count": null},
+        ]);
+        let text = serde_json::json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "kiln", "language": "rust", "display_name": "Rust (Kiln)"}}, "cells": cells}).to_string();
+        let analysis = analyse(&Notebook::parse(&text).expect("parses"));
+        assert!(analysis.diagnostics.is_empty(), "{:?}", analysis.diagnostics);
+        let inputs = Inputs { handle: "petals", notebook: "t.ipynb", deps: &[], sdk: Path::new("/sdk"), target_dir: Path::new("/t"), rustflags: &[] };
+        let main = infer_component(&inputs, &analysis).text;
+        let serving = &main[main.find("fn main()").expect("a main")..];
+        expect_test::expect![[r#"
+            fn main() -> std::process::ExitCode {
+                let input = kiln::serve::Input::table("rows", &[
+                    ("petal.length", kiln::serve::Datatype::F64),
+                    ("species", kiln::serve::Datatype::Bytes),
+                ]);
+                kiln::serve::main(&SPEC, input, |ctx| {
+                    // ── from the train step ──
+                    let scale = ctx.get("scale", kiln::codec::Json)?;
+                    Ok(move |rows: DataFrame| infer(&scale, rows))
+                })
+            }
+        "#]].assert_eq(serving);
+    }
 }

@@ -262,6 +262,71 @@ fn conditions_on_the_train_run() {
 }
 
 #[test]
+fn a_dataframe_input_declares_its_columns() {
+    let setup: (&[&str], &str) = (&["setup"], ":dep polars = \"0.55\"\nuse polars::prelude::*;");
+    check(
+        &[
+            setup,
+            (&["train"], "let weight = 2.0;"),
+            (&["infer"], "// kiln: input rows { length: f64, \"sepal.width\": f32, species: String }\nfn infer(weight: &f64, rows: DataFrame) -> Vec<f64> { vec![*weight; rows.height()] }"),
+        ],
+        expect![[r#"
+            setup      cells 0
+            train      cells 1
+            infer      cells 2
+
+            train ──► infer
+              train → infer
+                weight  (cell 1, line 1)
+              served: fn infer(weight: &f64, rows: DataFrame) -> Vec<f64>  (cell 2, line 2)
+                input `rows`, one tensor per column: length: f64 (FP64), sepal.width: f32 (FP32), species: String (BYTES)
+        "#]],
+    );
+}
+
+#[test]
+fn dataframe_input_mistakes() {
+    // No declaration for a DataFrame input.
+    check(&[(&["infer"], "fn infer(\n    rows: polars::prelude::DataFrame,\n) -> f64 { 1.0 }")], expect![[r#"
+        infer      cells 0
+          served: fn infer(rows: polars::prelude::DataFrame) -> f64  (cell 0, line 1)
+
+        error: cell 0 (id c0), line 2: `fn infer` takes a DataFrame `rows`: declare its columns in the infer cell, `// kiln: input rows { column: f64, … }`, so requests and clients know them
+    "#]]);
+    // Declared outside the infer cells, twice, badly, for a name that is not the input, for a tensor input.
+    check(
+        &[
+            (&["data"], "// kiln: input x { a: f64 }\nlet v = 1;"),
+            (&["infer"], "// kiln: input rows { a: f64 }\n// kiln: input rows { b: f64 }\n// kiln: input rows { c: i8 }\nfn infer(rows: DataFrame) -> f64 { 1.0 }"),
+        ],
+        expect![[r#"
+            data       cells 0
+            infer      cells 1
+
+            data ──► infer
+              served: fn infer(rows: DataFrame) -> f64  (cell 1, line 4)
+                input `rows`, one tensor per column: a: f64 (FP64)
+
+            error: cell 0 (id c0), line 1: `input x { a: f64 }` belongs in an infer cell: it declares the columns of `fn infer`'s DataFrame input
+            error: cell 1 (id c1), line 2: a second `input` line: declare the input's columns once
+            error: cell 1 (id c1), line 3: column `c` has type `i8`; a column is one of bool, i32, i64, u32, u64, f32, f64, String
+        "#]],
+    );
+    check(&[(&["infer"], "// kiln: input x { a: f64 }\nfn infer(rows: DataFrame) -> f64 { 1.0 }")], expect![[r#"
+        infer      cells 0
+          served: fn infer(rows: DataFrame) -> f64  (cell 0, line 2)
+
+        error: cell 0 (id c0), line 1: `input x` names no input: `fn infer`'s request input is `rows`
+    "#]]);
+    check(&[(&["infer"], "// kiln: input x { a: f64 }\nfn infer(x: Vec<f64>) -> f64 { 1.0 }")], expect![[r#"
+        infer      cells 0
+          served: fn infer(x: Vec<f64>) -> f64  (cell 0, line 2)
+
+        error: cell 0 (id c0), line 1: columns are for a DataFrame input, and `x` is `Vec<f64>`; drop the `input` line or take `x: DataFrame`
+    "#]]);
+}
+
+#[test]
 fn notebooks_kiln_cannot_read() {
     let errors = [
         r#"{"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": []}"#.to_owned(),

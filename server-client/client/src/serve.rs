@@ -7,6 +7,9 @@
 //! input named `features` of shape `[-1, 4]` and answers a UINT32 output of shape `[-1]`, and
 //! `GET /v2/models/{name}` says exactly that, so a generic OIP client can build requests.
 //! An output may be a `Result<T, E>`: an `Err` answers 400 with its message.
+//!
+//! A polars `DataFrame` input (with the `polars` feature) takes named inputs instead: one 1-D
+//! tensor per column, all of one length, as the [`Input::table`] declares them.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -20,11 +23,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kiln_api::oip::{
-    Data, Datatype, InferRequest, InferResponse, Live, ModelMetadata, ModelReady, OipError, Ready, ResponseOutput, ServerMetadata, Tensor,
+    Data, InferRequest, InferResponse, Live, ModelMetadata, ModelReady, OipError, Ready, ResponseOutput, ServerMetadata, Tensor,
     TensorMetadata,
 };
 
 use crate::component::{ComponentError, Context, Spec};
+
+pub use kiln_api::oip::Datatype;
+
+#[cfg(feature = "polars")]
+mod table;
 
 /// A scalar a tensor holds.
 pub trait Element: Sized {
@@ -171,10 +179,48 @@ impl<T: Shaped, const N: usize> Shaped for [T; N] {
     }
 }
 
-/// The type of `infer`'s last parameter: built from the request's one input tensor.
+/// What a request carries for `infer`'s last parameter: the parameter's name and, when it
+/// is a table (a polars DataFrame), the columns it takes, each one input tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    pub name: String,
+    /// Empty for a tensor input; for a table, its columns in order (one 1-D input each).
+    pub columns: Vec<Column>,
+}
+
+/// One column of a table input: a 1-D input tensor of this name and datatype.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub datatype: Datatype,
+}
+
+impl Input {
+    /// One input tensor named `name`, its datatype and shape from the parameter's type.
+    pub fn tensor(name: &str) -> Input {
+        Input { name: name.to_owned(), columns: Vec::new() }
+    }
+
+    /// A table: each `(column, datatype)` is an input tensor of shape `[-1]` (or `[-1, 1]`),
+    /// all of one length. The componentizer writes this from the notebook's
+    /// `// kiln: input NAME { column: type, … }` line.
+    pub fn table(name: &str, columns: &[(&str, Datatype)]) -> Input {
+        Input { name: name.to_owned(), columns: columns.iter().map(|&(name, datatype)| Column { name: name.to_owned(), datatype }).collect() }
+    }
+}
+
+impl From<&str> for Input {
+    fn from(name: &str) -> Input {
+        Input::tensor(name)
+    }
+}
+
+/// The type of `infer`'s last parameter: built from the request's input tensors.
 pub trait InferInput: Sized {
-    fn metadata(name: &str) -> TensorMetadata;
-    fn from_tensor(tensor: Tensor, at: &str) -> Result<Self, OipError>;
+    /// The input tensors a request must carry, for the model metadata endpoint.
+    fn metadata(input: &Input) -> Vec<TensorMetadata>;
+    /// The value from a request's checked tensors (in request order, names distinct).
+    fn from_tensors(tensors: Vec<Tensor>, input: &Input) -> Result<Self, OipError>;
 }
 
 /// A scalar is sent as shape `[1]` (or `[]`).
@@ -184,11 +230,17 @@ fn declared<T: Shaped>() -> Vec<i64> {
 }
 
 impl<T: Shaped> InferInput for T {
-    fn metadata(name: &str) -> TensorMetadata {
-        TensorMetadata { name: name.to_owned(), datatype: T::Elem::DATATYPE, shape: declared::<T>() }
+    fn metadata(input: &Input) -> Vec<TensorMetadata> {
+        vec![TensorMetadata { name: input.name.clone(), datatype: T::Elem::DATATYPE, shape: declared::<T>() }]
     }
 
-    fn from_tensor(tensor: Tensor, at: &str) -> Result<Self, OipError> {
+    fn from_tensors(mut tensors: Vec<Tensor>, input: &Input) -> Result<Self, OipError> {
+        if tensors.len() != 1 || tensors[0].name != input.name {
+            let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+            return Err(OipError::at("inputs", format!("are {names:?}; this model takes one input, `{}`", input.name)));
+        }
+        let tensor = tensors.remove(0);
+        let at = "inputs[0]";
         let expected = T::Elem::DATATYPE;
         if tensor.datatype != expected {
             return Err(OipError::at(format!("{at}.datatype"), format!("is {}; this model takes {expected}", tensor.datatype)));
@@ -259,28 +311,28 @@ pub const OUTPUT_NAME: &str = "output";
 pub struct Model {
     pub name: String,
     pub version: Option<String>,
-    pub input: TensorMetadata,
+    pub inputs: Vec<TensorMetadata>,
     pub output: TensorMetadata,
-    call: Box<dyn Fn(Tensor) -> Answer + Send + Sync>,
+    call: Box<dyn Fn(Vec<Tensor>) -> Answer + Send + Sync>,
 }
 
 impl Model {
-    /// `infer` (a closure over the model values) serving as `name`; `input` is the name of
-    /// its last parameter, which becomes the input tensor's name.
-    pub fn new<I, O, F>(name: &str, version: Option<String>, input: &str, infer: F) -> Model
+    /// `infer` (a closure over the model values) serving as `name`; `input` names its last
+    /// parameter (the input tensor's name) or, for a table, the columns it takes.
+    pub fn new<I, O, F>(name: &str, version: Option<String>, input: impl Into<Input>, infer: F) -> Model
     where
         I: InferInput + 'static,
         O: InferOutput + 'static,
         F: Fn(I) -> O + Send + Sync + 'static,
     {
-        let at = "inputs[0]".to_owned();
+        let input = input.into();
         Model {
             name: name.to_owned(),
             version,
-            input: I::metadata(input),
+            inputs: I::metadata(&input),
             output: O::metadata(OUTPUT_NAME),
-            call: Box::new(move |tensor| {
-                let value = I::from_tensor(tensor, &at)?;
+            call: Box::new(move |tensors| {
+                let value = I::from_tensors(tensors, &input)?;
                 infer(value).into_output(OUTPUT_NAME)
             }),
         }
@@ -291,7 +343,7 @@ impl Model {
             name: self.name.clone(),
             versions: self.version.iter().cloned().collect(),
             platform: "kiln-rust".into(),
-            inputs: vec![self.input.clone()],
+            inputs: self.inputs.clone(),
             outputs: vec![self.output.clone()],
         }
     }
@@ -300,18 +352,13 @@ impl Model {
     pub fn infer(&self, body: &[u8]) -> Result<InferResponse, (StatusCode, OipError)> {
         let bad = |e: OipError| (StatusCode::BAD_REQUEST, e);
         let request: InferRequest = serde_json::from_slice(body).map_err(|e| bad(OipError::at("body", e)))?;
-        let mut tensors = request.tensors().map_err(bad)?;
-        if tensors.len() != 1 || tensors[0].name != self.input.name {
-            let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
-            return Err(bad(OipError::at("inputs", format!("are {names:?}; this model takes one input, `{}`", self.input.name))));
-        }
+        let tensors = request.tensors().map_err(bad)?;
         if let Some(outputs) = &request.outputs
             && let Some((i, unknown)) = outputs.iter().enumerate().find(|(_, o)| o.name != OUTPUT_NAME)
         {
             return Err(bad(OipError::at(format!("outputs[{i}].name"), format!("`{}` is not an output of this model (it has `{OUTPUT_NAME}`)", unknown.name))));
         }
-        let tensor = tensors.remove(0);
-        let output = match std::panic::catch_unwind(AssertUnwindSafe(|| (self.call)(tensor))) {
+        let output = match std::panic::catch_unwind(AssertUnwindSafe(|| (self.call)(tensors))) {
             Ok(Ok(Ok(output))) => output,
             Ok(Ok(Err(refusal))) => return Err(bad(OipError::new(refusal))),
             Ok(Err(error)) if error.error.contains("ragged") => return Err((StatusCode::INTERNAL_SERVER_ERROR, error)),
@@ -431,7 +478,7 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io
 
 /// The whole of an infer component's `main`: load the model values through `load` (which
 /// returns `infer` with them captured), then serve on `KILN_LISTEN` (default `0.0.0.0:8080`).
-pub fn main<I, O, F>(spec: &'static Spec, input: &str, load: impl FnOnce(&mut Context) -> Result<F, Box<dyn std::error::Error>>) -> ExitCode
+pub fn main<I, O, F>(spec: &'static Spec, input: impl Into<Input>, load: impl FnOnce(&mut Context) -> Result<F, Box<dyn std::error::Error>>) -> ExitCode
 where
     I: InferInput + 'static,
     O: InferOutput + 'static,
