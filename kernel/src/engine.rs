@@ -6,6 +6,7 @@
 //! [`Shared`] instead of waiting here.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use crate::channels::Outbox;
 use crate::introspect;
 use crate::kernel::Shared;
 use crate::message;
+use crate::shared_deps::SharedDeps;
 use crate::stream::{Pump, StreamKind};
 use crate::workdir;
 
@@ -50,11 +52,12 @@ pub struct Outboxes {
     pub stdin: Outbox,
 }
 
-pub fn spawn(shared: Arc<Shared>, out: Outboxes, stdin_replies: Receiver<String>) -> EngineHandle {
+/// `slot` is evcxr's crate directory when the kernel holds a persistent build slot.
+pub fn spawn(shared: Arc<Shared>, out: Outboxes, stdin_replies: Receiver<String>, slot: Option<PathBuf>) -> EngineHandle {
     let (jobs, rx) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("evcxr".into())
-        .spawn(move || Engine::start(shared, out, stdin_replies).run(rx))
+        .spawn(move || Engine::start(shared, out, stdin_replies, slot).run(rx))
         .expect("spawning the evcxr thread");
     EngineHandle { jobs }
 }
@@ -83,6 +86,10 @@ struct Engine {
     last_panic: Option<Vec<String>>,
     /// Whether a `?` in the code that ran last returned an error.
     last_user_error: bool,
+    /// The notebook's dependencies, linked once into a shared library (`None`: switched off).
+    shared_deps: Option<SharedDeps>,
+    /// What to link into it once the current cell has been answered.
+    pending_plan: Option<crate::shared_deps::Plan>,
 }
 
 /// What running one piece of code produced.
@@ -100,7 +107,7 @@ struct Failure {
 }
 
 impl Engine {
-    fn start(shared: Arc<Shared>, out: Outboxes, stdin_replies: Receiver<String>) -> Engine {
+    fn start(shared: Arc<Shared>, out: Outboxes, stdin_replies: Receiver<String>, slot: Option<PathBuf>) -> Engine {
         let (ctx, stdout, stderr) = match CommandContext::new() {
             Ok((mut ctx, outputs)) => {
                 // Compiled dependencies are cached across kernel sessions, so a restarted
@@ -118,7 +125,25 @@ impl Engine {
                 (Err(error.to_string()), None, None)
             }
         };
-        Engine { shared, out, stdin_replies, ctx, stdout, stderr, execution_count: 0, replays: Vec::new(), restore: None, notice: None, last_panic: None, last_user_error: false }
+        // evcxr's dependency cache relinks every crate per cell; it and a shared library
+        // would fight over the same crates.
+        let shared_deps = if workdir::dependency_cache_mb().is_some() { None } else { SharedDeps::new(slot.as_deref()) };
+        Engine {
+            shared,
+            out,
+            stdin_replies,
+            ctx,
+            stdout,
+            stderr,
+            execution_count: 0,
+            replays: Vec::new(),
+            restore: None,
+            notice: None,
+            last_panic: None,
+            last_user_error: false,
+            shared_deps,
+            pending_plan: None,
+        }
     }
 
     fn run(mut self, jobs: Receiver<Job>) {
@@ -150,6 +175,7 @@ impl Engine {
                 Job::Execute(msg) => {
                     let queued_behind_failure = self.execute(&msg, jobs);
                     self.abort(queued_behind_failure);
+                    self.link_shared_deps();
                     // The failed cell has been answered (an interrupt must stop a cell fast);
                     // now bring the variables back before anything else runs.
                     if let Some(before) = self.restore.take() {
@@ -160,6 +186,18 @@ impl Engine {
                 Job::Inspect(msg) => self.inspect(&msg),
             }
         }
+    }
+
+    /// After a cell that declared dependencies, and after its reply: link them into the
+    /// shared library (see `shared_deps`). Hidden, like the kernel's own set-up.
+    fn link_shared_deps(&mut self) {
+        let Some(plan) = self.pending_plan.take() else { return };
+        let (Ok(ctx), Some(deps)) = (&mut self.ctx, self.shared_deps.as_mut()) else { return };
+        let started = Instant::now();
+        let outcome = ctx.execute(&plan.code);
+        tracing::debug!(took = ?started.elapsed(), ok = outcome.is_ok(), "shared dependency library");
+        deps.ran(outcome.is_ok(), || outcome.err().map(|e| e.to_string()).unwrap_or_default());
+        self.flush_output();
     }
 
     /// Runs one execute_request. When it fails under `stop_on_error`, returns the jobs that
@@ -214,6 +252,7 @@ impl Engine {
 
         let (outcome, reply) = match result {
             RunResult::Ok(outputs) => {
+                self.pending_plan = self.shared_deps.as_mut().and_then(|deps| deps.after_cell(&code));
                 if !silent && !outputs.content_by_mime_type.is_empty() {
                     self.out.iopub.send(message::child(
                         msg,
@@ -277,6 +316,7 @@ impl Engine {
 
     /// Runs `code` in evcxr and waits for all its output to be published.
     fn run_code(&mut self, code: &str, parent: &JupyterMessage, allow_stdin: bool) -> RunResult {
+        let parent_msg = parent;
         let ctx = match &mut self.ctx {
             Ok(ctx) => ctx,
             Err(why) => {
@@ -315,6 +355,11 @@ impl Engine {
         let started = Instant::now();
         let result = ctx.execute_with_callbacks(code, &mut callbacks);
         let ran = started.elapsed();
+        if let Some(deps) = self.shared_deps.as_mut()
+            && let Some(notice) = deps.rebuilt_notice().filter(|_| code.contains(":dep"))
+        {
+            self.out.iopub.send(message::stream(parent_msg, "stderr", &notice));
+        }
         self.last_panic = self.flush_output();
         self.last_user_error = self.shared.take_user_error();
         if let Ok(outputs) = &result

@@ -140,6 +140,7 @@ pub async fn run(info: ConnectionInfo, slot: Option<crate::workdir::Slot>) -> an
             stdin: sockets.stdin_out.clone(),
         },
         stdin_rx,
+        slot.as_ref().map(|slot| slot.dir.clone()),
     );
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
 
