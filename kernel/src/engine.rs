@@ -356,7 +356,8 @@ impl Engine {
         let result = ctx.execute_with_callbacks(code, &mut callbacks);
         let ran = started.elapsed();
         if let Some(deps) = self.shared_deps.as_mut()
-            && let Some(notice) = deps.rebuilt_notice().filter(|_| code.contains(":dep"))
+            && crate::shared_deps::declares_deps(code)
+            && let Some(notice) = deps.rebuilt_notice()
         {
             self.out.iopub.send(message::stream(parent_msg, "stderr", &notice));
         }

@@ -140,7 +140,7 @@ impl SharedDeps {
 }
 
 /// Whether a cell has a `:dep` line.
-fn declares_deps(code: &str) -> bool {
+pub fn declares_deps(code: &str) -> bool {
     code.lines().any(|line| line.trim_start().strip_prefix(":dep").is_some_and(|rest| rest.starts_with(char::is_whitespace)))
 }
 
