@@ -55,7 +55,7 @@ pub struct InstanceArgs {
     handle: String,
     #[arg(long)]
     model_version: i64,
-    /// The address to serve on.
+    /// The address to serve on: HOST:PORT, or unix:PATH for a Unix socket.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
     #[arg(long, value_enum)]
@@ -180,6 +180,11 @@ pub fn instance(args: &InstanceArgs, client: &kiln::Client) -> anyhow::Result<()
         Runner::Podman => {
             let mut cmd = std::process::Command::new("podman");
             cmd.args(["run", "--rm", "--network", "host"]);
+            // A Unix socket is made inside the container: its folder is mounted at the same
+            // path, so the socket appears where the caller looks for it.
+            if let Some(folder) = args.listen.strip_prefix(kiln_api::oip::UNIX_SOCKET_PREFIX).and_then(|path| std::path::Path::new(path).parent()) {
+                cmd.arg("-v").arg(format!("{0}:{0}", folder.display()));
+            }
             if launch::loopback(&package.image) {
                 cmd.arg("--tls-verify=false");
             }

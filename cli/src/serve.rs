@@ -51,10 +51,14 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<()> {
     // Scheduled workflows (`kiln run`) and inference instances (`kiln instance`) are started
     // from this very binary.
     config.kiln = std::env::current_exe().ok().map(|exe| kiln_server::scheduler::KilnCommand(vec![exe.to_string_lossy().into_owned()]));
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One worker: a single-threaded runtime, with no work-stealing machinery to pay for.
+    let mut runtime = match args.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
     runtime.enable_all();
-    if let Some(workers) = args.workers {
-        runtime.worker_threads(workers.max(1));
+    if let Some(workers) = args.workers.filter(|&w| w > 1) {
+        runtime.worker_threads(workers);
     }
     let runtime = runtime.build().context("starting the async runtime")?;
     runtime.block_on(async move {

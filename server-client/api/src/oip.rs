@@ -10,6 +10,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// An infer component's `KILN_LISTEN` (and `kiln instance --listen`) of the form `unix:PATH`
+/// serves on a Unix socket at PATH. `kiln server` starts its instances so, beside their logs:
+/// the hop from the gateway then skips the TCP stack (on a busy machine about half of the
+/// gateway's own CPU per request went to TCP on loopback), and the instance has no port
+/// another local user could reach.
+pub const UNIX_SOCKET_PREFIX: &str = "unix:";
+
 /// The tensor element types of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Datatype {

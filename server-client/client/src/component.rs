@@ -13,7 +13,7 @@
 //! | `KILN_CODE_PACKAGES` | data, train | the code packages running, comma-separated ids, for lineage |
 //! | `KILN_REGISTER` | train | `0`: do not register a model version |
 //! | `KILN_MODEL` | infer | `HANDLE@VERSION` or `HANDLE@ALIAS` (default `HANDLE@latest`) |
-//! | `KILN_LISTEN` | infer | the address to serve on (default `0.0.0.0:8080`) |
+//! | `KILN_LISTEN` | infer | the address to serve on (default `0.0.0.0:8080`; `unix:PATH` for a Unix socket) |
 //! | `KILN_OUTPUT_DIR` | data, train | also write each result to a file there (for Argo) |
 //!
 //! The data step stores each value it hands on as an artifact of its run, lists them in
@@ -362,6 +362,11 @@ fn usage(spec: &Spec) -> String {
 /// Sets up the context for `spec`: the store, the run (joined or new), the parameter
 /// overrides. Must run before any thread starts (it sets `KILN_RUN_ID` for the cells).
 pub fn start(spec: &'static Spec, args: Vec<String>) -> Result<Context, ComponentError> {
+    // SAFETY: `start` is the first thing a component's `main` calls, before any thread.
+    #[cfg(feature = "candle")]
+    unsafe {
+        crate::candle_threads::settle()
+    };
     let env: Vec<(String, String)> = std::env::vars().collect();
     let overrides = parameter_overrides(spec, args, env)?;
     let client = Client::from_env()?;

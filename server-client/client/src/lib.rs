@@ -21,6 +21,8 @@
 //! Outside the Kiln kernel (a component, a test) the same calls print plain text, so code
 //! moved from a notebook into a component behaves the same without edits.
 
+#[cfg(feature = "candle")]
+mod candle_threads;
 pub mod codec;
 pub mod component;
 pub mod dataset;

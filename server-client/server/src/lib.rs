@@ -97,12 +97,7 @@ impl Server {
         if let Some(command) = &config.kiln {
             scheduler::spawn(store.clone(), command.clone(), format!("http://{addr}"), token.clone(), stop.clone());
         }
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| ServerError::Io { what: "making the gateway's HTTP client", path: PathBuf::new(), source: std::io::Error::other(e) })?;
-        let launcher = serving::instances::Launcher { command: config.kiln.clone(), server_url: format!("http://{addr}"), token, log_dir: config.data_dir.join("instances"), http };
+        let launcher = serving::instances::Launcher { command: config.kiln.clone(), server_url: format!("http://{addr}"), token, log_dir: config.data_dir.join("instances") };
         let gateway = Arc::new(serving::Gateway::new(store.clone(), launcher, config.gateway));
         let watcher = gateway.watch(stop.clone());
         {

@@ -432,11 +432,11 @@ fn schedules_fire_their_workflow_and_record_how_it_ended(backend: Backend) {
 /// tests/production/test_serving.py): answers OIP v2 health, metadata and infer, saying
 /// which version it serves and echoing the request's id.
 const STAND_IN_INSTANCE: &str = r#"
-import json, sys
+import json, os, socket, socketserver, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 args = sys.argv[1:]
 handle, version = args[1], args[args.index("--model-version") + 1]
-host, port = args[args.index("--listen") + 1].rsplit(":", 1)
+listen = args[args.index("--listen") + 1]
 
 class Instance(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -462,7 +462,24 @@ class Instance(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-ThreadingHTTPServer((host, int(port)), Instance).serve_forever()
+class UnixServer(ThreadingHTTPServer):
+    address_family = socket.AF_UNIX
+
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "localhost", 0
+
+    def get_request(self):
+        return self.socket.accept()[0], ("local", 0)
+
+if listen.startswith("unix:"):
+    path = listen[len("unix:"):]
+    if os.path.exists(path):
+        os.remove(path)
+    UnixServer(path, Instance).serve_forever()
+else:
+    host, port = listen.rsplit(":", 1)
+    ThreadingHTTPServer((host, int(port)), Instance).serve_forever()
 "#;
 
 fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
@@ -509,6 +526,11 @@ fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
     let history: Vec<String> = client.deployment("iris").unwrap().history.into_iter().map(|e| e.action).collect();
     assert_eq!(history, ["deploy", "deploy", "promote", "deploy", "rollback"]);
     assert_eq!(client.deployments().unwrap().len(), 1);
+    // Instances listen on Unix sockets beside their logs; a stopped one's socket is gone.
+    let sockets: Vec<String> = std::fs::read_dir(server.dir.path().join("instances/sockets")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut versions: Vec<&str> = sockets.iter().map(|name| name.strip_prefix("iris-").and_then(|rest| rest.split('-').next()).unwrap_or(name)).collect();
+    versions.sort();
+    assert_eq!(versions, ["1", "2"], "{sockets:?}");
 
     // Traffic per version and minute, as the gateway counted it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -1,7 +1,8 @@
 //! Inference instances: one process per deployed model version, started from the `kiln`
 //! binary (`kiln instance HANDLE --model-version N --listen ADDR`, which runs the registered
 //! infer image under podman or its binary as a process), health-checked before it gets
-//! traffic, drained before it is stopped, and replaced when it dies.
+//! traffic, drained before it is stopped, and replaced when it dies. An instance listens on a
+//! Unix socket beside its log (TCP on 127.0.0.1 where that path would be too long for one).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,6 +11,7 @@ use std::time::Duration;
 use tokio::process::Child;
 use tokio::sync::Mutex;
 
+use super::upstream::{Address, Upstream, UpstreamError};
 use crate::scheduler::KilnCommand;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +22,8 @@ pub enum InstanceError {
     Spawn { handle: String, version: i64, source: std::io::Error },
     #[error("the instance of {handle}@{version} exited before it was ready ({status}): {log}")]
     Exited { handle: String, version: i64, status: String, log: String },
+    #[error("the instance of {handle}@{version} cannot be addressed: {source}")]
+    Address { handle: String, version: i64, source: UpstreamError },
     #[error("the instance of {handle}@{version} was not ready within {seconds} s")]
     Timeout { handle: String, version: i64, seconds: u64 },
 }
@@ -31,8 +35,10 @@ pub const READY_WITHIN: Duration = Duration::from_secs(120);
 pub struct Instance {
     pub handle: String,
     pub version: i64,
-    /// `http://127.0.0.1:PORT`.
+    /// `unix:PATH` or `http://127.0.0.1:PORT`, for logs.
     pub url: String,
+    /// Pooled connections to it.
+    pub upstream: Upstream,
     ready: AtomicBool,
     stopping: AtomicBool,
     in_flight: AtomicUsize,
@@ -84,6 +90,9 @@ impl Instance {
             if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
                 let _ = child.kill().await;
             }
+            if let Address::Unix(path) = self.upstream.address() {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 
@@ -110,15 +119,27 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The longest Unix socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+const SOCKET_PATH_MAX: usize = 107;
+
+/// Where a new instance listens: a Unix socket `sockets/NAME.sock` under `dir` when its path
+/// fits, else a free port on 127.0.0.1.
+fn instance_address(dir: &std::path::Path, name: &str) -> std::io::Result<Address> {
+    let path = dir.join("sockets").join(format!("{name}.sock"));
+    if path.as_os_str().len() <= SOCKET_PATH_MAX {
+        return Ok(Address::Unix(path));
+    }
+    Ok(Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?))))
+}
+
 /// What starting instances needs.
 #[derive(Clone)]
 pub struct Launcher {
     pub command: Option<KilnCommand>,
     pub server_url: String,
     pub token: String,
-    /// Where instance logs go.
+    /// Where instance logs (and sockets) go.
     pub log_dir: std::path::PathBuf,
-    pub http: reqwest::Client,
 }
 
 impl Launcher {
@@ -126,14 +147,24 @@ impl Launcher {
     pub async fn start(&self, handle: &str, version: i64, runner: Option<&str>) -> Result<Arc<Instance>, InstanceError> {
         let command = self.command.as_ref().ok_or(InstanceError::NoCommand)?;
         let spawn_error = |source| InstanceError::Spawn { handle: handle.to_owned(), version, source };
-        let port = free_port().map_err(spawn_error)?;
+        let name = format!("{handle}-{version}-{:08x}", rand::random::<u32>());
+        let address = instance_address(&self.log_dir, &name).map_err(spawn_error)?;
+        if let Address::Unix(path) = &address
+            && let Some(folder) = path.parent()
+        {
+            std::fs::create_dir_all(folder).map_err(spawn_error)?;
+        }
         std::fs::create_dir_all(&self.log_dir).map_err(spawn_error)?;
-        let log = self.log_dir.join(format!("{handle}-{version}-{port}.log"));
+        let log = self.log_dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).map_err(spawn_error)?;
+        let listen = match &address {
+            Address::Tcp(addr) => addr.to_string(),
+            Address::Unix(_) => address.to_string(),
+        };
         let (program, leading) = command.0.split_first().ok_or(InstanceError::NoCommand)?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(leading)
-            .args(["instance", handle, "--model-version", &version.to_string(), "--listen", &format!("127.0.0.1:{port}")])
+            .args(["instance", handle, "--model-version", &version.to_string(), "--listen", &listen])
             .env("KILN_SERVER", &self.server_url)
             .env("KILN_TOKEN", &self.token)
             .stdin(std::process::Stdio::null())
@@ -143,11 +174,13 @@ impl Launcher {
         if let Some(runner) = runner {
             cmd.args(["--runner", runner]);
         }
+        let upstream = Upstream::new(address, handle).map_err(|source| InstanceError::Address { handle: handle.to_owned(), version, source })?;
         let child = cmd.spawn().map_err(spawn_error)?;
         let instance = Arc::new(Instance {
             handle: handle.to_owned(),
             version,
-            url: format!("http://127.0.0.1:{port}"),
+            url: upstream.address().to_string(),
+            upstream,
             ready: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
@@ -160,7 +193,7 @@ impl Launcher {
                 let status = "exited".to_owned();
                 return Err(InstanceError::Exited { handle: handle.to_owned(), version, status, log: instance.log_tail() });
             }
-            let ready = self.http.get(format!("{}/v2/health/ready", instance.url)).timeout(Duration::from_secs(2)).send().await.is_ok_and(|r| r.status().is_success());
+            let ready = instance.upstream.get("/v2/health/ready", Duration::from_secs(2)).await.is_ok_and(|(status, _)| status.is_success());
             if ready {
                 instance.ready.store(true, Ordering::SeqCst);
                 return Ok(instance);

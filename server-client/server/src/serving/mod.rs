@@ -13,6 +13,7 @@ pub mod instances;
 pub mod request_id;
 pub mod strategy;
 pub mod traffic;
+pub mod upstream;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,6 +44,8 @@ impl Default for Limits {
 }
 /// How long a request may wait for a slot before it is refused with 503.
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
+/// How long an instance may take to answer one inference request.
+const ANSWER_WITHIN: Duration = Duration::from_secs(60);
 /// How long a stopped instance's requests may take to finish.
 const DRAIN: Duration = Duration::from_secs(30);
 /// Request ids remembered for feedback.
@@ -474,29 +477,18 @@ impl Gateway {
                 return Answer::error(StatusCode::SERVICE_UNAVAILABLE, OipError::new(format!("no instance of `{handle}` is ready")));
             };
             let _in_flight = instance.enter();
-            let url = format!("{}/v2/models/{handle}/infer", instance.url);
-            let sent = self.launcher.http.post(url).header("content-type", "application/json").body(body.clone()).timeout(Duration::from_secs(60)).send().await;
-            match sent {
-                Ok(response) => {
-                    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-                    match response.bytes().await {
-                        Ok(answer) => {
-                            self.counter.request(handle, instance.version, started.elapsed(), status.is_server_error());
-                            if status.is_success()
-                                && let Some(id) = &id
-                            {
-                                self.remember(id, handle, instance.version);
-                            }
-                            return Answer { status, body: answer, version: Some(instance.version) };
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, url = %instance.url, "reading an instance's answer; retrying elsewhere");
-                            instance.mark_unready();
-                        }
+            match instance.upstream.infer(body.clone(), ANSWER_WITHIN).await {
+                Ok((status, answer)) => {
+                    self.counter.request(handle, instance.version, started.elapsed(), status.is_server_error());
+                    if status.is_success()
+                        && let Some(id) = &id
+                    {
+                        self.remember(id, handle, instance.version);
                     }
+                    return Answer { status, body: answer, version: Some(instance.version) };
                 }
                 Err(error) => {
-                    // Refused or cut off: the instance is gone or going. Retry on another.
+                    // Refused, cut off or silent: the instance is gone or going. Retry on another.
                     tracing::warn!(%error, url = %instance.url, "an instance did not answer; retrying elsewhere");
                     instance.mark_unready();
                 }
@@ -565,9 +557,8 @@ impl Gateway {
         let Some(instance) = route.ready(route.deployment.stable).into_iter().next() else {
             return Answer::error(StatusCode::SERVICE_UNAVAILABLE, OipError::new(format!("no instance of `{handle}` is ready")));
         };
-        match self.launcher.http.get(format!("{}/v2/models/{handle}", instance.url)).timeout(Duration::from_secs(10)).send().await {
-            Ok(response) => {
-                let bytes = response.bytes().await.unwrap_or_default();
+        match instance.upstream.get(&format!("/v2/models/{handle}"), Duration::from_secs(10)).await {
+            Ok((_, bytes)) => {
                 let mut metadata: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
                 metadata["versions"] = serde_json::json!(route.deployment.versions().iter().map(|v| v.to_string()).collect::<Vec<_>>());
                 Answer { status: StatusCode::OK, body: serde_json::to_vec(&metadata).unwrap_or_default().into(), version: Some(route.deployment.stable) }
