@@ -146,7 +146,7 @@ fn disk_usage(path: &std::path::Path) -> anyhow::Result<u64> {
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// One `kiln componentize … --registry … --json`, timed; its summary.
@@ -338,6 +338,43 @@ fn run_wrk(url: &str, path: &str, body: &str, seconds: u32, connections: u32) ->
     Ok(parse_wrk(&text))
 }
 
+/// `/proc/PID/stat`'s fields after the command name (which is in parentheses and may hold
+/// spaces): index 0 is the state, 1 the parent's pid, 11 and 12 user and system time in ticks.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// CPU seconds (user + system) used so far by process `pid` and, separately, by its children
+/// (the gateway's inference instances).
+fn cpu_seconds(pid: u32) -> (f64, f64) {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let used = |fields: &[String]| -> f64 { fields.get(11..13).map_or(0.0, |t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum::<f64>() / ticks) };
+    let own = stat_fields(pid).map_or(0.0, |f| used(&f));
+    let children = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(stat_fields)
+        .filter(|f| f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid))
+        .map(|f| used(&f))
+        .sum();
+    (own, children)
+}
+
+/// Runs `wrk` and says how many µs of CPU per request process `pid` used meanwhile, and its
+/// children.
+fn run_wrk_measured(pid: u32, url: &str, path: &str, body: &str, seconds: u32, connections: u32) -> anyhow::Result<(Wrk, (f64, f64))> {
+    let before = cpu_seconds(pid);
+    let wrk = run_wrk(url, path, body, seconds, connections)?;
+    let after = cpu_seconds(pid);
+    let per_request = |b: f64, a: f64| (a - b) * 1e6 / wrk.requests.max(1) as f64;
+    let cpu = (per_request(before.0, after.0), per_request(before.1, after.1));
+    Ok((wrk, cpu))
+}
+
 fn wait_ready(url: &str, what: &str) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     loop {
@@ -425,9 +462,15 @@ fn serving(seconds: u32, connections: u32, rounds: u32, gateway_workers: usize) 
     let infer_path = format!("/v2/models/{handle}/infer");
     eprintln!("bench: wrk, {seconds} s each, {connections} connections, {rounds} rounds");
     let (mut gateways, mut instances) = (Vec::new(), Vec::new());
+    let (mut gateway_cpu, mut behind_cpu, mut direct_cpu) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
-        gateways.push(run_wrk(&server.url, &infer_path, oip, seconds, connections)?);
-        instances.push(run_wrk(&direct_url, &infer_path, oip, seconds, connections)?);
+        let (wrk, (own, children)) = run_wrk_measured(server.pid(), &server.url, &infer_path, oip, seconds, connections)?;
+        gateways.push(wrk);
+        gateway_cpu.push(own);
+        behind_cpu.push(children);
+        let (wrk, (own, _)) = run_wrk_measured(direct.0.id(), &direct_url, &infer_path, oip, seconds, connections)?;
+        instances.push(wrk);
+        direct_cpu.push(own);
     }
     let (gateway, instance) = (Wrk::median(&gateways), Wrk::median(&instances));
     let anchor = run_wrk(&mlflow_url, "/invocations", pyfunc, seconds, connections)?;
@@ -461,6 +504,12 @@ fn serving(seconds: u32, connections: u32, rounds: u32, gateway_workers: usize) 
     let each = |runs: &[Wrk]| runs.iter().map(|w| format!("{:.0}", w.requests_per_second)).collect::<Vec<_>>().join(", ");
     println!("\nreq/s per round: gateway {}; direct {}", each(&gateways), each(&instances));
     println!("gateway overhead vs direct: {:.0}% fewer req/s, p50 +{:.2} ms", 100.0 * (1.0 - gateway.requests_per_second / instance.requests_per_second), gateway.p50_ms - instance.p50_ms);
+    println!(
+        "CPU per request (user + system, medians): gateway {:.1} µs + its instances {:.1} µs; the instance direct {:.1} µs; wrk has the rest of the cores",
+        median(gateway_cpu),
+        median(behind_cpu),
+        median(direct_cpu)
+    );
     println!("while switching (canary:50 → promote → blue-green → rollback): {} requests, {} failed", switching.requests, switching.failed);
 
     // Bandit decision time (criterion).

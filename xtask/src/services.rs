@@ -177,6 +177,10 @@ pub struct KilnServer {
 }
 
 impl KilnServer {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start(data_dir: &Path, listen: &str) -> anyhow::Result<KilnServer> {
         KilnServer::start_with(data_dir, listen, &[])
     }

@@ -526,7 +526,10 @@ fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
     let history: Vec<String> = client.deployment("iris").unwrap().history.into_iter().map(|e| e.action).collect();
     assert_eq!(history, ["deploy", "deploy", "promote", "deploy", "rollback"]);
     assert_eq!(client.deployments().unwrap().len(), 1);
-    // Instances listen on Unix sockets beside their logs; a stopped one's socket is gone.
+    // Instances listen on Unix sockets beside their logs, in a folder only this user can
+    // enter; a stopped one's socket is gone.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(server.dir.path().join("instances/sockets")).unwrap().permissions().mode() & 0o777, 0o700);
     let sockets: Vec<String> = std::fs::read_dir(server.dir.path().join("instances/sockets")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     let mut versions: Vec<&str> = sockets.iter().map(|name| name.strip_prefix("iris-").and_then(|rest| rest.split('-').next()).unwrap_or(name)).collect();
     versions.sort();

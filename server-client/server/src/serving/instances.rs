@@ -152,7 +152,10 @@ impl Launcher {
         if let Address::Unix(path) = &address
             && let Some(folder) = path.parent()
         {
+            // Only this user may connect to an instance.
+            use std::os::unix::fs::PermissionsExt;
             std::fs::create_dir_all(folder).map_err(spawn_error)?;
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700)).map_err(spawn_error)?;
         }
         std::fs::create_dir_all(&self.log_dir).map_err(spawn_error)?;
         let log = self.log_dir.join(format!("{name}.log"));

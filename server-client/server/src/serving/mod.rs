@@ -9,13 +9,14 @@
 //! past `in_flight` requests per handle, up to `waiting` wait (at most [`MAX_WAIT`], then
 //! 503), the rest get 429 at once.
 
+pub mod answered;
 pub mod instances;
 pub mod request_id;
 pub mod strategy;
 pub mod traffic;
 pub mod upstream;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -48,8 +49,6 @@ pub const MAX_WAIT: Duration = Duration::from_secs(5);
 const ANSWER_WITHIN: Duration = Duration::from_secs(60);
 /// How long a stopped instance's requests may take to finish.
 const DRAIN: Duration = Duration::from_secs(30);
-/// Request ids remembered for feedback.
-const REMEMBERED: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServingError {
@@ -63,6 +62,8 @@ pub enum ServingError {
 
 /// What the gateway routes one handle by: a snapshot, replaced whole on every change.
 struct Route {
+    /// The handle, shared with what remembers answers.
+    name: Arc<str>,
     deployment: Deployment,
     instances: HashMap<i64, Vec<Arc<Instance>>>,
     /// Bandit arms' rewards (shared by the snapshots of one handle).
@@ -90,13 +91,6 @@ impl Answer {
     }
 }
 
-/// Request id → (handle, version), for feedback; the oldest forgotten first.
-#[derive(Default)]
-struct Answered {
-    by_id: HashMap<String, (String, i64)>,
-    order: VecDeque<String>,
-}
-
 pub struct Gateway {
     store: Store,
     launcher: Launcher,
@@ -105,7 +99,7 @@ pub struct Gateway {
     changes: tokio::sync::Mutex<()>,
     pub counter: traffic::Counter,
     /// Which version answered which request, for feedback.
-    answered: Mutex<Answered>,
+    answered: answered::Answered,
     next: AtomicUsize,
     limits: Limits,
 }
@@ -118,7 +112,7 @@ impl Gateway {
             routes: RwLock::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             counter: traffic::Counter::default(),
-            answered: Mutex::new(Answered::default()),
+            answered: answered::Answered::default(),
             next: AtomicUsize::new(0),
             limits,
         }
@@ -170,7 +164,7 @@ impl Gateway {
             Some(route) => (route.slots.clone(), route.waiting.clone()),
             None => (Arc::new(Semaphore::new(self.limits.in_flight)), Arc::new(AtomicUsize::new(0))),
         };
-        let route = Arc::new(Route { deployment: next.clone(), instances, arms, slots, waiting });
+        let route = Arc::new(Route { name: next.handle.as_str().into(), deployment: next.clone(), instances, arms, slots, waiting });
         self.routes.write().expect("routes lock").insert(next.handle.clone(), route);
         // Only now, with no request routed to them any more, the old instances go.
         if let Some(old) = current {
@@ -426,19 +420,6 @@ impl Gateway {
         self.flush().await;
     }
 
-    fn remember(&self, id: &str, handle: &str, version: i64) {
-        let mut answered = self.answered.lock().expect("answered lock");
-        let Answered { by_id: map, order } = &mut *answered;
-        if map.insert(id.to_owned(), (handle.to_owned(), version)).is_none() {
-            order.push_back(id.to_owned());
-            if order.len() > REMEMBERED
-                && let Some(old) = order.pop_front()
-            {
-                map.remove(&old);
-            }
-        }
-    }
-
     /// One inference request, from admission to answer.
     pub async fn infer(&self, handle: &str, pinned: Option<i64>, body: bytes::Bytes) -> Answer {
         let Some(route) = self.route(handle) else {
@@ -483,7 +464,7 @@ impl Gateway {
                     if status.is_success()
                         && let Some(id) = &id
                     {
-                        self.remember(id, handle, instance.version);
+                        self.answered.remember(id, &route.name, instance.version);
                     }
                     return Answer { status, body: answer, version: Some(instance.version) };
                 }
@@ -530,9 +511,9 @@ impl Gateway {
             return Err((StatusCode::BAD_REQUEST, OipError::at("reward", format!("{reward} is not in [0, 1]"))));
         }
         let version = match (id, version) {
-            (Some(id), _) => match self.answered.lock().expect("answered lock").by_id.get(id) {
-                Some((h, v)) if h == handle => *v,
-                _ => return Err((StatusCode::NOT_FOUND, OipError::at("id", format!("no recent answer of `{handle}` has id `{id}`")))),
+            (Some(id), _) => match self.answered.version(handle, id) {
+                Some(v) => v,
+                None => return Err((StatusCode::NOT_FOUND, OipError::at("id", format!("no recent answer of `{handle}` has id `{id}`")))),
             },
             (None, Some(v)) => v,
             (None, None) => return Err((StatusCode::BAD_REQUEST, OipError::at("id", "name the request (`id`) or the version that answered (`response.model_version`)"))),
