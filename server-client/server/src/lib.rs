@@ -105,7 +105,7 @@ impl Server {
             tokio::spawn(async move { gateway.sync().await });
         }
         let state = Arc::new(http::AppState { store: store.clone(), artifacts, open_reads: config.open_reads, max_artifact_bytes: config.max_artifact_bytes, gateway: gateway.clone() });
-        let app = http::app(state);
+        let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(http::front(state));
         // No Nagle: a reply written in two pieces must not wait for the client's delayed ACK
         // (40 ms per small request otherwise).
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {

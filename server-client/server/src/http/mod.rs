@@ -40,6 +40,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// [`app`] behind the gateway's short way for inference requests: what `kiln server` serves.
+pub fn front(state: Arc<AppState>) -> gateway::Front {
+    gateway::Front::new(app(state.clone()), state)
+}
+
 /// Any failure a handler returns; it becomes `{"error_code", "message", "field"}`.
 #[derive(Debug)]
 pub struct Failure(ApiError);
