@@ -428,7 +428,7 @@ impl Gateway {
         // The body goes to the instance as it came (with an id put in when it had none): the
         // instance checks it with kiln-api's OIP checks and answers 400 naming the field, so
         // the gateway does not parse a request twice.
-        let (body, id) = request_id::ensure(body);
+        let (body, id) = request_id::ensure(body, || self.answered.new_id());
         // Admission: a bounded number in flight, a bounded number waiting.
         let _slot = match route.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,

@@ -1,20 +1,28 @@
 //! Every answer through the gateway has an `id`, so feedback can name it. The gateway does not
 //! parse requests (the instance checks them), so the id is found or put in with as little
-//! work as a byte search: a body with no `"id"` anywhere gets one spliced in after its
-//! opening brace, and the instance echoes it back as OIP v2 says it must.
+//! work as a byte search: a body with no `"id"` anywhere gets a fresh one spliced in after
+//! its opening brace, and the instance echoes it back as OIP v2 says it must.
 
 use bytes::Bytes;
 
-/// The request's id, and the body to forward (with an id put in when it had none). `None`
-/// when the body is not a JSON object or its `id` is not a string: the instance refuses it.
-pub fn ensure(body: Bytes) -> (Bytes, Option<String>) {
+/// A request's id: one the gateway made (by its sequence number), or the client's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestId {
+    Made(u64),
+    Given(String),
+}
+
+/// The request's id, and the body to forward (with a `fresh` id, a sequence number and its
+/// text, put in when it had none). `None` when the body is not a JSON object or its `id` is
+/// not a string: the instance refuses it.
+pub fn ensure(body: Bytes, fresh: impl FnOnce() -> (u64, String)) -> (Bytes, Option<RequestId>) {
     if memchr::memmem::find(&body, b"\"id\"").is_some() {
         #[derive(serde::Deserialize)]
         struct Head {
             id: Option<String>,
         }
         match serde_json::from_slice::<Head>(&body) {
-            Ok(Head { id: Some(id) }) => return (body, Some(id)),
+            Ok(Head { id: Some(id) }) => return (body, Some(RequestId::Given(id))),
             // `"id"` was in a nested object or a string: no id at the top.
             Ok(Head { id: None }) => {}
             Err(_) => return (body, None),
@@ -25,27 +33,22 @@ pub fn ensure(body: Bytes) -> (Bytes, Option<String>) {
     if body[open] != b'{' || empty {
         return (body, None);
     }
-    let id = new_id();
+    let (seq, id) = fresh();
     let mut spliced = Vec::with_capacity(body.len() + id.len() + 8);
     spliced.extend_from_slice(&body[..=open]);
     spliced.extend_from_slice(b"\"id\":\"");
     spliced.extend_from_slice(id.as_bytes());
     spliced.extend_from_slice(b"\",");
     spliced.extend_from_slice(&body[open + 1..]);
-    (spliced.into(), Some(id))
-}
-
-/// 128 random bits as 32 hex digits, from the thread's generator (no system call each).
-fn new_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
+    (spliced.into(), Some(RequestId::Made(seq)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ensure_str(body: &str) -> (String, Option<String>) {
-        let (body, id) = ensure(Bytes::copy_from_slice(body.as_bytes()));
+    fn ensure_str(body: &str) -> (String, Option<RequestId>) {
+        let (body, id) = ensure(Bytes::copy_from_slice(body.as_bytes()), || (7, "made-7".to_owned()));
         (String::from_utf8(body.to_vec()).unwrap(), id)
     }
 
@@ -70,17 +73,15 @@ mod tests {
             assert_eq!(forwarded == body, kept, "{body}: forwarded {forwarded}");
             match expected {
                 Some("new") => {
-                    let id = id.unwrap_or_else(|| panic!("{body}: no id"));
-                    assert_eq!(id.len(), 32);
+                    assert_eq!(id, Some(RequestId::Made(7)), "{body}");
                     let parsed: serde_json::Value = serde_json::from_str(&forwarded).unwrap_or_else(|e| panic!("{body}: {e}: {forwarded}"));
-                    assert_eq!(parsed["id"], id.as_str());
+                    assert_eq!(parsed["id"], "made-7");
                     let mut without = parsed.clone();
                     without.as_object_mut().unwrap().remove("id");
                     assert_eq!(without, serde_json::from_str::<serde_json::Value>(body).unwrap(), "nothing else changed");
                 }
-                other => assert_eq!(id.as_deref(), other, "{body}"),
+                other => assert_eq!(id, other.map(|id| RequestId::Given(id.to_owned())), "{body}"),
             }
         }
-        assert_ne!(ensure_str(r#"{"inputs": []}"#).1, ensure_str(r#"{"inputs": []}"#).1);
     }
 }
