@@ -123,9 +123,10 @@ fn free_port() -> std::io::Result<u16> {
 const SOCKET_PATH_MAX: usize = 107;
 
 /// Where a new instance listens: a Unix socket `sockets/NAME.sock` under `dir` when its path
-/// fits, else a free port on 127.0.0.1.
+/// fits, else a free port on 127.0.0.1. The path is absolute: podman mounts the socket's
+/// folder by it, and a relative one would name a volume.
 fn instance_address(dir: &std::path::Path, name: &str) -> std::io::Result<Address> {
-    let path = dir.join("sockets").join(format!("{name}.sock"));
+    let path = std::path::absolute(dir)?.join("sockets").join(format!("{name}.sock"));
     if path.as_os_str().len() <= SOCKET_PATH_MAX {
         return Ok(Address::Unix(path));
     }
@@ -206,6 +207,22 @@ impl Launcher {
                 return Err(InstanceError::Timeout { handle: handle.to_owned(), version, seconds: READY_WITHIN.as_secs() });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_get_an_absolute_socket_path_when_it_fits() {
+        let Address::Unix(path) = instance_address(std::path::Path::new("store/instances"), "iris-1-0a").unwrap() else { panic!("a short path is a socket") };
+        assert!(path.is_absolute() && path.ends_with("store/instances/sockets/iris-1-0a.sock"), "{}", path.display());
+        let deep = std::path::PathBuf::from("/").join("d".repeat(90));
+        match instance_address(&deep, "iris-1-0a").unwrap() {
+            Address::Tcp(addr) => assert!(addr.ip().is_loopback() && addr.port() > 0),
+            other => panic!("{other} is longer than a socket path may be"),
         }
     }
 }
