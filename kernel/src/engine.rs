@@ -20,6 +20,7 @@ use crate::channels::Outbox;
 use crate::introspect;
 use crate::kernel::Shared;
 use crate::message;
+use crate::result_display::{self, Mode};
 use crate::shared_deps::SharedDeps;
 use crate::stream::{Pump, StreamKind};
 use crate::workdir;
@@ -90,6 +91,8 @@ struct Engine {
     shared_deps: Option<SharedDeps>,
     /// What to link into it once the current cell has been answered.
     pending_plan: Option<crate::shared_deps::Plan>,
+    /// The form of the hidden one-build display of final expressions (see `result_display`).
+    result_display: Mode,
 }
 
 /// What running one piece of code produced.
@@ -108,21 +111,28 @@ struct Failure {
 
 impl Engine {
     fn start(shared: Arc<Shared>, out: Outboxes, stdin_replies: Receiver<String>, slot: Option<PathBuf>) -> Engine {
-        let (ctx, stdout, stderr) = match CommandContext::new() {
+        let (ctx, stdout, stderr, result_display) = match CommandContext::new() {
             Ok((mut ctx, outputs)) => {
                 // Compiled dependencies are cached across kernel sessions, so a restarted
                 // kernel links polars instead of building it again.
                 if let Some(mb) = workdir::dependency_cache_mb() {
                     let _ = ctx.execute(&format!(":cache {mb}"));
                 }
+                let result_display = match ctx.execute(&result_display::install()) {
+                    Ok(_) => Mode::Own,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not add the one-build display of final expressions");
+                        Mode::Off
+                    }
+                };
                 shared.set_process(ctx.process_handle());
                 let stdout = Pump::spawn(StreamKind::Stdout, outputs.stdout, shared.clone(), out.iopub.clone());
                 let stderr = Pump::spawn(StreamKind::Stderr, outputs.stderr, shared.clone(), out.iopub.clone());
-                (Ok(ctx), Some(stdout), Some(stderr))
+                (Ok(ctx), Some(stdout), Some(stderr), result_display)
             }
             Err(error) => {
                 tracing::error!(%error, "evcxr failed to start");
-                (Err(error.to_string()), None, None)
+                (Err(error.to_string()), None, None, Mode::Off)
             }
         };
         // evcxr's dependency cache relinks every crate per cell; it and a shared library
@@ -143,6 +153,7 @@ impl Engine {
             last_user_error: false,
             shared_deps,
             pending_plan: None,
+            result_display,
         }
     }
 
@@ -185,6 +196,20 @@ impl Engine {
                 Job::Complete(msg) => self.complete(&msg),
                 Job::Inspect(msg) => self.inspect(&msg),
             }
+        }
+    }
+
+    /// Before each cell: puts the display of final expressions in the form the cell needs
+    /// (beside the SDK's once a `:dep` names it; evcxr's own once `:fmt` or `:types` is used).
+    fn prepare_result_display(&mut self, code: &str) {
+        let wanted = result_display::wanted(self.result_display, code);
+        if wanted == self.result_display {
+            return;
+        }
+        let Ok(ctx) = &mut self.ctx else { return };
+        match ctx.execute(result_display::module(wanted)) {
+            Ok(_) => self.result_display = wanted,
+            Err(error) => tracing::warn!(%error, ?wanted, "could not change the display of final expressions"),
         }
     }
 
@@ -244,6 +269,7 @@ impl Engine {
             self.out.iopub.send(message::status(msg, "idle"));
             return Vec::new();
         }
+        self.prepare_result_display(&code);
         self.shared.begin_execution();
         let result = self.run_code(&code, msg, allow_stdin);
         let interrupted = self.shared.end_execution();

@@ -15,6 +15,7 @@ mod kernelspec;
 mod live_output;
 mod message;
 mod processes;
+mod result_display;
 mod shared_deps;
 mod stream;
 mod workdir;

@@ -422,6 +422,74 @@ async fn bad_input_is_answered_and_never_fatal() {
     assert!(render(&iopub).contains(r#"{"text/plain":"42"}"#));
 }
 
+/// The phases evcxr reported for the last cell the engine ran, from the kernel's log.
+fn last_phases(kernel: &Kernel) -> String {
+    let log = kernel.log();
+    let line = log.lines().rfind(|l| l.contains("cell ran")).unwrap_or_default();
+    line.split("phases=").nth(1).unwrap_or_default().to_owned()
+}
+
+/// Runs each (cell, text its execute_result must contain, whether evcxr built it twice) on one
+/// kernel. Cells with `Opaque` must fail.
+async fn check_final_expressions(cases: &[(&str, Option<&str>, bool)]) {
+    let mut k = Kernel::start_logged().await;
+    for &(code, result, falls_back) in cases {
+        let (iopub, reply) = k.execute(code).await;
+        let text = render(&iopub);
+        let failed = content(&reply)["status"] != "ok";
+        assert_eq!(failed, code.contains("Opaque"), "{code}: {text}");
+        match result {
+            Some(want) => assert!(text.contains("execute_result") && text.contains(want), "{code}: want {want} in\n{text}"),
+            None => assert!(!text.contains("execute_result"), "{code}: {text}"),
+        }
+        // The engine logs the phases of cells that ran.
+        if !code.starts_with(':') && !failed {
+            let phases = last_phases(&k);
+            assert_eq!(phases.contains("Fallback"), falls_back, "{code}: phases {phases}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_expressions_build_once_and_print_as_evcxr_does() {
+    check_final_expressions(&[
+        ("let x = 1;\nlet s = String::from(\"a\");", None, false),
+        ("x + 1", Some(r#"{"text/plain":"2"}"#), false),
+        // A bare variable, not declared `mut`.
+        ("x", Some(r#"{"text/plain":"1"}"#), false),
+        ("s", Some(r#"{"text/plain":"\"a\""}"#), false),
+        ("&s[..]", Some(r#"{"text/plain":"\"a\""}"#), false),
+        ("(&x, 1)", Some(r#"{"text/plain":"(1, 1)"}"#), false),
+        ("()", Some(r#"{"text/plain":"()"}"#), false),
+        // No Debug: the cell fails, as in evcxr.
+        ("struct Opaque;\nOpaque", None, true),
+        // `:fmt` and `:types` are evcxr's to honour: its fallback shows every value from then on.
+        (":fmt {:#?}", Some("Output format"), false),
+        ("vec![x]", Some(r#"{"text/plain":"[\n    1,\n]"}"#), true),
+        (":types", Some("Types: true"), false),
+        ("x + 1", Some(r#"{"text/plain":": i32 = 2"}"#), true),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_expressions_beside_the_sdk_display() {
+    let sdk = format!(":dep kiln = {{ path = {:?} }}\nuse kiln::prelude::*;", support::sdk_path().display().to_string());
+    check_final_expressions(&[
+        ("let x = 1;", None, false),
+        ("x", Some(r#"{"text/plain":"1"}"#), false),
+        // From the cell that names the SDK on, its display wins and nothing is ambiguous.
+        (&format!("{sdk}\nTable::new([\"a\"]).row([1])"), Some("kiln-table"), false),
+        ("let t = Table::new([\"b\"]).row([2]);", None, false),
+        ("t", Some("kiln-table"), false),
+        ("x + 2", Some(r#"{"text/plain":"3"}"#), false),
+        // Borrows a local: method lookup ignores lifetimes, so the SDK's method is picked, its
+        // `'static` bound fails and evcxr falls back; the value still shows.
+        ("(&x, 1)", Some(r#"{"text/plain":"(1, 1)"}"#), true),
+    ])
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rich_output_from_the_sdk() {
     let mut k = Kernel::start().await;

@@ -52,6 +52,21 @@ impl Kernel {
     }
 
     pub async fn start_with_key(key: &str) -> Kernel {
+        Self::start_inner(key, None).await
+    }
+
+    /// Starts a kernel whose engine logs each cell's evcxr phases (at debug level) to
+    /// [`Kernel::log`]: a cell whose phases include `Fallback` was built twice.
+    pub async fn start_logged() -> Kernel {
+        Self::start_inner("a0436f6c-1916-498b-8eb9-e81ab9368e84", Some("kiln_kernel::engine=debug")).await
+    }
+
+    /// What the kernel wrote to stderr so far (only for [`Kernel::start_logged`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("kernel.log")).unwrap_or_default()
+    }
+
+    async fn start_inner(key: &str, log_filter: Option<&str>) -> Kernel {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = jupyter_zmq_client::peek_ports("127.0.0.1".parse().unwrap(), 5).await.expect("ports");
         let info = ConnectionInfo {
@@ -69,17 +84,27 @@ impl Kernel {
         let file = dir.path().join("kernel.json");
         std::fs::write(&file, serde_json::to_string(&info).unwrap()).unwrap();
         let started = Instant::now();
-        let child = Command::new(kernel_binary())
-            .arg(&file)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawning kiln-kernel");
+        let mut command = Command::new(kernel_binary());
+        command.arg(&file).stdin(Stdio::null());
+        if let Some(filter) = log_filter {
+            let log = std::fs::File::create(dir.path().join("kernel.log")).expect("kernel log");
+            command.env("KILN_KERNEL_LOG", filter).env("NO_COLOR", "1").stderr(log);
+        }
+        let child = command.spawn().expect("spawning kiln-kernel");
         let session = uuid::Uuid::new_v4().to_string();
         let identity = jupyter_zmq_client::peer_identity_for_session(&session).unwrap();
-        let shell =
-            jupyter_zmq_client::create_client_shell_connection_with_identity(&info, &session, identity.clone())
-                .await
-                .expect("shell");
+        // The kernel binds its sockets once it has started; on a loaded machine (other tests
+        // compiling cells) that can take longer than the first connect.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let shell = loop {
+            match jupyter_zmq_client::create_client_shell_connection_with_identity(&info, &session, identity.clone()).await {
+                Ok(shell) => break shell,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("shell: {error}"),
+            }
+        };
         let control = jupyter_zmq_client::create_client_control_connection(&info, &session).await.expect("control");
         let stdin = jupyter_zmq_client::create_client_stdin_connection_with_identity(&info, &session, identity)
             .await
