@@ -91,6 +91,8 @@ struct Engine {
     shared_deps: Option<SharedDeps>,
     /// What to link into it once the current cell has been answered.
     pending_plan: Option<crate::shared_deps::Plan>,
+    /// evcxr's crate directory, when the kernel holds a persistent build slot.
+    slot: Option<PathBuf>,
     /// The form of the hidden one-build display of final expressions (see `result_display`).
     result_display: Mode,
 }
@@ -153,6 +155,7 @@ impl Engine {
             last_user_error: false,
             shared_deps,
             pending_plan: None,
+            slot,
             result_display,
         }
     }
@@ -394,7 +397,12 @@ impl Engine {
         {
             let phases: Vec<String> =
                 outputs.phases.iter().map(|p| format!("{}={}ms", p.name, p.duration.as_millis())).collect();
-            tracing::debug!(?ran, flushed = ?started.elapsed(), phases = phases.join(" "), "cell ran");
+            let build = self
+                .slot
+                .as_ref()
+                .and_then(|slot| std::fs::read_to_string(slot.join(crate::fast_build::LAST_BUILD_FILE)).ok())
+                .unwrap_or_default();
+            tracing::debug!(?ran, flushed = ?started.elapsed(), phases = phases.join(" "), build, "cell ran");
         }
         match result {
             Ok(outputs) => RunResult::Ok(outputs),
@@ -572,6 +580,9 @@ impl Engine {
             let mut types = Vec::new();
             for c in &completions.completions {
                 let text = introspect::insertable(&c.code).to_owned();
+                if result_display::is_hidden_completion(&text) {
+                    continue;
+                }
                 if !matches.contains(&text) {
                     types.push(json!({ "text": text, "type": c.kind, "signature": c.label }));
                     matches.push(text);

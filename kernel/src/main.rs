@@ -2,12 +2,14 @@
 //!
 //! The same binary plays three roles, which is why [`evcxr::runtime_hook`] must run before
 //! anything else: the kernel itself, the evcxr runtime child that loads and runs compiled cells
-//! (`EVCXR_IS_RUNTIME`), and evcxr's rustc wrapper.
+//! (`EVCXR_IS_RUNTIME`), and evcxr's rustc wrapper; and two more for [`fast_build`]: the `mold`
+//! through which evcxr starts cargo, and the rustc wrapper that records cell builds.
 
 mod cells;
 mod channels;
 mod comm;
 mod engine;
+mod fast_build;
 mod history;
 mod introspect;
 mod kernel;
@@ -51,7 +53,17 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     // The runtime child shares our binary: give it live (partial-line) output first, then let
     // evcxr take over. Neither returns when this process is the child or the rustc wrapper.
+    // evcxr starts cargo through `mold`, which may be this binary (see `fast_build`); that
+    // process carries evcxr's wrapper variable, so it must be told apart first.
+    if fast_build::invoked_as_shim() {
+        fast_build::run_as_mold();
+    }
+    if fast_build::is_recording_wrapper() {
+        fast_build::run_as_recording_wrapper();
+    }
     if live_output::is_runtime_child() {
+        // SAFETY: the runtime child has started no thread yet.
+        unsafe { fast_build::restore_path() };
         live_output::install();
     }
     evcxr::runtime_hook();
@@ -78,6 +90,12 @@ fn main() -> anyhow::Result<()> {
             // SAFETY: no other thread exists yet to read the environment concurrently.
             unsafe { std::env::set_var(kiln::display::protocol::KERNEL_ENV, "1") };
             let slot = workdir::take();
+            if let Some(slot) = &slot {
+                // SAFETY: as above, no other thread exists yet.
+                if let Err(error) = unsafe { fast_build::install(&slot.dir) } {
+                    tracing::warn!(%error, "cells build through cargo every time");
+                }
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()

@@ -80,6 +80,12 @@ EVCXR_END_CONTENT
 }
 "#;
 
+/// Whether a completion names the kernel's hidden items (or the display method every value
+/// now has), which the user never wrote and should not be offered.
+pub fn is_hidden_completion(text: &str) -> bool {
+    text.starts_with("__kiln_result") || text.starts_with("evcxr_display")
+}
+
 /// The form the trait must have before `code` runs, given the form it has now.
 pub fn wanted(now: Mode, code: &str) -> Mode {
     if now == Mode::Off || changes_formatting(code) {
@@ -144,6 +150,13 @@ mod tests {
         ];
         for (now, code, expected) in cases {
             assert_eq!(wanted(now, code), expected, "{now:?} {code:?}");
+        }
+    }
+
+    #[test]
+    fn hidden_completions() {
+        for (text, hidden) in [("evcxr_display()", true), ("__kiln_result", true), ("__kiln_result_send(…)", true), ("len()", false), ("display", false)] {
+            assert_eq!(is_hidden_completion(text), hidden, "{text}");
         }
     }
 

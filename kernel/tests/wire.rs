@@ -188,6 +188,17 @@ async fn introspection_requests() {
         status idle"#]]
     .assert_eq(&render(&k.iopub_for(&req).await));
 
+    // A value's methods, without the display method the kernel gives every value
+    // (`result_display`); nor are its hidden items offered.
+    for (code, offered) in [("numbers.", Some("len")), ("__kiln", None)] {
+        let req = k.send_shell(k.request("complete_request", json!({ "code": code, "cursor_pos": code.chars().count() }))).await;
+        let c = content(&k.shell_reply().await);
+        let matches: Vec<&str> = c["matches"].as_array().unwrap().iter().filter_map(|m| m.as_str()).collect();
+        assert!(offered.is_none_or(|m| matches.contains(&m)), "{code}: {matches:?}");
+        assert!(!matches.iter().any(|m| m.starts_with("evcxr_display") || m.starts_with("__kiln")), "{code}: {matches:?}");
+        k.iopub_for(&req).await;
+    }
+
     let code = "numbers.len()";
     let req = k.send_shell(k.request("inspect_request", json!({ "code": code, "cursor_pos": 10, "detail_level": 0 }))).await;
     let reply = k.shell_reply().await;
@@ -446,6 +457,53 @@ async fn check_final_expressions(cases: &[(&str, Option<&str>, bool)]) {
         if !code.starts_with(':') && !failed {
             let phases = last_phases(&k);
             assert_eq!(phases.contains("Fallback"), falls_back, "{code}: phases {phases}");
+        }
+    }
+}
+
+/// How the last cell that ran was built ("replayed" without cargo, or "cargo"), from the log.
+fn last_build(kernel: &Kernel) -> &'static str {
+    let log = kernel.log();
+    let line = log.lines().rfind(|l| l.contains("cell ran")).unwrap_or_default();
+    if line.contains("replayed") {
+        "replayed"
+    } else if line.contains("cargo") {
+        "cargo"
+    } else {
+        "unknown"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cells_build_without_cargo_while_only_the_cell_changes() {
+    let mut k = Kernel::start_logged().await;
+    let sdk = format!(":dep kiln = {{ path = {:?} }}", support::sdk_path().display().to_string());
+    // (cell, text its output must contain, how it must be built; None: failed, not logged)
+    let cases: Vec<(String, &str, Option<&str>)> = vec![
+        ("let x = 1;".into(), "status idle", None),
+        ("x + 1".into(), r#"{"text/plain":"2"}"#, Some("replayed")),
+        ("let y = x + 1;\ny * 10".into(), r#"{"text/plain":"20"}"#, Some("replayed")),
+        // Compiler errors come through a replayed build as through cargo: message and line.
+        ("let z: u8 = 1;\nlet w: u8 = \"s\";".into(), "mismatched types", None),
+        ("println!(\"{}\", y);".into(), r#"stream stdout "2\n""#, Some("replayed")),
+        // A path dependency: cargo would see it edited, a replay would not, so cargo builds.
+        (sdk, "status idle", Some("cargo")),
+        ("x + 3".into(), r#"{"text/plain":"4"}"#, Some("cargo")),
+    ];
+    for (code, want, build) in cases {
+        let (iopub, reply) = k.execute(&code).await;
+        let text = render(&iopub);
+        assert!(text.contains(want), "{code}: want {want} in\n{text}");
+        match build {
+            Some(build) => {
+                assert_eq!(content(&reply)["status"], "ok", "{code}: {text}");
+                assert_eq!(last_build(&k), build, "{code}");
+            }
+            None if code.contains("\"s\"") => {
+                assert_eq!(content(&reply)["status"], "error", "{code}: {text}");
+                assert!(text.contains("w: u8"), "the error names the cell's line: {text}");
+            }
+            None => {}
         }
     }
 }
