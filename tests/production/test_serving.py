@@ -281,6 +281,9 @@ def refuses_connections(address, within=10.0):
             socket.create_connection(address, timeout=1).close()
         except ConnectionRefusedError:
             return True
+        except ConnectionResetError:
+            # Caught in the backlog of a listener that is closing: ask again.
+            pass
         time.sleep(0.05)
     return False
 
