@@ -22,7 +22,7 @@
 //! Records are only used while the lock file has no path packages besides the cell crate and
 //! `kiln_deps` (written once by the kernel, frozen once loaded): cargo notices an edited path
 //! dependency, a record would not. A replay that fails without a compiler error (no JSON
-//! diagnostic) drops the record and runs cargo. The runtime child, cargo and everything it
+//! diagnostic), or because a dependency's build is missing, drops the record and runs cargo. The runtime child, cargo and everything it
 //! starts get the `PATH` the kernel started with. `KILN_FAST_BUILD=0` switches this off.
 
 use std::collections::BTreeMap;
@@ -272,8 +272,8 @@ fn run_real(args: &[OsString], real_path: &OsString, record_to: Option<&Path>) -
     }
 }
 
-/// Runs a recorded compile. `None` when it failed without a compiler error (the record may be
-/// stale in a way the inputs do not show): the caller runs cargo instead.
+/// Runs a recorded compile. `None` when it failed without an error in the cell (the record
+/// may be stale in a way the inputs do not show): the caller runs cargo instead.
 fn replay(invocation: &Invocation) -> Option<i32> {
     let output = Command::new(&invocation.program)
         .args(&invocation.args)
@@ -297,14 +297,42 @@ fn replay(invocation: &Invocation) -> Option<i32> {
         }
         return Some(0);
     }
-    has_compiler_error(&output.stderr).then_some(101)
+    match compiler_errors(&output.stderr) {
+        Errors::InTheCell => Some(101),
+        Errors::None | Errors::MissingDependency => None,
+    }
 }
 
-/// Whether rustc's JSON output on stderr holds an error diagnostic.
-fn has_compiler_error(stderr: &[u8]) -> bool {
-    String::from_utf8_lossy(stderr).lines().filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()).any(|json| {
-        json["$message_type"] == "diagnostic" && json["level"].as_str().is_some_and(|level| level.starts_with("error"))
-    })
+/// What rustc's JSON output on stderr says went wrong.
+#[derive(Debug, PartialEq, Eq)]
+enum Errors {
+    /// No error diagnostic: the failure was not the compiler's.
+    None,
+    /// A dependency's build is missing or not the one recorded (part of `target/` was
+    /// deleted, say): cargo would have rebuilt it.
+    MissingDependency,
+    /// Errors in the cell's code, for the user.
+    InTheCell,
+}
+
+/// rustc's errors about the crates it was told to link: "can't find crate", "found possibly
+/// newer version", wrong target, wrong kind, several candidates, another compiler's build.
+const DEPENDENCY_ERRORS: [&str; 6] = ["E0460", "E0461", "E0462", "E0463", "E0464", "E0514"];
+
+fn compiler_errors(stderr: &[u8]) -> Errors {
+    let text = String::from_utf8_lossy(stderr);
+    let errors: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|json| json["$message_type"] == "diagnostic" && json["level"].as_str().is_some_and(|l| l.starts_with("error")))
+        .collect();
+    if errors.is_empty() {
+        Errors::None
+    } else if errors.iter().any(|e| e["code"]["code"].as_str().is_some_and(|code| DEPENDENCY_ERRORS.contains(&code))) {
+        Errors::MissingDependency
+    } else {
+        Errors::InTheCell
+    }
 }
 
 /// The library rustc linked, from its artifact notifications (`--json=artifacts`).
@@ -424,9 +452,11 @@ mod tests {
         let error = r#"{"$message_type":"diagnostic","message":"cannot find value `y`","level":"error","code":{"code":"E0425"}}"#;
         let warning = r#"{"$message_type":"diagnostic","message":"unused","level":"warning"}"#;
         let artifact = r#"{"$message_type":"artifact","artifact":"/t/libctx.so","emit":"link"}"#;
-        assert!(has_compiler_error(format!("{warning}\n{error}\n").as_bytes()));
-        assert!(!has_compiler_error(format!("{warning}\n{artifact}\n").as_bytes()));
-        assert!(!has_compiler_error(b"Failed to wrap rustc: No such file or directory\n"));
+        let missing = r#"{"$message_type":"diagnostic","message":"can't find crate for `polars`","level":"error","code":{"code":"E0463"}}"#;
+        assert_eq!(compiler_errors(format!("{warning}\n{error}\n").as_bytes()), Errors::InTheCell);
+        assert_eq!(compiler_errors(format!("{error}\n{missing}\n").as_bytes()), Errors::MissingDependency);
+        assert_eq!(compiler_errors(format!("{warning}\n{artifact}\n").as_bytes()), Errors::None);
+        assert_eq!(compiler_errors(b"Failed to wrap rustc: No such file or directory\n"), Errors::None);
     }
 
     #[test]
