@@ -168,10 +168,7 @@ pub fn run_as_recording_wrapper() -> ! {
         && compiles_cell_crate(&args)
         && let Ok(cwd) = std::env::current_dir()
     {
-        let env = std::env::vars_os()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
-            .filter(|(k, _)| !NOT_RECORDED_ENV.contains(&k.as_str()))
-            .collect();
+        let env = environment().filter(|(k, _)| !NOT_RECORDED_ENV.contains(&k.as_str())).collect();
         let invocation = Invocation { program: program.clone(), args: args.clone(), env, cwd };
         if let Ok(text) = serde_json::to_vec(&invocation) {
             let _ = std::fs::write(target, text);
@@ -320,10 +317,8 @@ enum Errors {
 const DEPENDENCY_ERRORS: [&str; 6] = ["E0460", "E0461", "E0462", "E0463", "E0464", "E0514"];
 
 fn compiler_errors(stderr: &[u8]) -> Errors {
-    let text = String::from_utf8_lossy(stderr);
-    let errors: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    let errors: Vec<serde_json::Value> = json_lines(stderr)
+        .into_iter()
         .filter(|json| json["$message_type"] == "diagnostic" && json["level"].as_str().is_some_and(|l| l.starts_with("error")))
         .collect();
     if errors.is_empty() {
@@ -337,12 +332,21 @@ fn compiler_errors(stderr: &[u8]) -> Errors {
 
 /// The library rustc linked, from its artifact notifications (`--json=artifacts`).
 fn linked_artifact(stderr: &[u8]) -> Option<String> {
-    String::from_utf8_lossy(stderr)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    json_lines(stderr)
+        .into_iter()
         .filter(|json| json["$message_type"] == "artifact" && json["emit"] == "link")
         .filter_map(|json| json["artifact"].as_str().map(str::to_owned))
         .find(|path| path.ends_with(std::env::consts::DLL_SUFFIX))
+}
+
+/// rustc's JSON messages among the lines of its stderr.
+fn json_lines(stderr: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stderr).lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+}
+
+/// This process's environment as text (a record is JSON).
+fn environment() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
 }
 
 fn read_record(path: &Path) -> Option<Record> {
@@ -362,9 +366,7 @@ fn inputs(args: &[OsString], cwd: &Path) -> Inputs {
     }
     Inputs {
         args: args.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
-        env: std::env::vars_os()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
-            .collect(),
+        env: environment().collect(),
         files,
     }
 }

@@ -433,11 +433,14 @@ async fn bad_input_is_answered_and_never_fatal() {
     assert!(render(&iopub).contains(r#"{"text/plain":"42"}"#));
 }
 
+/// The engine's debug line about the last cell that ran, from the kernel's log.
+fn last_cell_ran(kernel: &Kernel) -> String {
+    kernel.log().lines().rfind(|l| l.contains("cell ran")).unwrap_or_default().to_owned()
+}
+
 /// The phases evcxr reported for the last cell the engine ran, from the kernel's log.
 fn last_phases(kernel: &Kernel) -> String {
-    let log = kernel.log();
-    let line = log.lines().rfind(|l| l.contains("cell ran")).unwrap_or_default();
-    line.split("phases=").nth(1).unwrap_or_default().to_owned()
+    last_cell_ran(kernel).split("phases=").nth(1).unwrap_or_default().to_owned()
 }
 
 /// Runs each (cell, text its execute_result must contain, whether evcxr built it twice) on one
@@ -463,8 +466,7 @@ async fn check_final_expressions(cases: &[(&str, Option<&str>, bool)]) {
 
 /// How the last cell that ran was built ("replayed" without cargo, or "cargo"), from the log.
 fn last_build(kernel: &Kernel) -> &'static str {
-    let log = kernel.log();
-    let line = log.lines().rfind(|l| l.contains("cell ran")).unwrap_or_default();
+    let line = last_cell_ran(kernel);
     if line.contains("replayed") {
         "replayed"
     } else if line.contains("cargo") {
