@@ -145,7 +145,18 @@ fn install_kernelspec() -> anyhow::Result<()> {
 
 /// Environment for anything that starts the kernel: the venv first on PATH, Jupyter looking
 /// in the venv first, and evcxr building under the cache.
+///
+/// Without the variables `cargo run` gives xtask about xtask itself (`CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR`, …): kernels would pass them on to the cargo that builds cells, and
+/// build scripts that watch them (`ring`'s `rerun-if-env-changed=CARGO_MANIFEST_DIR`) would
+/// rerun, rebuilding ring and everything above it (polars' I/O crates: minutes) whenever the
+/// same build directory is used by a kernel started elsewhere.
 pub fn jupyter_env(cmd: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_cargo_run_variable) {
+            cmd.env_remove(&name);
+        }
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![venv().join("bin")];
     paths.extend(std::env::split_paths(&path));
@@ -154,6 +165,14 @@ pub fn jupyter_env(cmd: &mut Command) -> &mut Command {
         .env("JUPYTER_PATH", venv().join("share/jupyter"))
         .env("EVCXR_TMPDIR", evcxr_tmpdir())
         .env("PYTHONUNBUFFERED", "1")
+}
+
+/// What `cargo run` sets about the package it runs (cargo's own `CARGO`, `CARGO_HOME` and
+/// settings stay).
+fn is_cargo_run_variable(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || matches!(name, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
 }
 
 /// The base of the kernels' build directories (each kernel makes its own below it).
@@ -173,4 +192,30 @@ pub fn tool_venv(name: &str, packages: &[&str]) -> anyhow::Result<PathBuf> {
         std::fs::write(&stamp, wanted)?;
     }
     Ok(venv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_cargo_run_variable;
+
+    #[test]
+    fn kernels_lose_what_cargo_run_says_about_xtask_and_keep_cargo_settings() {
+        let cases = [
+            ("CARGO_PKG_NAME", true),
+            ("CARGO_PKG_VERSION_MAJOR", true),
+            ("CARGO_MANIFEST_DIR", true),
+            ("CARGO_MANIFEST_PATH", true),
+            ("CARGO_CRATE_NAME", true),
+            ("CARGO_BIN_NAME", true),
+            ("CARGO_PRIMARY_PACKAGE", true),
+            ("CARGO", false),
+            ("CARGO_HOME", false),
+            ("CARGO_TARGET_DIR", false),
+            ("CARGO_BUILD_JOBS", false),
+            ("PATH", false),
+        ];
+        for (name, dropped) in cases {
+            assert_eq!(is_cargo_run_variable(name), dropped, "{name}");
+        }
+    }
 }
