@@ -19,6 +19,7 @@ use crate::cells::{self, CellRecord, Outcome};
 use crate::channels::Outbox;
 use crate::introspect;
 use crate::kernel::Shared;
+use crate::lock_memory;
 use crate::message;
 use crate::result_display::{self, Mode};
 use crate::shared_deps::SharedDeps;
@@ -113,6 +114,13 @@ struct Failure {
 
 impl Engine {
     fn start(shared: Arc<Shared>, out: Outboxes, stdin_replies: Receiver<String>, slot: Option<PathBuf>) -> Engine {
+        // Before evcxr's first build rewrites the lock without the notebook's dependencies.
+        if let Some(slot) = &slot {
+            match lock_memory::remember(slot) {
+                Ok(kept) => tracing::debug!(kept, "lock file of the slot's last session"),
+                Err(error) => tracing::warn!(%error, "could not keep the slot's lock file"),
+            }
+        }
         let (ctx, stdout, stderr, result_display) = match CommandContext::new() {
             Ok((mut ctx, outputs)) => {
                 // Compiled dependencies are cached across kernel sessions, so a restarted
@@ -381,6 +389,14 @@ impl Engine {
                 }
             },
         };
+        if crate::shared_deps::declares_deps(code)
+            && let Some(slot) = &self.slot
+        {
+            match lock_memory::restore(slot) {
+                Ok(restored) => tracing::debug!(restored, "dependency versions of the slot's last session"),
+                Err(error) => tracing::warn!(%error, "could not put back the slot's last lock file"),
+            }
+        }
         let started = Instant::now();
         let result = ctx.execute_with_callbacks(code, &mut callbacks);
         let ran = started.elapsed();

@@ -15,6 +15,7 @@ mod introspect;
 mod kernel;
 mod kernelspec;
 mod live_output;
+mod lock_memory;
 mod message;
 mod processes;
 mod result_display;

@@ -510,6 +510,39 @@ async fn cells_build_without_cargo_while_only_the_cell_changes() {
     }
 }
 
+/// The version of `name` that the lock file of the slot under `base` holds.
+fn locked_version(base: &std::path::Path, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(base.join("slot-0/Cargo.lock")).ok()?;
+    let lock: toml::Table = text.parse().ok()?;
+    lock.get("package")?.as_array()?.iter().find_map(|package| {
+        (package.get("name")?.as_str()? == name).then(|| package.get("version")?.as_str().map(str::to_owned))?
+    })
+}
+
+/// After a restart, evcxr's fresh manifest makes cargo prune the notebook's dependencies from
+/// the lock file; the kernel puts them back, so the notebook gets the versions it ran with
+/// (and that the slot holds built), not whatever the registry has newest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_kernel_keeps_the_versions_its_slot_locked() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let cell = |dep: &str| format!(":dep itoa = {dep:?}\nitoa::Buffer::new().format(42).to_owned()");
+    {
+        let mut k = Kernel::start_in(base.path()).await;
+        let (iopub, reply) = k.execute(&cell("=1.0.1")).await;
+        assert_eq!(content(&reply)["status"], "ok", "{}", render(&iopub));
+    }
+    assert_eq!(locked_version(base.path(), "itoa").as_deref(), Some("1.0.1"));
+    // The same notebook, now asking for any 1.x: newer ones exist, the lock keeps 1.0.1.
+    {
+        let mut k = Kernel::start_in(base.path()).await;
+        let (iopub, reply) = k.execute(&cell("1")).await;
+        let text = render(&iopub);
+        assert_eq!(content(&reply)["status"], "ok", "{text}");
+        assert!(text.contains(r#"{"text/plain":"\"42\""}"#), "{text}");
+    }
+    assert_eq!(locked_version(base.path(), "itoa").as_deref(), Some("1.0.1"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn final_expressions_build_once_and_print_as_evcxr_does() {
     check_final_expressions(&[

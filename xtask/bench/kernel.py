@@ -102,7 +102,11 @@ def bench(kernel, args, cwd):
         s.run(POLARS_FIRST)  # builds polars once (minutes when cold)
         r["rss"] = max(r["rss"], s.close())
         s = Session(kernel, cwd)
-        r["first polars cell, restarted kernel"] = [s.run(POLARS_FIRST)]
+        first = s.run(POLARS_FIRST)
+        r["first polars cell, restarted kernel"] = [first]
+        # What the user waits for after pressing restart: a kernel that answers at once and
+        # warms up behind the first cell pays it there, one that warms up first pays it in ready.
+        r["restart → first polars result (ready + cell)"] = [s.ready + first]
         r["trivial cell after polars"] = [s.run("1 + 1") for _ in range(args.runs)]
         r["group-by over 1e6 rows"] = [s.run(GROUP_BY) for _ in range(max(3, args.runs // 2))]
     r["rss"] = max(r["rss"], s.close())
