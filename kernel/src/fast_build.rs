@@ -17,7 +17,8 @@
 //!   ([`run_as_recording_wrapper`], which runs evcxr's wrapper if evcxr set one, else rustc);
 //!   for the cell crate it records the command line. The inputs are read once cargo is done
 //!   (it may rewrite the lock file);
-//! - everything else goes to the real mold unchanged.
+//! - everything else goes to the real mold unchanged; after evcxr's check of a new `:dep`,
+//!   the slot's lock file is put back as it was (see `lock_memory`).
 //!
 //! Records are only used while the lock file has no path packages besides the cell crate and
 //! `kiln_deps` (written once by the kernel, frozen once loaded): cargo notices an edited path
@@ -197,7 +198,8 @@ pub fn run_as_mold() -> ! {
     let code = if is_cell_build(&args) && std::env::var(SWITCH_ENV).map_or(true, |v| v != "0") {
         build(&args, &real_path)
     } else {
-        run_real(&args, &real_path, None)
+        let cwd = std::env::current_dir().unwrap_or_default();
+        crate::lock_memory::around_dependency_check(&cwd, || run_real(&args, &real_path, None))
     };
     std::process::exit(code)
 }

@@ -13,6 +13,13 @@
 //! lacks. Cargo takes the lock file as its previous resolution, as for any project: it keeps
 //! each locked version the manifest still accepts, drops the packages nothing needs any more,
 //! and resolves only what is new.
+//!
+//! Within a session evcxr does the same to the lock at every new `:dep`: it checks the
+//! dependency with `cargo metadata` on a throwaway manifest written over the slot's, holding
+//! that one dependency, and cargo rewrites the slot's lock for it. The next build then
+//! resolved every other dependency afresh. The kernel's `mold` shim (see `fast_build`), which
+//! evcxr starts cargo through, puts the lock back after such a check
+//! ([`around_dependency_check`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -82,6 +89,43 @@ pub fn restore(slot: &Path) -> Result<bool, LockMemoryError> {
     }
     std::fs::write(&lock, kept).map_err(io_error("writing", &lock))?;
     Ok(true)
+}
+
+/// The package name of evcxr's throwaway manifest for checking a new `:dep`.
+const CHECK_PACKAGE: &str = "evcxr_dummy_validate_dep";
+
+/// Runs `cargo` (a command of evcxr's in the crate directory `dir`) and, when it was evcxr's
+/// check of a new dependency, puts the lock file back as it was before (or removes the one
+/// the check made). Returns `cargo`'s exit code.
+pub fn around_dependency_check(dir: &Path, cargo: impl FnOnce() -> i32) -> i32 {
+    if !is_dependency_check(&std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default()) {
+        return cargo();
+    }
+    let lock = dir.join(LOCK_FILE);
+    let before = match std::fs::read(&lock) {
+        Ok(bytes) => Some(bytes),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        // Nothing to put back safely: leave the lock to cargo.
+        Err(_) => return cargo(),
+    };
+    let code = cargo();
+    let restored = match &before {
+        Some(bytes) => std::fs::write(&lock, bytes),
+        None => std::fs::remove_file(&lock).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }),
+    };
+    if let Err(error) = restored {
+        tracing::warn!(%error, lock = %lock.display(), "could not put the lock file back after evcxr's dependency check");
+    }
+    code
+}
+
+/// Whether a manifest is evcxr's throwaway one for checking a new `:dep`.
+fn is_dependency_check(manifest: &str) -> bool {
+    manifest
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|doc| doc.get("package")?.get("name")?.as_str().map(|name| name == CHECK_PACKAGE))
+        .unwrap_or(false)
 }
 
 /// Whether the lock holds a package that comes from a registry or git.
@@ -181,6 +225,35 @@ mod tests {
             assert_eq!(should_restore(present.as_deref(), &kept), restored, "{case}");
         }
         assert!(!should_restore(None, "not a lock ["), "an unreadable kept lock stays where it is");
+    }
+
+    #[test]
+    fn evcxr_s_dependency_check_leaves_the_lock_as_it_found_it() {
+        let check = "\n    [package]\n    name = \"evcxr_dummy_validate_dep\"\n    version = \"0.0.1\"\n\n    [dependencies]\n    ryu = \"1\"\n";
+        let cell_crate = "[package]\nname = \"ctx\"\nversion = \"1.0.0\"\n\n[dependencies]\nitoa = \"1\"\n";
+        let locked = lock(&[("itoa", "1.0.1")]);
+        let pruned = lock(&[("ryu", "1.0.5")]);
+        // (manifest, lock before, lock after: Some(text) or None for no file)
+        let cases = [
+            ("the check, with a lock", check, Some(locked.clone()), Some(locked.clone())),
+            ("the check, without a lock", check, None, None),
+            ("evcxr's own manifest", cell_crate, Some(locked.clone()), Some(pruned.clone())),
+        ];
+        for (case, manifest, before, after) in cases {
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::fs::write(dir.path().join("Cargo.toml"), manifest).expect("manifest");
+            let lock_file = dir.path().join(LOCK_FILE);
+            if let Some(text) = &before {
+                std::fs::write(&lock_file, text).expect("lock");
+            }
+            // What cargo does to the lock for the throwaway manifest: prune it to the new dependency.
+            let code = around_dependency_check(dir.path(), || {
+                std::fs::write(&lock_file, &pruned).expect("cargo's lock");
+                7
+            });
+            assert_eq!(code, 7, "{case}: cargo's exit code comes back");
+            assert_eq!(std::fs::read_to_string(&lock_file).ok(), after, "{case}");
+        }
     }
 
     #[test]

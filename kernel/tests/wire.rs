@@ -527,20 +527,42 @@ async fn a_restarted_kernel_keeps_the_versions_its_slot_locked() {
     let base = tempfile::tempdir().expect("tempdir");
     let cell = |dep: &str| format!(":dep itoa = {dep:?}\nitoa::Buffer::new().format(42).to_owned()");
     {
-        let mut k = Kernel::start_in(base.path()).await;
+        let mut k = Kernel::start_in(base.path(), &[]).await;
         let (iopub, reply) = k.execute(&cell("=1.0.1")).await;
         assert_eq!(content(&reply)["status"], "ok", "{}", render(&iopub));
     }
     assert_eq!(locked_version(base.path(), "itoa").as_deref(), Some("1.0.1"));
     // The same notebook, now asking for any 1.x: newer ones exist, the lock keeps 1.0.1.
     {
-        let mut k = Kernel::start_in(base.path()).await;
+        let mut k = Kernel::start_in(base.path(), &[]).await;
         let (iopub, reply) = k.execute(&cell("1")).await;
         let text = render(&iopub);
         assert_eq!(content(&reply)["status"], "ok", "{text}");
         assert!(text.contains(r#"{"text/plain":"\"42\""}"#), "{text}");
     }
     assert_eq!(locked_version(base.path(), "itoa").as_deref(), Some("1.0.1"));
+}
+
+/// evcxr checks each new `:dep` on a throwaway manifest over the slot's, and cargo prunes the
+/// lock for it; the kernel puts the lock back, so adding a dependency leaves the versions
+/// already locked alone, as `cargo add` would. (Without the shared dependency library: its
+/// manifest repeats the notebook's requirements, which would pin `itoa` by themselves.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_dependency_keeps_the_versions_already_locked() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let mut k = Kernel::start_in(base.path(), &[("KILN_SHARED_DEPS", "0")]).await;
+    let cases = [
+        (":dep itoa = \"=1.0.1\"", "1.0.1"),
+        // Any 1.x now: 1.0.1 is locked and accepted, so it stays.
+        (":dep itoa = \"1\"", "1.0.1"),
+        // A new dependency: evcxr's check of it would have dropped itoa from the lock.
+        (":dep ryu = \"1\"\nitoa::Buffer::new().format(1).len() + ryu::Buffer::new().format(1.5).len()", "1.0.1"),
+    ];
+    for (code, itoa) in cases {
+        let (iopub, reply) = k.execute(code).await;
+        assert_eq!(content(&reply)["status"], "ok", "{code}: {}", render(&iopub));
+        assert_eq!(locked_version(base.path(), "itoa").as_deref(), Some(itoa), "after {code}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

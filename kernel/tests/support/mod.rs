@@ -55,10 +55,10 @@ impl Kernel {
         Self::start_inner(key, None, None).await
     }
 
-    /// Starts a kernel whose build slots live under `base` (its `EVCXR_TMPDIR`): a kernel
-    /// started after this one has exited takes the same slot, `base/slot-0`.
-    pub async fn start_in(base: &std::path::Path) -> Kernel {
-        Self::start_inner("a0436f6c-1916-498b-8eb9-e81ab9368e84", None, Some(base)).await
+    /// Starts a kernel whose build slots live under `base` (its `EVCXR_TMPDIR`), with `env`
+    /// added: a kernel started after this one has exited takes the same slot, `base/slot-0`.
+    pub async fn start_in(base: &std::path::Path, env: &[(&str, &str)]) -> Kernel {
+        Self::start_inner("a0436f6c-1916-498b-8eb9-e81ab9368e84", None, Some((base, env))).await
     }
 
     /// Starts a kernel whose engine logs each cell's evcxr phases (at debug level) to
@@ -72,7 +72,7 @@ impl Kernel {
         std::fs::read_to_string(self._dir.path().join("kernel.log")).unwrap_or_default()
     }
 
-    async fn start_inner(key: &str, log_filter: Option<&str>, slots: Option<&std::path::Path>) -> Kernel {
+    async fn start_inner(key: &str, log_filter: Option<&str>, slots: Option<(&std::path::Path, &[(&str, &str)])>) -> Kernel {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = jupyter_zmq_client::peek_ports("127.0.0.1".parse().unwrap(), 5).await.expect("ports");
         let info = ConnectionInfo {
@@ -92,8 +92,8 @@ impl Kernel {
         let started = Instant::now();
         let mut command = Command::new(kernel_binary());
         command.arg(&file).stdin(Stdio::null());
-        if let Some(base) = slots {
-            command.env("EVCXR_TMPDIR", base);
+        if let Some((base, env)) = slots {
+            command.env("EVCXR_TMPDIR", base).envs(env.iter().copied());
         }
         if let Some(filter) = log_filter {
             let log = std::fs::File::create(dir.path().join("kernel.log")).expect("kernel log");
