@@ -52,12 +52,7 @@ type PackageId = (String, String, Option<String>);
 /// dependency from a registry or git (a session that ended before declaring any keeps the
 /// memory of the one before it). Returns whether it kept one.
 pub fn remember(slot: &Path) -> Result<bool, LockMemoryError> {
-    let lock = slot.join(LOCK_FILE);
-    let text = match std::fs::read_to_string(&lock) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(error) => return Err(io_error("reading", &lock)(error)),
-    };
+    let Some(text) = read_if_present(&slot.join(LOCK_FILE))? else { return Ok(false) };
     if !locks_dependencies(&text) {
         return Ok(false);
     }
@@ -72,23 +67,23 @@ pub fn remember(slot: &Path) -> Result<bool, LockMemoryError> {
 /// Before a cell that declares dependencies: puts the kept lock back when the present one
 /// locks nothing the kept one lacks (and is not that lock already). Returns whether it did.
 pub fn restore(slot: &Path) -> Result<bool, LockMemoryError> {
-    let memory = slot.join(MEMORY_FILE);
-    let kept = match std::fs::read_to_string(&memory) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(error) => return Err(io_error("reading", &memory)(error)),
-    };
+    let Some(kept) = read_if_present(&slot.join(MEMORY_FILE))? else { return Ok(false) };
     let lock = slot.join(LOCK_FILE);
-    let present = match std::fs::read_to_string(&lock) {
-        Ok(text) => Some(text),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-        Err(error) => return Err(io_error("reading", &lock)(error)),
-    };
+    let present = read_if_present(&lock)?;
     if !should_restore(present.as_deref(), &kept) {
         return Ok(false);
     }
     std::fs::write(&lock, kept).map_err(io_error("writing", &lock))?;
     Ok(true)
+}
+
+/// A file's text, `None` when there is no such file.
+fn read_if_present(path: &Path) -> Result<Option<String>, LockMemoryError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(io_error("reading", path)(error)),
+    }
 }
 
 /// The package name of evcxr's throwaway manifest for checking a new `:dep`.
