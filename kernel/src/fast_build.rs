@@ -391,11 +391,9 @@ fn eligible(cwd: &Path) -> bool {
 }
 
 fn path_packages_are_frozen(lock: &str) -> bool {
-    let Ok(lock) = lock.parse::<toml::Table>() else { return false };
-    let Some(packages) = lock.get("package").and_then(|p| p.as_array()) else { return false };
-    packages.iter().all(|package| {
-        package.get("source").is_some()
-            || package.get("name").and_then(|n| n.as_str()).is_some_and(|name| FROZEN_PATH_PACKAGES.contains(&name))
+    crate::lock_memory::package_ids(lock).is_some_and(|ids| {
+        !ids.is_empty()
+            && ids.iter().all(|(name, _, source)| source.is_some() || FROZEN_PATH_PACKAGES.contains(&name.as_str()))
     })
 }
 

@@ -46,7 +46,7 @@ fn io_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> L
 }
 
 /// A package in a lock file: name, version and source (none for path packages).
-type PackageId = (String, String, Option<String>);
+pub(crate) type PackageId = (String, String, Option<String>);
 
 /// At kernel start, before evcxr builds anything: keeps the slot's lock when it locks a
 /// dependency from a registry or git (a session that ended before declaring any keeps the
@@ -144,8 +144,9 @@ fn should_restore(present: Option<&str>, kept: &str) -> bool {
     }
 }
 
-/// The packages a lock file holds; `None` when it is not a lock file cargo wrote.
-fn package_ids(lock: &str) -> Option<BTreeSet<PackageId>> {
+/// The packages a lock file holds; `None` when it is not a lock file cargo wrote. (Also how
+/// `fast_build` tells which path packages a lock has.)
+pub(crate) fn package_ids(lock: &str) -> Option<BTreeSet<PackageId>> {
     let doc = lock.parse::<toml::Table>().ok()?;
     let packages = match doc.get("package") {
         Some(toml::Value::Array(packages)) => packages.as_slice(),
