@@ -155,7 +155,16 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
 /// uncommitted changes; `None` outside git.
 fn git_commit(notebook: &Path) -> Option<String> {
     let dir = notebook.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let run = |args: &[&str]| std::process::Command::new("git").arg("-C").arg(dir).args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
     let commit = run(&["rev-parse", "HEAD"])?;
     let name = notebook.file_name()?.to_string_lossy().into_owned();
     let dirty = run(&["status", "--porcelain", "--", &name]).is_some_and(|s| !s.is_empty());
@@ -239,7 +248,8 @@ pub fn run(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow::Resu
         for (component, reference) in components.iter().zip(&mut references) {
             step.message(format!("{} → {host}", component.image.name));
             uploaded += runtime.block_on(registry.push(&component.image, &[&tag, "latest"]))?;
-            *reference = format!("{}@{}", registry.reference(&component.image.name, &tag).rsplit_once(':').map_or("", |(r, _)| r), component.image.manifest_digest);
+            *reference =
+                format!("{}@{}", registry.reference(&component.image.name, &tag).rsplit_once(':').map_or("", |(r, _)| r), component.image.manifest_digest);
         }
         step.done(&format!("{} uploaded to {host} (tags {tag}, latest)", megabytes(uploaded)));
     }
@@ -248,7 +258,9 @@ pub fn run(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow::Resu
     if let Some(client) = &store {
         let step = Step::start("register");
         for (i, (component, reference)) in components.iter().zip(&references).enumerate() {
-            let package = client.register_code_package(&code_package(&args.handle, component, reference)).with_context(|| format!("registering {} in the store at {}", component.image.name, client.url()))?;
+            let package = client
+                .register_code_package(&code_package(&args.handle, component, reference))
+                .with_context(|| format!("registering {} in the store at {}", component.image.name, client.url()))?;
             code_packages[i] = Some(package.id);
         }
         step.done(&format!("3 code packages of `{}` in {}", args.handle, client.url()));

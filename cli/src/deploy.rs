@@ -178,20 +178,24 @@ pub fn instance(args: &InstanceArgs, client: &kiln::Client) -> anyhow::Result<()
     let runner = args.runner.unwrap_or_else(launch::default_runner);
     let mut cmd = match runner {
         Runner::Podman => {
-            let mut cmd = std::process::Command::new("podman");
-            cmd.args(["run", "--rm", "--network", "host"]);
+            let image = launch::podman_image(&package)?;
+            let mut cmd = launch::podman_run(&image)?;
             // A Unix socket is made inside the container: its folder is mounted at the same
             // path, so the socket appears where the caller looks for it.
+            // The server's socket folder is open to the component whatever user it runs as
+            // (see the gateway's instances). Rootless, the image's user would be some subuid
+            // of ours, and the socket it makes one we could not connect to: keep our own uid.
             if let Some(folder) = args.listen.strip_prefix(kiln_api::oip::UNIX_SOCKET_PREFIX).and_then(|path| std::path::Path::new(path).parent()) {
                 cmd.arg("-v").arg(format!("{0}:{0}", folder.display()));
-            }
-            if launch::loopback(&package.image) {
-                cmd.arg("--tls-verify=false");
+                // SAFETY: geteuid(2) cannot fail.
+                if unsafe { libc::geteuid() } != 0 {
+                    cmd.arg("--userns=keep-id");
+                }
             }
             for (k, v) in &env {
                 cmd.arg("-e").arg(format!("{k}={v}"));
             }
-            cmd.arg(launch::podman_image(&package)?);
+            cmd.arg(image);
             cmd
         }
         Runner::Process => {

@@ -67,9 +67,18 @@ fn newest(client: &kiln::Client, handle: &str, role: Role) -> anyhow::Result<Cod
         .into_iter()
         .filter(|p| p.role == role)
         .max_by_key(|p| p.created_at)
-        .with_context(|| format!("`{handle}` has no registered {} component: run `kiln componentize NOTEBOOK --handle {handle} --registry HOST` with a server set", role.as_str()))?;
+        .with_context(|| {
+            format!(
+                "`{handle}` has no registered {} component: run `kiln componentize NOTEBOOK --handle {handle} --registry HOST` with a server set",
+                role.as_str()
+            )
+        })?;
     if package.image.starts_with("oci:") {
-        bail!("the {} image of `{handle}` is only in a local layout ({}): push it with `kiln componentize --registry HOST` so a cluster can pull it", role.as_str(), package.image);
+        bail!(
+            "the {} image of `{handle}` is only in a local layout ({}): push it with `kiln componentize --registry HOST` so a cluster can pull it",
+            role.as_str(),
+            package.image
+        );
     }
     Ok(package)
 }
@@ -89,14 +98,12 @@ fn argo_default(literal: &str) -> String {
 }
 
 fn store_env(store_url: &str, secret: &str) -> Vec<Value> {
-    vec![
-        json!({"name": "KILN_SERVER", "value": store_url}),
-        json!({"name": "KILN_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "token"}}}),
-    ]
+    vec![json!({"name": "KILN_SERVER", "value": store_url}), json!({"name": "KILN_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "token"}}})]
 }
 
 fn metadata(name: &str, handle: &str, namespace: Option<&str>) -> Value {
-    let mut meta = json!({"name": name, "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "kiln", "dev.kiln/handle": dns_name(handle)}});
+    let mut meta =
+        json!({"name": name, "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "kiln", "dev.kiln/handle": dns_name(handle)}});
     if let Some(ns) = namespace {
         meta["namespace"] = json!(ns);
     }
@@ -113,7 +120,9 @@ pub fn argo(handle: &str, data: &CodePackage, train: &CodePackage, params: &[(St
     let retry = json!({"limit": retries.to_string(), "retryPolicy": "OnFailure"});
     let mut env = store_env(store_url, &common.token_secret);
     env.push(json!({"name": "KILN_OUTPUT_DIR", "value": "/tmp/kiln"}));
-    env.extend(params.iter().map(|(p, _)| json!({"name": format!("KILN_PARAM_{}", p.to_ascii_uppercase()), "value": format!("{{{{workflow.parameters.{p}}}}}")})));
+    env.extend(
+        params.iter().map(|(p, _)| json!({"name": format!("KILN_PARAM_{}", p.to_ascii_uppercase()), "value": format!("{{{{workflow.parameters.{p}}}}}")})),
+    );
     let output = |name: &str, file: &str| json!({"name": name, "valueFrom": {"path": format!("/tmp/kiln/{file}")}});
     let mut train_env = env.clone();
     train_env.push(json!({"name": "KILN_DATASET_VERSION", "value": "{{inputs.parameters.dataset-version}}"}));

@@ -71,6 +71,70 @@ pub fn binary_of(package: &CodePackage, cache: &std::path::Path) -> anyhow::Resu
     bail!("image {} holds no /app/{name}", package.image)
 }
 
+/// `podman run --rm --network host` for `image`, with ulimits this host lets a container set.
+///
+/// Rootful podman asks for 1048576 open files and processes unless a `containers.conf` says
+/// otherwise; on a host that caps what even root may raise them to (a VM, a container host),
+/// every container then fails at create: "error setting rlimit type 7: operation not
+/// permitted". So before the first container of this process, a probe finds limits that
+/// work: podman's own, else the host's (what this process has), else 1024. The probe runs a
+/// command the image does not have: the runtime sets the limits before it looks for the
+/// command, so it fails either way, and says which.
+pub fn podman_run(image: &str) -> anyhow::Result<Command> {
+    let ulimits = podman_ulimits(image)?;
+    let mut cmd = Command::new("podman");
+    cmd.args(["run", "--rm", "--network", "host"]).args(ulimits);
+    if loopback(image) {
+        cmd.arg("--tls-verify=false");
+    }
+    Ok(cmd)
+}
+
+/// The `--ulimit` flags containers get, found once per process (see [`podman_run`]).
+fn podman_ulimits(image: &str) -> anyhow::Result<&'static [String]> {
+    static FOUND: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    if let Some(found) = FOUND.get() {
+        return Ok(found);
+    }
+    let mut refused = String::new();
+    for (name, flags) in ulimit_candidates() {
+        let mut probe = Command::new("podman");
+        probe.args(["run", "--rm", "--network", "host"]).args(&flags);
+        if loopback(image) {
+            probe.arg("--tls-verify=false");
+        }
+        let output = probe.args(["--entrypoint", "/kiln-ulimit-probe", image]).output().context("starting podman")?;
+        let said = String::from_utf8_lossy(&output.stderr);
+        if said.contains("rlimit") {
+            refused = said.trim().to_owned();
+            continue;
+        }
+        if !flags.is_empty() {
+            eprintln!("kiln: podman cannot give containers its default ulimits on this host; they run with {name} ({})", flags.join(" "));
+        }
+        return Ok(FOUND.get_or_init(|| flags));
+    }
+    bail!("podman cannot start a container with any ulimits kiln tried (podman's, the host's, 1024): {refused}")
+}
+
+/// Ulimit settings to try, in order, each with what to call it.
+fn ulimit_candidates() -> Vec<(&'static str, Vec<String>)> {
+    let limit = |resource, name: &str| {
+        let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit(2) writes the struct we pass; a failure leaves it zeroed.
+        let ok = unsafe { libc::getrlimit(resource, &mut current) } == 0;
+        let clamp = |v: libc::rlim_t| if v == libc::RLIM_INFINITY { 1 << 20 } else { v.min(1 << 20) };
+        (ok && current.rlim_cur > 0).then(|| format!("{name}={}:{}", clamp(current.rlim_cur), clamp(current.rlim_max)))
+    };
+    let ulimits = |settings: &[String]| settings.iter().flat_map(|s| ["--ulimit".to_owned(), s.clone()]).collect::<Vec<_>>();
+    let mut candidates = vec![("podman's defaults", Vec::new())];
+    if let (Some(files), Some(processes)) = (limit(libc::RLIMIT_NOFILE, "nofile"), limit(libc::RLIMIT_NPROC, "nproc")) {
+        candidates.push(("the host's limits", ulimits(&[files, processes])));
+    }
+    candidates.push(("1024 files and processes", ulimits(&["nofile=1024:1024".into(), "nproc=1024:1024".into()])));
+    candidates
+}
+
 /// What podman runs: a registry reference as it is; an OCI layout image loaded first.
 pub fn podman_image(package: &CodePackage) -> anyhow::Result<String> {
     if !package.image.starts_with("oci:") {
@@ -80,4 +144,3 @@ pub fn podman_image(package: &CodePackage) -> anyhow::Result<String> {
     anyhow::ensure!(output.status.success(), "podman pull {}: {}", package.image, String::from_utf8_lossy(&output.stderr).trim());
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
-

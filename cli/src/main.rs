@@ -54,7 +54,8 @@ enum Command {
     /// Where a model version came from: run, params, metrics, datasets, code packages.
     Lineage {
         /// MODEL@VERSION or MODEL@ALIAS.
-        reference: String,
+        #[arg(value_parser = models::parse_reference)]
+        reference: models::Reference,
         #[arg(long)]
         json: bool,
     },
@@ -173,4 +174,3 @@ fn quiet_on_closed_pipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
-

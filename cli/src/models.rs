@@ -1,6 +1,6 @@
 //! `kiln models list|show` and `kiln lineage MODEL@VERSION`.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
 use kiln::api::Lineage;
 
@@ -50,7 +50,12 @@ pub fn run(client: &kiln::Client, command: &ModelsCommand) -> anyhow::Result<()>
             let mut out = table();
             out.set_header(["version", "aliases", "run", "source"]);
             for version in versions {
-                out.add_row([format!("v{}", version.version), version.aliases.join(" "), version.run_id.as_deref().map(short).unwrap_or("-").to_owned(), version.source]);
+                out.add_row([
+                    format!("v{}", version.version),
+                    version.aliases.join(" "),
+                    version.run_id.as_deref().map(short).unwrap_or("-").to_owned(),
+                    version.source,
+                ]);
             }
             println!("{out}");
         }
@@ -59,10 +64,23 @@ pub fn run(client: &kiln::Client, command: &ModelsCommand) -> anyhow::Result<()>
 }
 
 /// `MODEL@3`, `MODEL@v3` or `MODEL@champion`.
-pub fn lineage(client: &kiln::Client, reference: &str, json: bool) -> anyhow::Result<()> {
-    let Some((name, selector)) = reference.rsplit_once('@') else {
-        bail!("'{reference}' is not MODEL@VERSION (e.g. visual_recognition@3 or visual_recognition@champion)");
-    };
+/// `MODEL@VERSION` or `MODEL@ALIAS`, checked by clap, so a malformed one is a usage error.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub model: String,
+    /// The part after `@`: a version number (`3`, `v3`) or an alias.
+    pub selector: String,
+}
+
+pub fn parse_reference(text: &str) -> Result<Reference, String> {
+    match text.rsplit_once('@') {
+        Some((model, selector)) if !model.is_empty() && !selector.is_empty() => Ok(Reference { model: model.into(), selector: selector.into() }),
+        _ => Err(format!("'{text}' is not MODEL@VERSION (e.g. visual_recognition@3 or visual_recognition@champion)")),
+    }
+}
+
+pub fn lineage(client: &kiln::Client, reference: &Reference, json: bool) -> anyhow::Result<()> {
+    let (name, selector) = (reference.model.as_str(), reference.selector.as_str());
     let number = selector.strip_prefix('v').unwrap_or(selector).parse::<i64>();
     let version = match number {
         Ok(version) => version,
@@ -105,7 +123,13 @@ pub fn render(lineage: &Lineage) -> String {
         out.push_str(&format!("    produced dataset {} {}\n", d.name, short(&d.fingerprint)));
     }
     for c in &lineage.code_packages {
-        out.push_str(&format!("    ran {} {} {} ({})\n", c.role.as_str(), c.image, &c.digest[..c.digest.len().min(19)], c.git_commit.as_deref().unwrap_or("no git commit")));
+        out.push_str(&format!(
+            "    ran {} {} {} ({})\n",
+            c.role.as_str(),
+            c.image,
+            &c.digest[..c.digest.len().min(19)],
+            c.git_commit.as_deref().unwrap_or("no git commit")
+        ));
     }
     let version = lineage.model_version.version;
     for d in &lineage.deployments {

@@ -41,7 +41,10 @@ impl Registry {
         for tag in tags {
             let reference: Reference = self.reference(&image.name, tag).parse()?;
             let content_type = MANIFEST_MEDIA_TYPE.parse().expect("a valid header value");
-            self.client.push_manifest_raw(&reference, image.manifest.clone(), content_type).await.with_context(|| format!("pushing the manifest of {reference}"))?;
+            self.client
+                .push_manifest_raw(&reference, image.manifest.clone(), content_type)
+                .await
+                .with_context(|| format!("pushing the manifest of {reference}"))?;
         }
         Ok(uploaded)
     }
@@ -52,7 +55,8 @@ impl Registry {
 pub async fn last_layer(image: &str, digest: &str) -> anyhow::Result<Vec<u8>> {
     let reference: Reference = image.parse().with_context(|| format!("image reference {image}"))?;
     let registry = Registry::new(reference.registry());
-    let (manifest, found) = registry.client.pull_image_manifest(&reference, &RegistryAuth::Anonymous).await.with_context(|| format!("pulling the manifest of {image}"))?;
+    let (manifest, found) =
+        registry.client.pull_image_manifest(&reference, &RegistryAuth::Anonymous).await.with_context(|| format!("pulling the manifest of {image}"))?;
     anyhow::ensure!(found == digest, "{image}: the registry serves manifest {found}, the store registered {digest}");
     let layer = manifest.layers.last().with_context(|| format!("{image} has no layers"))?;
     let mut bytes = Vec::new();
@@ -66,7 +70,11 @@ pub fn layout_last_layer(dir: &std::path::Path, name: &str, digest: &str) -> any
     use kiln_componentize::image::{Layout, Manifest, REF_NAME};
     let layout = Layout { root: dir.to_path_buf() };
     let index = layout.index()?;
-    let descriptor = index.manifests.iter().find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(name)).with_context(|| format!("{} has no image {name}", dir.display()))?;
+    let descriptor = index
+        .manifests
+        .iter()
+        .find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(name))
+        .with_context(|| format!("{} has no image {name}", dir.display()))?;
     anyhow::ensure!(descriptor.digest == digest, "{}:{name} is {} now, the store registered {digest}", dir.display(), descriptor.digest);
     let manifest: Manifest = serde_json::from_slice(&layout.blob(&descriptor.digest)?)?;
     let layer = manifest.layers.last().with_context(|| format!("{}:{name} has no layers", dir.display()))?;
@@ -78,7 +86,8 @@ pub fn layout_last_layer(dir: &std::path::Path, name: &str, digest: &str) -> any
 pub async fn config(image: &str, digest: &str) -> anyhow::Result<serde_json::Value> {
     let reference: Reference = image.parse().with_context(|| format!("image reference {image}"))?;
     let registry = Registry::new(reference.registry());
-    let (_, found, config) = registry.client.pull_manifest_and_config(&reference, &RegistryAuth::Anonymous).await.with_context(|| format!("pulling the config of {image}"))?;
+    let (_, found, config) =
+        registry.client.pull_manifest_and_config(&reference, &RegistryAuth::Anonymous).await.with_context(|| format!("pulling the config of {image}"))?;
     anyhow::ensure!(found == digest, "{image}: the registry serves manifest {found}, the store registered {digest}");
     Ok(serde_json::from_str(&config)?)
 }

@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use kiln::api::{CodePackage, CreateRun, LogBatch, Role, RunSource, RunStatus, SearchRuns, Tag, UpdateRun};
 use sha2::{Digest, Sha256};
 
-use crate::launch::{self, Runner, binary_of, loopback, podman_image};
+use crate::launch::{self, Runner, binary_of, podman_image, podman_run};
 use crate::progress::Step;
 
 #[derive(clap::Args)]
@@ -87,7 +87,7 @@ fn cache_key(parts: &[&str]) -> String {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hasher.finalize())
 }
 
 fn params_text(params: &BTreeMap<String, String>) -> String {
@@ -97,7 +97,13 @@ fn params_text(params: &BTreeMap<String, String>) -> String {
 /// The newest run of `handle` tagged `key = value` that also carries one of the `wanted`
 /// tags: (run, that tag, its value).
 fn cached(client: &kiln::Client, handle: &str, key: &str, value: &str, wanted: &[&str]) -> anyhow::Result<Option<(String, String, String)>> {
-    let request = SearchRuns { experiments: vec![handle.to_owned()], filter: format!("tags.`{key}` = '{value}'"), order_by: vec!["start_time DESC".into()], max_results: Some(20), page_token: None };
+    let request = SearchRuns {
+        experiments: vec![handle.to_owned()],
+        filter: format!("tags.`{key}` = '{value}'"),
+        order_by: vec!["start_time DESC".into()],
+        max_results: Some(20),
+        page_token: None,
+    };
     let page = match client.search_runs(&request) {
         Ok(page) => page,
         // No experiment yet: nothing ran.
@@ -141,7 +147,13 @@ impl Workflow<'_> {
         if let Ok(schedule) = std::env::var("KILN_SCHEDULE") {
             tags.push(Tag { key: tags::SCHEDULE.into(), value: schedule });
         }
-        let run = self.client.create_run(&CreateRun { experiment: self.handle.into(), name: Some(format!("{}-workflow", self.handle)), source: RunSource::Workflow, start_time: None, tags })?;
+        let run = self.client.create_run(&CreateRun {
+            experiment: self.handle.into(),
+            name: Some(format!("{}-workflow", self.handle)),
+            source: RunSource::Workflow,
+            start_time: None,
+            tags,
+        })?;
         self.run_id = Some(run.id.clone());
         Ok(run.id)
     }
@@ -170,15 +182,12 @@ impl Workflow<'_> {
         for attempt in 1..=self.retries + 1 {
             let mut cmd = match self.runner {
                 Runner::Podman => {
-                    let mut cmd = Command::new("podman");
-                    cmd.args(["run", "--rm", "--network", "host"]);
-                    if loopback(&package.image) {
-                        cmd.arg("--tls-verify=false");
-                    }
+                    let image = podman_image(package)?;
+                    let mut cmd = podman_run(&image)?;
                     for (k, v) in &env {
                         cmd.arg("-e").arg(format!("{k}={v}"));
                     }
-                    cmd.arg(podman_image(package)?);
+                    cmd.arg(image);
                     cmd
                 }
                 Runner::Process => {
@@ -248,7 +257,15 @@ pub fn run(args: &RunArgs, client: kiln::Client) -> anyhow::Result<()> {
         Some(runner) => runner,
         None => launch::default_runner(),
     };
-    let mut workflow = Workflow { client: &client, handle: &args.handle, runner, retries: args.retries, params: params.clone(), cache_dir: crate::componentize::cache_root(), run_id: None };
+    let mut workflow = Workflow {
+        client: &client,
+        handle: &args.handle,
+        runner,
+        retries: args.retries,
+        params: params.clone(),
+        cache_dir: crate::componentize::cache_root(),
+        run_id: None,
+    };
     let resumed = match &args.resume {
         Some(id) => Some(client.run(id).with_context(|| format!("--resume {id}"))?),
         None => None,
@@ -261,7 +278,9 @@ pub fn run(args: &RunArgs, client: kiln::Client) -> anyhow::Result<()> {
     let (dataset_version, data_summary) = if let Some(version) = resumed_tag(tags::DATASET_VERSION) {
         step.done(&format!("resumed: dataset version {version} from run {}", args.resume.as_deref().unwrap_or("")));
         (version, StepSummary { status: "resumed".into(), from_run: args.resume.clone() })
-    } else if let Some((run, _, version)) = (!args.no_cache).then(|| cached(&client, &args.handle, &tags::cache("data"), &data_key, &[tags::DATASET_VERSION])).transpose()?.flatten() {
+    } else if let Some((run, _, version)) =
+        (!args.no_cache).then(|| cached(&client, &args.handle, &tags::cache("data"), &data_key, &[tags::DATASET_VERSION])).transpose()?.flatten()
+    {
         step.done(&format!("cached: same image and parameters as run {run} (dataset version {version})"));
         (version, StepSummary { status: "cached".into(), from_run: Some(run) })
     } else {
@@ -294,54 +313,67 @@ pub fn run(args: &RunArgs, client: kiln::Client) -> anyhow::Result<()> {
     let step = Step::start("train");
     let mut not_registered = None;
     let mut aliases = Vec::new();
-    let (model_version, train_summary) =
-        if let Some((run, tag, value)) = (!args.no_cache).then(|| cached(&client, &args.handle, &tags::cache("train"), &train_key, &[tags::MODEL_VERSION, tags::NOT_REGISTERED])).transpose()?.flatten() {
-            if tag == tags::NOT_REGISTERED {
-                // The same training gives the same metrics: the condition fails again.
-                step.done(&format!("cached: same image, parameters and data as run {run}, which registered no model (`{value}` did not hold)"));
-                not_registered = Some(value);
-                (None, StepSummary { status: "cached".into(), from_run: Some(run) })
-            } else {
-                step.done(&format!("cached: same image, parameters and data as run {run} (model {}@{value})", args.handle));
-                (value.parse::<i64>().ok(), StepSummary { status: "cached".into(), from_run: Some(run) })
-            }
+    let (model_version, train_summary) = if let Some((run, tag, value)) = (!args.no_cache)
+        .then(|| cached(&client, &args.handle, &tags::cache("train"), &train_key, &[tags::MODEL_VERSION, tags::NOT_REGISTERED]))
+        .transpose()?
+        .flatten()
+    {
+        if tag == tags::NOT_REGISTERED {
+            // The same training gives the same metrics: the condition fails again.
+            step.done(&format!("cached: same image, parameters and data as run {run}, which registered no model (`{value}` did not hold)"));
+            not_registered = Some(value);
+            (None, StepSummary { status: "cached".into(), from_run: Some(run) })
         } else {
-            step.message(format!("{} ({})", train.image, runner.name()));
-            workflow.run_id(&data, &train, args.resume.as_deref())?;
-            if data_summary.status != "ran" {
-                workflow.tag(tags::DATASET_VERSION, &dataset_version)?;
+            step.done(&format!("cached: same image, parameters and data as run {run} (model {}@{value})", args.handle));
+            (value.parse::<i64>().ok(), StepSummary { status: "cached".into(), from_run: Some(run) })
+        }
+    } else {
+        step.message(format!("{} ({})", train.image, runner.name()));
+        workflow.run_id(&data, &train, args.resume.as_deref())?;
+        if data_summary.status != "ran" {
+            workflow.tag(tags::DATASET_VERSION, &dataset_version)?;
+        }
+        let outcome = match workflow.step(&train, &[("KILN_DATASET_VERSION", dataset_version.clone())]) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                step.fail();
+                finish(&client, workflow.run_id.as_deref(), RunStatus::Failed);
+                return Err(error);
             }
-            let outcome = match workflow.step(&train, &[("KILN_DATASET_VERSION", dataset_version.clone())]) {
-                Ok(outcome) => outcome,
-                Err(error) => {
-                    step.fail();
-                    finish(&client, workflow.run_id.as_deref(), RunStatus::Failed);
-                    return Err(error);
-                }
-            };
-            aliases = outcome["aliases"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
-            match outcome["model_version"].as_i64() {
-                Some(version) => {
-                    workflow.tag(&tags::cache("train"), &train_key)?;
-                    workflow.tag(tags::MODEL_VERSION, &version.to_string())?;
-                    let promoted = if aliases.is_empty() { String::new() } else { format!(", now {}", aliases.join(", ")) };
-                    step.done(&format!("model {}@{version}{promoted}", args.handle));
-                }
-                None => {
-                    let condition = outcome["not_registered"].as_str().unwrap_or("a condition").to_owned();
-                    workflow.tag(&tags::cache("train"), &train_key)?;
-                    workflow.tag(tags::NOT_REGISTERED, &condition)?;
-                    step.done(&format!("trained; not registered: `{condition}` does not hold"));
-                    not_registered = Some(condition);
-                }
-            }
-            (outcome["model_version"].as_i64(), StepSummary { status: "ran".into(), from_run: None })
         };
+        aliases = outcome["aliases"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+        match outcome["model_version"].as_i64() {
+            Some(version) => {
+                workflow.tag(&tags::cache("train"), &train_key)?;
+                workflow.tag(tags::MODEL_VERSION, &version.to_string())?;
+                let promoted = if aliases.is_empty() { String::new() } else { format!(", now {}", aliases.join(", ")) };
+                step.done(&format!("model {}@{version}{promoted}", args.handle));
+            }
+            None => {
+                let condition = outcome["not_registered"].as_str().unwrap_or("a condition").to_owned();
+                workflow.tag(&tags::cache("train"), &train_key)?;
+                workflow.tag(tags::NOT_REGISTERED, &condition)?;
+                step.done(&format!("trained; not registered: `{condition}` does not hold"));
+                not_registered = Some(condition);
+            }
+        }
+        (outcome["model_version"].as_i64(), StepSummary { status: "ran".into(), from_run: None })
+    };
     finish(&client, workflow.run_id.as_deref(), RunStatus::Finished);
     if workflow.run_id.is_none() {
         eprintln!("kiln: nothing changed since the cached runs: no step ran");
     }
-    let summary = Summary { handle: args.handle.clone(), run_id: workflow.run_id.clone(), runner: runner.name(), data: data_summary, train: train_summary, dataset_version, model_version, not_registered, aliases };
+    let summary = Summary {
+        handle: args.handle.clone(),
+        run_id: workflow.run_id.clone(),
+        runner: runner.name(),
+        data: data_summary,
+        train: train_summary,
+        dataset_version,
+        model_version,
+        not_registered,
+        aliases,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -119,7 +119,13 @@ pub fn list_table(runs: &[RunView]) -> Table {
     for view in runs {
         let params: Vec<String> = view.params.iter().map(|p| format!("{}={}", p.key, p.value)).collect();
         let metrics: Vec<String> = view.metrics.iter().map(|m| format!("{}={}", m.key, m.value)).collect();
-        out.add_row([view.run.id[..8.min(view.run.id.len())].to_owned(), view.run.name.clone(), view.run.status.as_str().to_owned(), params.join(" "), metrics.join(" ")]);
+        out.add_row([
+            view.run.id[..8.min(view.run.id.len())].to_owned(),
+            view.run.name.clone(),
+            view.run.status.as_str().to_owned(),
+            params.join(" "),
+            metrics.join(" "),
+        ]);
     }
     out
 }

@@ -38,9 +38,12 @@ fn server() -> Server {
     Server { child, url, token, _dir: dir }
 }
 
+/// What a command printed (stdout, then stderr) and, last, its exit code (the documented
+/// 0 success, 1 failure, 2 usage), so every snapshot checks the code too.
 fn kiln(server: &Server, args: &[&str], names: &[(&str, &str)]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).env("KILN_SERVER", &server.url).env("KILN_TOKEN", &server.token).output().unwrap();
     let mut text = String::from_utf8(output.stdout).unwrap() + &String::from_utf8(output.stderr).unwrap();
+    text += &format!("exit {}\n", output.status.code().map_or_else(|| format!("{:?}", output.status), |c| c.to_string()));
     for (id, name) in names {
         text = text.replace(id, name).replace(&id[..8], &name[..8.min(name.len())]);
     }
@@ -62,7 +65,10 @@ fn tables_and_lineage() {
         run.end().unwrap();
     }
     let dataset = client
-        .register_dataset_version("digits", &kiln::api::RegisterDatasetVersion { fingerprint: "e".repeat(64), size: 1024, rows: Some(10), ..Default::default() })
+        .register_dataset_version(
+            "digits",
+            &kiln::api::RegisterDatasetVersion { fingerprint: "e".repeat(64), size: 1024, rows: Some(10), ..Default::default() },
+        )
         .unwrap();
     client.add_run_inputs(&ids[1], &RunInputs { dataset_versions: vec![dataset.id], ..Default::default() }).unwrap();
     client.create_model(&CreateModel { name: "mnist".into(), ..Default::default() }).unwrap();
@@ -77,7 +83,9 @@ fn tables_and_lineage() {
         │ <RUN1::: ┆ lr-0.01 ┆ FINISHED ┆ lr=0.01 ┆ acc=0.95 │
         │ <RUN0::: ┆ lr-0.1  ┆ FINISHED ┆ lr=0.1  ┆ acc=0.9  │
         └──────────┴─────────┴──────────┴─────────┴──────────┘
-    "#]].assert_eq(&kiln(&server, &["runs", "list", "--order-by", "metrics.acc DESC"], &names));
+        exit 0
+    "#]]
+    .assert_eq(&kiln(&server, &["runs", "list", "--order-by", "metrics.acc DESC"], &names));
     expect![[r#"
         ┌─────────────┬───────────────────┬────────────────────┐
         │             ┆ lr-0.1 (<RUN0:::) ┆ lr-0.01 (<RUN1:::) │
@@ -85,14 +93,18 @@ fn tables_and_lineage() {
         │ params.lr   ┆ 0.1               ┆ 0.01               │
         │ metrics.acc ┆ 0.9               ┆ 0.95               │
         └─────────────┴───────────────────┴────────────────────┘
-    "#]].assert_eq(&kiln(&server, &["runs", "compare", &ids[0], &ids[1]], &names));
+        exit 0
+    "#]]
+    .assert_eq(&kiln(&server, &["runs", "compare", &ids[0], &ids[1]], &names));
     expect![[r#"
         ┌───────┬────────┬─────────────┐
         │ model ┆ latest ┆ aliases     │
         ╞═══════╪════════╪═════════════╡
         │ mnist ┆ v1     ┆ champion→v1 │
         └───────┴────────┴─────────────┘
-    "#]].assert_eq(&kiln(&server, &["models", "list"], &names));
+        exit 0
+    "#]]
+    .assert_eq(&kiln(&server, &["models", "list"], &names));
     expect![[r#"
         model mnist@v1 (champion)
           source artifact:abc
@@ -100,13 +112,21 @@ fn tables_and_lineage() {
             param lr = 0.01
             metric acc = 0.95 (step 10)
             read dataset digits eeeeeeee (1024 bytes, 10 rows)
-    "#]].assert_eq(&kiln(&server, &["lineage", "mnist@champion"], &names));
+        exit 0
+    "#]]
+    .assert_eq(&kiln(&server, &["lineage", "mnist@champion"], &names));
     expect![[r#"
-        kiln: 'mnist' is not MODEL@VERSION (e.g. visual_recognition@3 or visual_recognition@champion)
-    "#]].assert_eq(&kiln(&server, &["lineage", "mnist"], &names));
+        error: invalid value 'mnist' for '<REFERENCE>': 'mnist' is not MODEL@VERSION (e.g. visual_recognition@3 or visual_recognition@champion)
+
+        For more information, try '--help'.
+        exit 2
+    "#]]
+    .assert_eq(&kiln(&server, &["lineage", "mnist"], &names));
     expect![[r#"
         kiln: fetching run nope: GET /runs/nope: HTTP 404: run 'nope' not found
-    "#]].assert_eq(&kiln(&server, &["runs", "show", "nope"], &names));
+        exit 1
+    "#]]
+    .assert_eq(&kiln(&server, &["runs", "show", "nope"], &names));
     // A token made by the CLI writes; it may not make tokens itself.
     let made = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(["token", "create", "ci-bot"])
@@ -119,11 +139,13 @@ fn tables_and_lineage() {
     assert!(secret.starts_with("kiln_") && secret.len() == 69, "{secret:?}");
     let bot = kiln::Client::new(&server.url, Some(secret.clone()));
     bot.create_experiment("from-ci").unwrap();
-    let refused = Command::new(env!("CARGO_BIN_EXE_kiln")).args(["token", "create", "more"]).env("KILN_SERVER", &server.url).env("KILN_TOKEN", &secret).output().unwrap();
+    let refused =
+        Command::new(env!("CARGO_BIN_EXE_kiln")).args(["token", "create", "more"]).env("KILN_SERVER", &server.url).env("KILN_TOKEN", &secret).output().unwrap();
     assert_eq!(refused.status.code(), Some(1));
     expect![[r#"
         kiln: POST /tokens: HTTP 403: token 'ci-bot' is not an admin token
-    "#]].assert_eq(&String::from_utf8(refused.stderr).unwrap());
+    "#]]
+    .assert_eq(&String::from_utf8(refused.stderr).unwrap());
 }
 
 #[test]
@@ -134,7 +156,15 @@ fn show_prints_the_step_graph_and_exits_1_on_problems() {
         serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {"kernelspec": {"name": "kiln", "language": "rust"}}, "cells": cells}).to_string()
     };
     let good = dir.path().join("good.ipynb");
-    std::fs::write(&good, notebook(vec![cell(&["data"], "let xs = vec![1.0f64];"), cell(&["train"], "let w = xs[0];"), cell(&["infer"], "fn infer(w: &f64, x: f64) -> f64 { w * x }")])).unwrap();
+    std::fs::write(
+        &good,
+        notebook(vec![
+            cell(&["data"], "let xs = vec![1.0f64];"),
+            cell(&["train"], "let w = xs[0];"),
+            cell(&["infer"], "fn infer(w: &f64, x: f64) -> f64 { w * x }"),
+        ]),
+    )
+    .unwrap();
     let bad = dir.path().join("bad.ipynb");
     std::fs::write(&bad, notebook(vec![cell(&[], "let scale = 2.0;"), cell(&["data"], "let xs = vec![scale];")])).unwrap();
     let run = |path: &std::path::Path| {
@@ -157,7 +187,8 @@ fn show_prints_the_step_graph_and_exits_1_on_problems() {
             xs: Vec<f64> as json  (cell 0, line 1)
           train → infer
             w: f64 as json  (cell 1, line 1)
-          served: fn infer(w: &f64, x: f64) -> f64  (cell 2, line 1)"#]].assert_eq(&text);
+          served: fn infer(w: &f64, x: f64) -> f64  (cell 2, line 1)"#]]
+    .assert_eq(&text);
     let (code, text) = run(&bad);
     assert_eq!(code, Some(1));
     expect![[r#"
@@ -166,7 +197,8 @@ fn show_prints_the_step_graph_and_exits_1_on_problems() {
 
         error: cell 1, line 1: `scale` is defined only in untagged cell 0 (exploration is left out of components); tag that cell or move the definition
         error: notebook: no `fn infer(…)` in the cells tagged infer: the served component calls it
-        kiln: DIR/bad.ipynb: 2 problem(s)"#]].assert_eq(&text);
+        kiln: DIR/bad.ipynb: 2 problem(s)"#]]
+    .assert_eq(&text);
 }
 
 #[test]
@@ -189,3 +221,27 @@ fn a_reader_that_goes_away_ends_a_listing_quietly() {
     assert_eq!(output.status.signal(), Some(13), "ended by SIGPIPE: {:?}", output.status);
 }
 
+#[test]
+fn exit_codes_are_the_documented_ones() {
+    let server = server();
+    let cases: &[(&[&str], i32)] = &[
+        (&["runs", "list", "--experiment", "none-yet"], 0),
+        (&["--help"], 0),
+        // Failures: the store said no, or the input was wrong in a way only running can tell.
+        (&["runs", "show", "nope"], 1),
+        (&["models", "show", "no-such-model"], 1),
+        (&["show", "/nonexistent/notebook.ipynb"], 1),
+        // Usage: clap refused the command line.
+        (&["frobnicate"], 2),
+        (&["runs", "show"], 2),
+        (&["runs", "list", "--no-such-flag"], 2),
+        (&["lineage", "mnist"], 2),
+        (&["lineage", "@3"], 2),
+        // Well formed, but nothing is registered under it.
+        (&["lineage", "mnist@3"], 1),
+    ];
+    for (args, code) in cases {
+        let text = kiln(&server, args, &[]);
+        assert!(text.ends_with(&format!("exit {code}\n")), "kiln {}: want exit {code}, got\n{text}", args.join(" "));
+    }
+}

@@ -47,7 +47,13 @@ fn acknowledged_writes_survive_kill_9() {
             assert_eq!(&client.download(sha).unwrap(), bytes, "artifact {sha} lost");
         }
         let run = client
-            .create_run(&CreateRun { experiment: "durability".into(), name: Some(format!("round-{round}")), source: RunSource::External, start_time: None, tags: vec![] })
+            .create_run(&CreateRun {
+                experiment: "durability".into(),
+                name: Some(format!("round-{round}")),
+                source: RunSource::External,
+                start_time: None,
+                tags: vec![],
+            })
             .unwrap()
             .id;
         let stop = Arc::new(AtomicBool::new(false));

@@ -166,13 +166,36 @@ fn diagnostic(cell: &Cell, line: usize, message: String) -> Diagnostic {
     Diagnostic { cell: Some(cell.index), cell_id: cell.id.clone(), line, message }
 }
 
-/// Analyses `notebook`: the steps, the values crossing them, and every problem found.
+/// Analyses `notebook`: the steps, the values crossing them, and every problem found. One
+/// pass a question, each adding what it finds wrong to `diagnostics`.
 pub fn analyse(notebook: &Notebook) -> Analysis {
+    let mut diagnostics = Vec::new();
+    let (steps, untagged, parsed) = read_cells(notebook, &mut diagnostics);
+    let mut flows = flows_between_steps(&parsed, &mut diagnostics);
+    let parameters = parameters(&parsed, &mut diagnostics);
+    let mut infer = infer_contract(notebook, &steps, &parsed, &mut flows, &mut diagnostics);
+    table_input_columns(notebook, &parsed, infer.as_mut(), &mut diagnostics);
+    let conditions = conditions(&parsed, &mut diagnostics);
+    one_step_per_name(&parsed, &mut diagnostics);
+
+    // Values in the order they are made; problems cell by cell, line by line, then those of
+    // the whole notebook.
+    flows.sort_by_key(|f| (f.from, f.to, f.defined_in, f.line));
+    diagnostics.sort_by_key(|d| (d.cell.is_none(), d.cell, d.line));
+    diagnostics.dedup();
+    let cells: Vec<StepCell> = parsed.into_iter().filter_map(|(cell, step, parsed)| Some(StepCell { cell: cell.clone(), step: step?, parsed })).collect();
+    let carried = carried_values(&cells);
+    Analysis { steps, untagged, parameters, flows, infer, conditions, diagnostics, cells, carried, settled: BTreeMap::new(), kernel_typed: Default::default() }
+}
+
+/// A cell kept for analysis: its step (`None`: untagged) and its parse, in notebook order.
+type ParsedCells<'a> = Vec<(&'a Cell, Option<Step>, ParsedCell)>;
+
+/// Each cell's step and parse; skipped cells dropped, a cell with several steps reported.
+fn read_cells<'a>(notebook: &'a Notebook, diagnostics: &mut Vec<Diagnostic>) -> (BTreeMap<Step, Vec<usize>>, Vec<usize>, ParsedCells<'a>) {
     let mut steps: BTreeMap<Step, Vec<usize>> = BTreeMap::new();
     let mut untagged = Vec::new();
-    let mut diagnostics = Vec::new();
-    // (cell, its step or None for untagged, its parse), in notebook order; skipped cells dropped.
-    let mut parsed: Vec<(&Cell, Option<Step>, ParsedCell)> = Vec::new();
+    let mut parsed: ParsedCells<'a> = Vec::new();
     for cell in &notebook.cells {
         let cell_steps = steps_of(cell);
         if cell_steps.contains(&Step::Skip) {
@@ -196,7 +219,12 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
             }
         }
     }
+    (steps, untagged, parsed)
+}
 
+/// The values a step uses from an earlier one (items travel as code, not as values); a use
+/// of an untagged cell's or a later step's value reported.
+fn flows_between_steps(parsed: &ParsedCells, diagnostics: &mut Vec<Diagnostic>) -> Vec<Flow> {
     let mut flows: Vec<Flow> = Vec::new();
     for (position, (cell, step, parse)) in parsed.iter().enumerate() {
         let Some(step) = *step else { continue };
@@ -210,12 +238,17 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
                 continue; // defined in this cell (items are visible from anywhere in it)
             }
             // The latest definition before this cell.
-            let Some((defining, defining_step, defining_parse)) = parsed[..position].iter().rev().find(|(_, _, p)| defines(p)).map(|(c, s, p)| (*c, *s, p)) else {
+            let Some((defining, defining_step, defining_parse)) = parsed[..position].iter().rev().find(|(_, _, p)| defines(p)).map(|(c, s, p)| (*c, *s, p))
+            else {
                 // Maybe a later cell defines it.
                 if let Some((later, Some(later_step), _)) = parsed[position + 1..].iter().find(|(_, _, p)| defines(p))
                     && later_step.rank() > step.rank()
                 {
-                    diagnostics.push(diagnostic(cell, line, format!("the {} step uses `{name}`, which the later {} step defines ({})", step.name(), later_step.name(), later.label())));
+                    diagnostics.push(diagnostic(
+                        cell,
+                        line,
+                        format!("the {} step uses `{name}`, which the later {} step defines ({})", step.name(), later_step.name(), later.label()),
+                    ));
                 }
                 continue;
             };
@@ -223,7 +256,10 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
                 None => diagnostics.push(diagnostic(
                     cell,
                     line,
-                    format!("`{name}` is defined only in untagged {} (exploration is left out of components); tag that cell or move the definition", defining.label()),
+                    format!(
+                        "`{name}` is defined only in untagged {} (exploration is left out of components); tag that cell or move the definition",
+                        defining.label()
+                    ),
                 )),
                 Some(Step::Setup | Step::Parameters) => {}
                 Some(from) if from == step => {}
@@ -233,33 +269,63 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
                     if let Some(&defined_line) = defining_parse.names.values.get(name)
                         && !flows.iter().any(|f| f.name == *name && f.from == from && f.to == step)
                     {
-                        flows.push(Flow { name: name.clone(), from, to: step, defined_in: defining.index, line: defined_line, ty: None, codec: None, typed_by: None });
+                        flows.push(Flow {
+                            name: name.clone(),
+                            from,
+                            to: step,
+                            defined_in: defining.index,
+                            line: defined_line,
+                            ty: None,
+                            codec: None,
+                            typed_by: None,
+                        });
                     }
                 }
-                Some(from) => diagnostics.push(diagnostic(cell, line, format!("the {} step uses `{name}` from the later {} step ({})", step.name(), from.name(), defining.label()))),
+                Some(from) => diagnostics.push(diagnostic(
+                    cell,
+                    line,
+                    format!("the {} step uses `{name}` from the later {} step ({})", step.name(), from.name(), defining.label()),
+                )),
             }
         }
     }
+    flows
+}
 
-    // Parameters: literal bindings only, since they are overridden at run time.
+/// Parameters: literal bindings only, since they are overridden at run time.
+fn parameters(parsed: &ParsedCells, diagnostics: &mut Vec<Diagnostic>) -> Vec<Parameter> {
     let mut parameters = Vec::new();
-    for (cell, step, parse) in &parsed {
+    for (cell, step, parse) in parsed {
         if *step != Some(Step::Parameters) {
             continue;
         }
         for (name, line) in &parse.names.non_literal_lets {
-            diagnostics.push(diagnostic(cell, *line, format!("parameter `{name}` is not a literal; parameters are overridden at run time, so each must be `let name = <literal>;`")));
+            diagnostics.push(diagnostic(
+                cell,
+                *line,
+                format!("parameter `{name}` is not a literal; parameters are overridden at run time, so each must be `let name = <literal>;`"),
+            ));
         }
         for (name, (default, line)) in &parse.names.literals {
             parameters.push(Parameter { name: name.clone(), default: default.clone(), cell: cell.index, line: *line, ty: None, typed_by: None });
         }
     }
     parameters.sort_by_key(|p| (p.cell, p.line));
+    parameters
+}
 
-    // The infer contract: `fn infer(model: &Model, …, input: Input) -> Output`, where the
-    // leading parameters are train values by reference and the last is the request input.
+/// The infer contract: `fn infer(model: &Model, …, input: Input) -> Output`, where the
+/// leading parameters are train values by reference (each a flow into infer) and the last is
+/// the request input.
+fn infer_contract(
+    notebook: &Notebook,
+    steps: &BTreeMap<Step, Vec<usize>>,
+    parsed: &ParsedCells,
+    flows: &mut Vec<Flow>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Infer> {
     let mut infer = None;
-    for (cell, step, parse) in &parsed {
+    for (cell, step, parse) in parsed {
         if *step != Some(Step::Infer) {
             continue;
         }
@@ -289,24 +355,42 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
             && parsed.iter().any(|(_, s, p)| *s == Some(Step::Train) && p.names.values.contains_key(name))
         {
             let line = found.signature.params.last().map_or(signature.line, |p| p.2);
-            diagnostics.push(diagnostic(cell, line, format!("`fn infer`'s last parameter `{name}` is the request input, but it is named after a train value; rename it")));
+            diagnostics.push(diagnostic(
+                cell,
+                line,
+                format!("`fn infer`'s last parameter `{name}` is the request input, but it is named after a train value; rename it"),
+            ));
         }
         infer = Some(found);
         break;
     }
     if infer.is_none() {
-        let (cell, id) = steps.get(&Step::Infer).and_then(|cells| cells.first()).map_or((None, None), |&i| {
-            (Some(i), notebook.cells.iter().find(|c| c.index == i).and_then(|c| c.id.clone()))
+        let (cell, id) = steps
+            .get(&Step::Infer)
+            .and_then(|cells| cells.first())
+            .map_or((None, None), |&i| (Some(i), notebook.cells.iter().find(|c| c.index == i).and_then(|c| c.id.clone())));
+        diagnostics.push(Diagnostic {
+            cell,
+            cell_id: id,
+            line: 0,
+            message: "no `fn infer(…)` in the cells tagged infer: the served component calls it".into(),
         });
-        diagnostics.push(Diagnostic { cell, cell_id: id, line: 0, message: "no `fn infer(…)` in the cells tagged infer: the served component calls it".into() });
     }
+    infer
+}
 
-    // A DataFrame input's columns: one `// kiln: input NAME { … }` in the infer cells.
+/// A DataFrame input's columns: one `// kiln: input NAME { … }` in the infer cells, naming
+/// `fn infer`'s input; required when that input is a DataFrame.
+fn table_input_columns(notebook: &Notebook, parsed: &ParsedCells, infer: Option<&mut Infer>, diagnostics: &mut Vec<Diagnostic>) {
     let mut declared: Option<(TableInput, &Cell, usize)> = None;
-    for (cell, step, parse) in &parsed {
+    for (cell, step, parse) in parsed {
         for (text, line) in &parse.inputs {
             if *step != Some(Step::Infer) {
-                diagnostics.push(diagnostic(cell, *line, format!("`{text}` belongs in an infer cell: it declares the columns of `fn infer`'s DataFrame input")));
+                diagnostics.push(diagnostic(
+                    cell,
+                    *line,
+                    format!("`{text}` belongs in an infer cell: it declares the columns of `fn infer`'s DataFrame input"),
+                ));
                 continue;
             }
             match table_input::parse(text) {
@@ -316,7 +400,7 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
             }
         }
     }
-    if let Some(found) = infer.as_mut()
+    if let Some(found) = infer
         && let Some((name, ty)) = found.input().map(|(n, t)| (n.to_owned(), t.to_owned()))
     {
         let cell = notebook.cells.iter().find(|c| c.index == found.cell);
@@ -326,7 +410,11 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
                 diagnostics.push(diagnostic(at, at_line, format!("`input {}` names no input: `fn infer`'s request input is `{name}`", table.name)));
             }
             Some((_, at, at_line)) if !table_input::is_dataframe(&ty) => {
-                diagnostics.push(diagnostic(at, at_line, format!("columns are for a DataFrame input, and `{name}` is `{ty}`; drop the `input` line or take `{name}: DataFrame`")));
+                diagnostics.push(diagnostic(
+                    at,
+                    at_line,
+                    format!("columns are for a DataFrame input, and `{name}` is `{ty}`; drop the `input` line or take `{name}: DataFrame`"),
+                ));
             }
             Some((table, ..)) => found.columns = table.columns,
             None if table_input::is_dataframe(&ty) => {
@@ -341,10 +429,12 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
             None => {}
         }
     }
+}
 
-    // Conditions on the train run: in train cells, one `register when` at most.
+/// Conditions on the train run: in train cells, one `register when` at most.
+fn conditions(parsed: &ParsedCells, diagnostics: &mut Vec<Diagnostic>) -> Vec<Condition> {
     let mut conditions: Vec<Condition> = Vec::new();
-    for (cell, step, parse) in &parsed {
+    for (cell, step, parse) in parsed {
         for (text, line) in &parse.conditions {
             if *step != Some(Step::Train) {
                 diagnostics.push(diagnostic(cell, *line, format!("`{text}` belongs in a train cell: it decides what the train step does with its model")));
@@ -362,10 +452,13 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
             }
         }
     }
+    conditions
+}
 
-    // The same name defined by two different steps (setup and parameters are shared by all).
+/// The same name defined by two different steps (setup and parameters are shared by all).
+fn one_step_per_name(parsed: &ParsedCells, diagnostics: &mut Vec<Diagnostic>) {
     let mut first_definition: BTreeMap<&str, (&Cell, Step)> = BTreeMap::new();
-    for (cell, step, parse) in &parsed {
+    for (cell, step, parse) in parsed {
         let Some(step) = *step else { continue };
         for (name, &line) in parse.names.values.iter().chain(&parse.names.items) {
             match first_definition.get(name.as_str()) {
@@ -381,15 +474,6 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
             }
         }
     }
-
-    // Values in the order they are made; problems cell by cell, line by line, then those of
-    // the whole notebook.
-    flows.sort_by_key(|f| (f.from, f.to, f.defined_in, f.line));
-    diagnostics.sort_by_key(|d| (d.cell.is_none(), d.cell, d.line));
-    diagnostics.dedup();
-    let cells: Vec<StepCell> = parsed.into_iter().filter_map(|(cell, step, parsed)| Some(StepCell { cell: cell.clone(), step: step?, parsed })).collect();
-    let carried = carried_values(&cells);
-    Analysis { steps, untagged, parameters, flows, infer, conditions, diagnostics, cells, carried, settled: BTreeMap::new(), kernel_typed: Default::default() }
 }
 
 /// For each tagged cell, the values it defines that later tagged cells' statements use (the
@@ -460,7 +544,13 @@ pub fn render(analysis: &Analysis) -> String {
     }
     if let Some(infer) = &analysis.infer {
         let params: Vec<String> = infer.signature.params.iter().map(|(n, t, _)| format!("{n}: {t}")).collect();
-        out.push_str(&format!("  served: fn infer({}) -> {}  (cell {}, line {})\n", params.join(", "), infer.signature.output, infer.cell, infer.signature.line));
+        out.push_str(&format!(
+            "  served: fn infer({}) -> {}  (cell {}, line {})\n",
+            params.join(", "),
+            infer.signature.output,
+            infer.cell,
+            infer.signature.line
+        ));
         if let (Some((name, _)), false) = (infer.input(), infer.columns.is_empty()) {
             let columns: Vec<String> = infer.columns.iter().map(|c| format!("{}: {} ({})", c.name, c.ty, c.datatype)).collect();
             out.push_str(&format!("    input `{name}`, one tensor per column: {}\n", columns.join(", ")));

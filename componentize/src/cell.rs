@@ -13,7 +13,6 @@ use syn::visit::Visit;
 
 use crate::diagnostic::Diagnostic;
 use crate::notebook::Cell;
-use crate::tags;
 
 /// A top-level piece of a cell, with the text (and comments) in front of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,12 +123,8 @@ impl<'a> Lines<'a> {
 }
 
 pub fn parse(cell: &Cell) -> Result<ParsedCell, Diagnostic> {
-    let deps = cell
-        .source
-        .lines()
-        .enumerate()
-        .filter_map(|(i, line)| line.trim_start().strip_prefix(":dep").map(|rest| (rest.trim().to_owned(), i + 1)))
-        .collect();
+    let deps =
+        cell.source.lines().enumerate().filter_map(|(i, line)| line.trim_start().strip_prefix(":dep").map(|rest| (rest.trim().to_owned(), i + 1))).collect();
     let directives = |keep: &dyn Fn(&str) -> bool| -> Vec<(String, usize)> {
         cell.source
             .lines()
@@ -165,7 +160,7 @@ pub fn parse(cell: &Cell) -> Result<ParsedCell, Diagnostic> {
             let rest = &wrapped[start..end.max(start)];
             let Some(newline) = rest.find('\n') else { break };
             let first = rest[..newline].trim();
-            let directive = position == 0 && first.starts_with("//") && !tags::directive_tags(first).is_empty();
+            let directive = position == 0 && first.starts_with("//") && !kiln_protocol::directive::tags(first).is_empty();
             if first.is_empty() || directive {
                 blank_before |= first.is_empty() && start != WRAP_OPEN.len();
                 start += newline + 1;

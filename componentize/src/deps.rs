@@ -47,7 +47,11 @@ pub fn parse(text: &str, notebook_dir: &Path) -> Result<Dependency, String> {
         let path = absolute(notebook_dir, Path::new(text));
         let manifest = std::fs::read_to_string(path.join("Cargo.toml")).map_err(|e| format!("`:dep {text}`: reading {}/Cargo.toml: {e}", path.display()))?;
         let manifest: toml::Table = manifest.parse().map_err(|e| format!("`:dep {text}`: {}/Cargo.toml: {e}", path.display()))?;
-        let name = manifest.get("package").and_then(|p| p.get("name")).and_then(|n| n.as_str()).ok_or_else(|| format!("`:dep {text}`: {}/Cargo.toml has no package name", path.display()))?;
+        let name = manifest
+            .get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(|n| n.as_str())
+            .ok_or_else(|| format!("`:dep {text}`: {}/Cargo.toml has no package name", path.display()))?;
         let mut table = toml::Table::new();
         table.insert("path".into(), toml::Value::String(path.to_string_lossy().into_owned()));
         return Ok(Dependency { name: name.to_owned(), spec: toml::Value::Table(table) });
@@ -59,7 +63,8 @@ pub fn parse(text: &str, notebook_dir: &Path) -> Result<Dependency, String> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(format!("`:dep {text}`: `{name}` is not a crate name"));
     }
-    let document: toml::Table = format!("dep = {value}").parse().map_err(|e: toml::de::Error| format!("`:dep {text}`: the value is not TOML: {}", e.message().trim()))?;
+    let document: toml::Table =
+        format!("dep = {value}").parse().map_err(|e: toml::de::Error| format!("`:dep {text}`: the value is not TOML: {}", e.message().trim()))?;
     let mut spec = document.get("dep").cloned().ok_or_else(|| format!("`:dep {text}`: no value"))?;
     if let toml::Value::Table(table) = &mut spec
         && let Some(toml::Value::String(path)) = table.get_mut("path")
@@ -118,7 +123,11 @@ pub fn inline(value: &toml::Value) -> String {
 }
 
 fn key(k: &str) -> String {
-    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') { k.to_owned() } else { toml::Value::String(k.to_owned()).to_string() }
+    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        k.to_owned()
+    } else {
+        toml::Value::String(k.to_owned()).to_string()
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +171,9 @@ mod tests {
     #[test]
     fn kiln_gets_the_sdk_path_and_the_features_needed() {
         let deps = vec![parse("kiln = { path = \"x\", features = [\"polars\"] }", Path::new("/nb")).unwrap()];
-        assert_eq!(inline(&kiln(&deps, Path::new("/opt/kiln/client"), &["serve", "polars"]).spec), r#"{ features = ["polars", "serve"], path = "/opt/kiln/client" }"#);
+        assert_eq!(
+            inline(&kiln(&deps, Path::new("/opt/kiln/client"), &["serve", "polars"]).spec),
+            r#"{ features = ["polars", "serve"], path = "/opt/kiln/client" }"#
+        );
     }
 }

@@ -154,7 +154,9 @@ fn manifest(inputs: &Inputs, members: &[String]) -> String {
 }
 
 fn member_manifest(name: &str, deps: &[Dependency]) -> String {
-    let mut out = format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n[[bin]]\nname = \"{name}\"\npath = \"src/main.rs\"\n\n[dependencies]\n");
+    let mut out = format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n[[bin]]\nname = \"{name}\"\npath = \"src/main.rs\"\n\n[dependencies]\n"
+    );
     let mut names: Vec<&str> = deps.iter().map(|d| d.name.as_str()).filter(|n| *n != "kiln").collect();
     names.push("kiln");
     names.sort();
@@ -273,7 +275,10 @@ fn body(w: &mut Writer, analysis: &Analysis, step: Step) {
                 w.line(format!("    // ── from the {} step ──", inflows[0].from.name()));
                 for flow in inflows {
                     let origin = origin_of(analysis, flow.defined_in, flow.line);
-                    w.line_at(format!("    let {}{} = ctx.get({:?}, {})?;", flow.name, annotation(flow.ty.as_deref()), flow.name, codec_path(flow.codec.as_deref())), origin);
+                    w.line_at(
+                        format!("    let {}{} = ctx.get({:?}, {})?;", flow.name, annotation(flow.ty.as_deref()), flow.name, codec_path(flow.codec.as_deref())),
+                        origin,
+                    );
                 }
             }
         }
@@ -284,7 +289,10 @@ fn body(w: &mut Writer, analysis: &Analysis, step: Step) {
         w.line(format!("    // ── {} · cell {} ──", cell.step.name(), cell.cell.index));
         if cell.step == Step::Parameters {
             for p in analysis.parameters.iter().filter(|p| p.cell == cell.cell.index) {
-                w.line_at(format!("    let {}{} = ctx.param({:?}, {})?;", p.name, annotation(p.ty.as_deref()), p.name, p.default), origin_of(analysis, p.cell, p.line));
+                w.line_at(
+                    format!("    let {}{} = ctx.param({:?}, {})?;", p.name, annotation(p.ty.as_deref()), p.name, p.default),
+                    origin_of(analysis, p.cell, p.line),
+                );
             }
             continue;
         }
@@ -394,7 +402,10 @@ fn settle_carried(w: &mut Writer, analysis: &Analysis, cell: &StepCell, users: &
         }
         if let Some(ty) = analysis.settled.get(&(cell.cell.index, name.clone())).filter(|t| crate::types::is_nameable(t)) {
             let line = cell.parsed.names.values.get(name).copied().unwrap_or(0);
-            w.line_at(format!("{indent}let mut {name}: {ty} = {name}; // typed as the kernel types it when cell {} ends", cell.cell.index), origin_of(analysis, cell.cell.index, line));
+            w.line_at(
+                format!("{indent}let mut {name}: {ty} = {name}; // typed as the kernel types it when cell {} ends", cell.cell.index),
+                origin_of(analysis, cell.cell.index, line),
+            );
         }
     }
 }
@@ -446,13 +457,19 @@ fn probe(inputs: &Inputs, analysis: &Analysis, pass: &Probe) -> (Writer, BTreeMa
             for f in analysis.flows.iter().filter(|f| seen.insert(f.name.as_str())) {
                 markers.insert(w.map.0.len() + 1, f.name.clone());
                 let codec = codec_path(f.codec.as_deref());
-                w.line_at(format!("    kiln::codec::check::<{}, _>(&{}, {codec});", f.ty.as_deref().unwrap_or("_"), f.name), origin_of(analysis, f.defined_in, f.line));
+                w.line_at(
+                    format!("    kiln::codec::check::<{}, _>(&{}, {codec});", f.ty.as_deref().unwrap_or("_"), f.name),
+                    origin_of(analysis, f.defined_in, f.line),
+                );
             }
             if let Some(infer) = &analysis.infer
                 && let Some((_, input_ty)) = infer.input()
             {
                 markers.insert(w.map.0.len() + 1, "fn infer".into());
-                w.line_at(format!("    kiln::serve::check_io::<{input_ty}, {}>();", infer.signature.output), origin_of(analysis, infer.cell, infer.signature.line));
+                w.line_at(
+                    format!("    kiln::serve::check_io::<{input_ty}, {}>();", infer.signature.output),
+                    origin_of(analysis, infer.cell, infer.signature.line),
+                );
                 for (name, ty, param_line) in infer.model_params() {
                     markers.insert(w.map.0.len() + 1, format!("fn infer({name})"));
                     w.line_at(format!("    let _: {ty} = &{name};"), origin_of(analysis, infer.cell, *param_line));
@@ -525,6 +542,7 @@ mod tests {
                     Ok(move |rows: DataFrame| infer(&scale, rows))
                 })
             }
-        "#]].assert_eq(serving);
+        "#]]
+        .assert_eq(serving);
     }
 }

@@ -122,7 +122,13 @@ pub fn layer(mut entries: Vec<Entry>, mtime: u64, comment: &str) -> Result<Layer
     let mut gz = flate2::GzBuilder::new().mtime(0).operating_system(255).write(Vec::new(), flate2::Compression::new(6));
     gz.write_all(&tar).map_err(write_error)?;
     let gzip = gz.finish().map_err(write_error)?;
-    Ok(Layer { diff_id: format!("sha256:{}", sha256_hex(&tar)), digest: format!("sha256:{}", sha256_hex(&gzip)), tar_size: tar.len() as u64, gzip, comment: comment.to_owned() })
+    Ok(Layer {
+        diff_id: format!("sha256:{}", sha256_hex(&tar)),
+        digest: format!("sha256:{}", sha256_hex(&gzip)),
+        tar_size: tar.len() as u64,
+        gzip,
+        comment: comment.to_owned(),
+    })
 }
 
 /// The shared libraries `binary` loads, with the dynamic loader, as `ldd` resolves them:
@@ -162,7 +168,11 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<(String, Vec<u8>)>, ImageEr
 /// The runtime layer: libraries, a passwd entry for the non-root user, `/tmp`.
 pub fn runtime_layer(libraries: &[(String, Vec<u8>)], mtime: u64) -> Result<Layer, ImageError> {
     let mut entries: Vec<Entry> = libraries.iter().map(|(path, bytes)| Entry::file(path, 0o755, bytes.clone())).collect();
-    entries.push(Entry::file("/etc/passwd", 0o644, format!("root:x:0:0:root:/root:/sbin/nologin\nkiln:x:{USER}:{USER}:kiln:/tmp:/sbin/nologin\n").into_bytes()));
+    entries.push(Entry::file(
+        "/etc/passwd",
+        0o644,
+        format!("root:x:0:0:root:/root:/sbin/nologin\nkiln:x:{USER}:{USER}:kiln:/tmp:/sbin/nologin\n").into_bytes(),
+    ));
     entries.push(Entry::file("/etc/group", 0o644, format!("root:x:0:\nkiln:x:{USER}:\n").into_bytes()));
     entries.push(Entry::file("/etc/nsswitch.conf", 0o644, b"hosts: files dns\n".to_vec()));
     entries.push(Entry::dir("/tmp", 0o1777));
@@ -316,8 +326,16 @@ pub fn image(spec: &Spec, layers: Vec<Layer>, mtime: u64) -> Image {
     let manifest = Manifest {
         schema_version: 2,
         media_type: MANIFEST_MEDIA_TYPE.into(),
-        config: Descriptor { media_type: CONFIG_MEDIA_TYPE.into(), digest: format!("sha256:{}", sha256_hex(&config)), size: config.len() as u64, annotations: BTreeMap::new() },
-        layers: layers.iter().map(|l| Descriptor { media_type: LAYER_MEDIA_TYPE.into(), digest: l.digest.clone(), size: l.gzip.len() as u64, annotations: BTreeMap::new() }).collect(),
+        config: Descriptor {
+            media_type: CONFIG_MEDIA_TYPE.into(),
+            digest: format!("sha256:{}", sha256_hex(&config)),
+            size: config.len() as u64,
+            annotations: BTreeMap::new(),
+        },
+        layers: layers
+            .iter()
+            .map(|l| Descriptor { media_type: LAYER_MEDIA_TYPE.into(), digest: l.digest.clone(), size: l.gzip.len() as u64, annotations: BTreeMap::new() })
+            .collect(),
     };
     let manifest = serde_json::to_vec(&manifest).expect("manifest serializes");
     let manifest_digest = format!("sha256:{}", sha256_hex(&manifest));
@@ -390,7 +408,13 @@ mod tests {
     use super::*;
 
     fn spec() -> Spec {
-        Spec { name: "iris-infer".into(), entrypoint: vec!["/app/iris-infer".into()], env: vec!["PATH=/app".into()], exposed_ports: vec![8080], labels: BTreeMap::from([("b".into(), "2".into()), ("a".into(), "1".into())]) }
+        Spec {
+            name: "iris-infer".into(),
+            entrypoint: vec!["/app/iris-infer".into()],
+            env: vec!["PATH=/app".into()],
+            exposed_ports: vec![8080],
+            labels: BTreeMap::from([("b".into(), "2".into()), ("a".into(), "1".into())]),
+        }
     }
 
     #[test]

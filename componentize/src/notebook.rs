@@ -87,11 +87,7 @@ impl Notebook {
             return Err(NotebookError::Version { major: raw.nbformat, minor: raw.nbformat_minor });
         }
         let kernel = raw.metadata["kernelspec"]["name"].as_str().unwrap_or("").to_owned();
-        let language = raw.metadata["kernelspec"]["language"]
-            .as_str()
-            .or_else(|| raw.metadata["language_info"]["name"].as_str())
-            .unwrap_or("")
-            .to_owned();
+        let language = raw.metadata["kernelspec"]["language"].as_str().or_else(|| raw.metadata["language_info"]["name"].as_str()).unwrap_or("").to_owned();
         if !language.eq_ignore_ascii_case("rust") {
             return Err(NotebookError::NotRust { kernel, language });
         }

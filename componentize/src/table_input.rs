@@ -124,7 +124,8 @@ mod tests {
             error: `a f64`: write `column: type`
             error: column `a` has type `i8`; a column is one of bool, i32, i64, u32, u64, f32, f64, String
             error: column `a` is declared twice
-            error: `a b` is not a column name: an identifier or a "quoted" name"#]].assert_eq(&out.join("\n"));
+            error: `a b` is not a column name: an identifier or a "quoted" name"#]]
+        .assert_eq(&out.join("\n"));
         assert!(is_dataframe("DataFrame") && is_dataframe("polars::prelude::DataFrame") && !is_dataframe("Vec<f64>"));
     }
 }

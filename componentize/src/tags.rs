@@ -1,5 +1,6 @@
 //! Cell tags → steps. Kiln's own names, Kale's and papermill's spellings of the same ideas,
-//! and the first-line directive (`// kiln: train`) for clients that send no cell metadata.
+//! and the cell's `// kiln: train` directive (read by `kiln_protocol::directive`, as the kernel
+//! reads it) for clients that send no cell metadata.
 
 use crate::notebook::Cell;
 
@@ -56,18 +57,9 @@ pub fn step_of_tag(tag: &str) -> Option<Step> {
     })
 }
 
-/// Tags from a first line like `// kiln: train` (or `// kiln: setup, skip`).
-pub fn directive_tags(source: &str) -> Vec<String> {
-    let first = source.lines().next().unwrap_or("").trim();
-    match first.strip_prefix("//").map(str::trim).and_then(|rest| rest.strip_prefix("kiln:")) {
-        Some(list) => list.split([',', ' ']).map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect(),
-        None => Vec::new(),
-    }
-}
-
 /// A cell's steps: from its metadata tags and its directive, deduplicated, in pipeline order.
 pub fn steps_of(cell: &Cell) -> Vec<Step> {
-    let mut steps: Vec<Step> = cell.tags.iter().cloned().chain(directive_tags(&cell.source)).filter_map(|t| step_of_tag(&t)).collect();
+    let mut steps: Vec<Step> = cell.tags.iter().cloned().chain(kiln_protocol::directive::tags(&cell.source)).filter_map(|t| step_of_tag(&t)).collect();
     steps.sort();
     steps.dedup();
     steps
@@ -84,6 +76,10 @@ mod tests {
         assert_eq!(steps_of(&cell(&["pipeline-parameters"], "let lr = 0.1;")), [Step::Parameters]);
         assert_eq!(steps_of(&cell(&[], "// kiln: train\nfit();")), [Step::Train]);
         assert_eq!(steps_of(&cell(&["Data"], "// kiln: data")), [Step::Data]);
+        // The kernel's rule too: the first non-blank line, either comment form.
+        assert_eq!(steps_of(&cell(&[], "\n//| kiln: data\nlet x = 1;")), [Step::Data]);
+        assert_eq!(steps_of(&cell(&[], "\n  // kiln: train, skip\nfit();")), [Step::Train, Step::Skip]);
+        assert_eq!(steps_of(&cell(&[], "fit();\n// kiln: train")), []);
         assert_eq!(steps_of(&cell(&["papermill-error-cell-tag", "block:x"], "x")), []);
         assert_eq!(steps_of(&cell(&["train", "skip"], "x")), [Step::Train, Step::Skip]);
     }

@@ -152,7 +152,8 @@ pub fn infer(root: &Path, inputs: &Inputs, analysis: &mut Analysis, kernel: Opti
             needs.remove(cell);
         }
     }
-    let order: Vec<usize> = analysis.cells.iter().filter(|c| statement_steps.contains(&c.step)).map(|c| c.cell.index).filter(|i| needs.contains_key(i)).collect();
+    let order: Vec<usize> =
+        analysis.cells.iter().filter(|c| statement_steps.contains(&c.step)).map(|c| c.cell.index).filter(|i| needs.contains_key(i)).collect();
     for cell in order {
         let ask: Vec<String> = needs[&cell].iter().cloned().collect();
         let pass = Probe::Types { upto: cell, ask };
@@ -177,8 +178,10 @@ pub fn infer(root: &Path, inputs: &Inputs, analysis: &mut Analysis, kernel: Opti
     }
     let mut problems = Vec::new();
     let typed = |analysis: &Analysis, cell: usize, name: &str| analysis.settled.get(&(cell, name.to_owned())).cloned();
-    let flows: Vec<(usize, usize, String, Option<String>)> = analysis.flows.iter().map(|f| (f.defined_in, f.line, f.name.clone(), typed(analysis, f.defined_in, &f.name))).collect();
-    let params: Vec<(usize, usize, String, Option<String>)> = analysis.parameters.iter().map(|p| (p.cell, p.line, p.name.clone(), typed(analysis, p.cell, &p.name))).collect();
+    let flows: Vec<(usize, usize, String, Option<String>)> =
+        analysis.flows.iter().map(|f| (f.defined_in, f.line, f.name.clone(), typed(analysis, f.defined_in, &f.name))).collect();
+    let params: Vec<(usize, usize, String, Option<String>)> =
+        analysis.parameters.iter().map(|p| (p.cell, p.line, p.name.clone(), typed(analysis, p.cell, &p.name))).collect();
     for (cell, line, name, ty) in flows.iter().chain(&params) {
         let id = analysis.cells.iter().find(|c| c.cell.index == *cell).and_then(|c| c.cell.id.clone());
         let at = |message: String| Diagnostic { cell: Some(*cell), cell_id: id.clone(), line: *line, message };
@@ -258,10 +261,14 @@ fn contract_problem(asked: &str, error: &Message, analysis: &Analysis) -> String
         let infer = analysis.infer.as_ref();
         let (input, output) = (infer.and_then(|i| i.input()).map_or("", |i| i.1), infer.map_or("", |i| i.signature.output.as_str()));
         if error.message.contains("InferInput") {
-            return format!("`fn infer`'s input type `{input}` cannot come from an inference request: use numbers, bool or String, in `Vec<…>` or `[T; N]` (one tensor)");
+            return format!(
+                "`fn infer`'s input type `{input}` cannot come from an inference request: use numbers, bool or String, in `Vec<…>` or `[T; N]` (one tensor)"
+            );
         }
         if error.message.contains("InferOutput") {
-            return format!("`fn infer`'s output type `{output}` cannot answer an inference request: use numbers, bool or String, in `Vec<…>` or `[T; N]`, or a `Result` of one");
+            return format!(
+                "`fn infer`'s output type `{output}` cannot answer an inference request: use numbers, bool or String, in `Vec<…>` or `[T; N]`, or a `Result` of one"
+            );
         }
         return format!("`fn infer`: {}", error.message);
     }
@@ -274,7 +281,10 @@ fn contract_problem(asked: &str, error: &Message, analysis: &Analysis) -> String
     }
     let ty = analysis.flows.iter().find(|f| f.name == asked).and_then(|f| f.ty.as_deref()).unwrap_or("_");
     if not_in_scope {
-        return format!("the compiler calls the type of `{asked}` `{ty}`, which is not in scope in a component ({}); add a `use` for it to a setup cell", error.message);
+        return format!(
+            "the compiler calls the type of `{asked}` `{ty}`, which is not in scope in a component ({}); add a `use` for it to a setup cell",
+            error.message
+        );
     }
     if code == "E0277" {
         return format!(

@@ -26,7 +26,8 @@ fn check(cells: &[(&[&str], &str)], expected: Expect) {
     expected.assert_eq(&render(&analyse(&parsed)));
 }
 
-const SETUP: (&[&str], &str) = (&["setup"], ":dep kiln = { path = \"x\" }\nuse std::collections::HashMap;\nfn mean(v: &[f64]) -> f64 { v.iter().sum::<f64>() / v.len() as f64 }");
+const SETUP: (&[&str], &str) =
+    (&["setup"], ":dep kiln = { path = \"x\" }\nuse std::collections::HashMap;\nfn mean(v: &[f64]) -> f64 { v.iter().sum::<f64>() / v.len() as f64 }");
 const PARAMS: (&[&str], &str) = (&["parameters"], "let lr = 0.01;\nlet epochs = 3;");
 const DATA: (&[&str], &str) = (&["data"], "let xs: Vec<f64> = (0..100).map(|i| i as f64).collect();\nlet ys: Vec<f64> = xs.iter().map(|x| 2.0 * x).collect();");
 const TRAIN: (&[&str], &str) = (&["train"], "let mut weight = 0.0;\nfor _ in 0..epochs { weight += lr * mean(&ys) / mean(&xs); }\nprintln!(\"{weight}\");");
@@ -64,7 +65,12 @@ fn a_clean_pipeline() {
 #[test]
 fn the_first_line_directive_tags_cells_without_metadata() {
     check(
-        &[(&[], "// kiln: setup\nfn mean(v: &[f64]) -> f64 { v[0] }"), (&[], "// kiln: data\nlet xs = vec![1.0];"), (&[], "// kiln: train\nlet weight = mean(&xs);"), (&[], "// kiln: infer\nfn infer(weight: &f64, x: f64) -> f64 { weight * x }")],
+        &[
+            (&[], "// kiln: setup\nfn mean(v: &[f64]) -> f64 { v[0] }"),
+            (&[], "// kiln: data\nlet xs = vec![1.0];"),
+            (&[], "// kiln: train\nlet weight = mean(&xs);"),
+            (&[], "// kiln: infer\nfn infer(weight: &f64, x: f64) -> f64 { weight * x }"),
+        ],
         expect![[r#"
             setup      cells 0
             data       cells 1
@@ -83,7 +89,9 @@ fn the_first_line_directive_tags_cells_without_metadata() {
 
 #[test]
 fn a_value_defined_only_in_an_untagged_cell() {
-    check(&[(&[], "let scale = 2.0;"), (&["data"], "let xs = vec![1.0 * scale];"), DOUBLE], expect![[r#"
+    check(
+        &[(&[], "let scale = 2.0;"), (&["data"], "let xs = vec![1.0 * scale];"), DOUBLE],
+        expect![[r#"
         data       cells 1
         infer      cells 2
         untagged   cells 0 (left out)
@@ -92,12 +100,15 @@ fn a_value_defined_only_in_an_untagged_cell() {
           served: fn infer(x: f64) -> f64  (cell 2, line 1)
 
         error: cell 1 (id c1), line 1: `scale` is defined only in untagged cell 0 (id c0) (exploration is left out of components); tag that cell or move the definition
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn a_step_depending_on_a_later_step() {
-    check(&[(&["data"], "let xs = vec![weight];"), (&["train"], "let weight = 1.0;"), INFER], expect![[r#"
+    check(
+        &[(&["data"], "let xs = vec![weight];"), (&["train"], "let weight = 1.0;"), INFER],
+        expect![[r#"
         data       cells 0
         train      cells 1
         infer      cells 2
@@ -108,12 +119,15 @@ fn a_step_depending_on_a_later_step() {
           served: fn infer(weight: &f64, x: f64) -> f64  (cell 2, line 1)
 
         error: cell 0 (id c0), line 1: the data step uses `weight`, which the later train step defines (cell 1 (id c1))
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn a_name_defined_by_two_steps() {
-    check(&[(&["data"], "let xs = vec![1.0];"), (&["train"], "let xs = vec![2.0];\nlet weight = xs[0];"), INFER], expect![[r#"
+    check(
+        &[(&["data"], "let xs = vec![1.0];"), (&["train"], "let xs = vec![2.0];\nlet weight = xs[0];"), INFER],
+        expect![[r#"
         data       cells 0
         train      cells 1
         infer      cells 2
@@ -124,33 +138,42 @@ fn a_name_defined_by_two_steps() {
           served: fn infer(weight: &f64, x: f64) -> f64  (cell 2, line 1)
 
         error: cell 1 (id c1), line 1: `xs` is also defined by the data step (cell 0 (id c0)); a name belongs to one step
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn no_infer_function() {
-    check(&[DATA, (&["infer"], "let y = 1;")], expect![[r#"
+    check(
+        &[DATA, (&["infer"], "let y = 1;")],
+        expect![[r#"
         data       cells 0
         infer      cells 1
 
         data ──► infer
 
         error: cell 1 (id c1): no `fn infer(…)` in the cells tagged infer: the served component calls it
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn no_infer_cells_at_all() {
-    check(&[DATA], expect![[r#"
+    check(
+        &[DATA],
+        expect![[r#"
         data       cells 0
 
         error: notebook: no `fn infer(…)` in the cells tagged infer: the served component calls it
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn parameters_must_be_literals() {
-    check(&[(&["parameters"], "let lr = 0.01;\nlet steps = 10 * 2;\nlet name = \"run\";\nlet neg = -1;"), DOUBLE], expect![[r#"
+    check(
+        &[(&["parameters"], "let lr = 0.01;\nlet steps = 10 * 2;\nlet name = \"run\";\nlet neg = -1;"), DOUBLE],
+        expect![[r#"
         parameters cells 0
         infer      cells 1
 
@@ -161,12 +184,15 @@ fn parameters_must_be_literals() {
           served: fn infer(x: f64) -> f64  (cell 1, line 1)
 
         error: cell 0 (id c0), line 2: parameter `steps` is not a literal; parameters are overridden at run time, so each must be `let name = <literal>;`
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn a_cell_with_two_steps_and_a_cell_that_does_not_parse() {
-    check(&[(&["data", "train"], "let xs = 1;"), (&["train"], "let weight = ;"), INFER], expect![[r#"
+    check(
+        &[(&["data", "train"], "let xs = 1;"), (&["train"], "let weight = ;"), INFER],
+        expect![[r#"
         data       cells 0
         train      cells 1
         infer      cells 2
@@ -177,7 +203,8 @@ fn a_cell_with_two_steps_and_a_cell_that_does_not_parse() {
         error: cell 0 (id c0): is tagged with several steps (data, train); a cell belongs to one step
         error: cell 1 (id c1), line 1: does not parse as Rust: expected an expression
         error: cell 2 (id c2), line 1: `fn infer`'s parameter `weight` is not a value of the train step; its leading parameters take train values (by name), its last the request input
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
@@ -199,12 +226,15 @@ fn the_infer_contract() {
             error: cell 1 (id c1), line 3: `fn infer`'s last parameter `bias` is the request input, but it is named after a train value; rename it
         "#]],
     );
-    check(&[(&["infer"], "fn infer() -> f64 { 1.0 }")], expect![[r#"
+    check(
+        &[(&["infer"], "fn infer() -> f64 { 1.0 }")],
+        expect![[r#"
         infer      cells 0
           served: fn infer() -> f64  (cell 0, line 1)
 
         error: cell 0 (id c0), line 1: `fn infer` takes no parameters; its last parameter is the request input
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
@@ -235,7 +265,10 @@ fn conditions_on_the_train_run() {
     check(
         &[
             (&["data"], "let xs = vec![1.0];\n// kiln: register when metrics.accuracy >= 0.9"),
-            (&["train"], "// kiln: register when metrics.accuracy >= 0.9 and params.lr = '0.1'\n// kiln: promote champion when metrics.accuracy > 0.95\nlet weight = xs[0];\n// kiln: promote latest when metrics.accuracy > 0.99\n// kiln: register when metrics.loss < 1\n// kiln: register if metrics.loss < 1\n// kiln: promote staging when metrics.accuracy >> 1"),
+            (
+                &["train"],
+                "// kiln: register when metrics.accuracy >= 0.9 and params.lr = '0.1'\n// kiln: promote champion when metrics.accuracy > 0.95\nlet weight = xs[0];\n// kiln: promote latest when metrics.accuracy > 0.99\n// kiln: register when metrics.loss < 1\n// kiln: register if metrics.loss < 1\n// kiln: promote staging when metrics.accuracy >> 1",
+            ),
             INFER,
         ],
         expect![[r#"
@@ -268,7 +301,10 @@ fn a_dataframe_input_declares_its_columns() {
         &[
             setup,
             (&["train"], "let weight = 2.0;"),
-            (&["infer"], "// kiln: input rows { length: f64, \"sepal.width\": f32, species: String }\nfn infer(weight: &f64, rows: DataFrame) -> Vec<f64> { vec![*weight; rows.height()] }"),
+            (
+                &["infer"],
+                "// kiln: input rows { length: f64, \"sepal.width\": f32, species: String }\nfn infer(weight: &f64, rows: DataFrame) -> Vec<f64> { vec![*weight; rows.height()] }",
+            ),
         ],
         expect![[r#"
             setup      cells 0
@@ -287,17 +323,23 @@ fn a_dataframe_input_declares_its_columns() {
 #[test]
 fn dataframe_input_mistakes() {
     // No declaration for a DataFrame input.
-    check(&[(&["infer"], "fn infer(\n    rows: polars::prelude::DataFrame,\n) -> f64 { 1.0 }")], expect![[r#"
+    check(
+        &[(&["infer"], "fn infer(\n    rows: polars::prelude::DataFrame,\n) -> f64 { 1.0 }")],
+        expect![[r#"
         infer      cells 0
           served: fn infer(rows: polars::prelude::DataFrame) -> f64  (cell 0, line 1)
 
         error: cell 0 (id c0), line 2: `fn infer` takes a DataFrame `rows`: declare its columns in the infer cell, `// kiln: input rows { column: f64, … }`, so requests and clients know them
-    "#]]);
+    "#]],
+    );
     // Declared outside the infer cells, twice, badly, for a name that is not the input, for a tensor input.
     check(
         &[
             (&["data"], "// kiln: input x { a: f64 }\nlet v = 1;"),
-            (&["infer"], "// kiln: input rows { a: f64 }\n// kiln: input rows { b: f64 }\n// kiln: input rows { c: i8 }\nfn infer(rows: DataFrame) -> f64 { 1.0 }"),
+            (
+                &["infer"],
+                "// kiln: input rows { a: f64 }\n// kiln: input rows { b: f64 }\n// kiln: input rows { c: i8 }\nfn infer(rows: DataFrame) -> f64 { 1.0 }",
+            ),
         ],
         expect![[r#"
             data       cells 0
@@ -312,18 +354,24 @@ fn dataframe_input_mistakes() {
             error: cell 1 (id c1), line 3: column `c` has type `i8`; a column is one of bool, i32, i64, u32, u64, f32, f64, String
         "#]],
     );
-    check(&[(&["infer"], "// kiln: input x { a: f64 }\nfn infer(rows: DataFrame) -> f64 { 1.0 }")], expect![[r#"
+    check(
+        &[(&["infer"], "// kiln: input x { a: f64 }\nfn infer(rows: DataFrame) -> f64 { 1.0 }")],
+        expect![[r#"
         infer      cells 0
           served: fn infer(rows: DataFrame) -> f64  (cell 0, line 2)
 
         error: cell 0 (id c0), line 1: `input x` names no input: `fn infer`'s request input is `rows`
-    "#]]);
-    check(&[(&["infer"], "// kiln: input x { a: f64 }\nfn infer(x: Vec<f64>) -> f64 { 1.0 }")], expect![[r#"
+    "#]],
+    );
+    check(
+        &[(&["infer"], "// kiln: input x { a: f64 }\nfn infer(x: Vec<f64>) -> f64 { 1.0 }")],
+        expect![[r#"
         infer      cells 0
           served: fn infer(x: Vec<f64>) -> f64  (cell 0, line 2)
 
         error: cell 0 (id c0), line 1: columns are for a DataFrame input, and `x` is `Vec<f64>`; drop the `input` line or take `x: DataFrame`
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
@@ -340,5 +388,6 @@ fn notebooks_kiln_cannot_read() {
     expect![[r#"
         nbformat 3.0 is not supported: open and save it in JupyterLab to convert it to v4
         the notebook's kernel is 'python3' (python); Kiln componentizes Rust notebooks (kernel 'kiln' or 'rust')
-        not a notebook: EOF while parsing a list at line 1 column 26"#]].assert_eq(&errors);
+        not a notebook: EOF while parsing a list at line 1 column 26"#]]
+    .assert_eq(&errors);
 }

@@ -33,7 +33,13 @@ fn check_with(handle: &str, cells: &[(&str, &str)], kernel: Option<&str>, expect
     // At run time: a shared target dir may hold this test built in another clone.
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
     let sdk = std::fs::canonicalize(manifest.join("../server-client/client")).unwrap();
-    let options = Options { handle: format!("types-{handle}"), work_root: work_root(), sdk, rustflags: Vec::new(), kernel: kernel.map(|json| KernelCells::parse(json).unwrap()) };
+    let options = Options {
+        handle: format!("types-{handle}"),
+        work_root: work_root(),
+        sdk,
+        rustflags: Vec::new(),
+        kernel: kernel.map(|json| KernelCells::parse(json).unwrap()),
+    };
     let analysed = analyse_file(&path, &options, true, &mut ()).unwrap();
     expected.assert_eq(&render(&analysed.analysis));
 }
@@ -49,7 +55,10 @@ fn types_of_parameters_and_boundary_values() {
             ("setup", "#[derive(Serialize, Deserialize)]\nstruct Scaler { mean: f64, scale: f64 }"),
             ("parameters", "let epochs = 3;\nlet rate = 0.5;\nlet name = \"run\";\nlet batch: u16 = 8;"),
             ("data", "let xs: Vec<f64> = (0..10).map(|i| i as f64).collect();\nlet counts = vec![1, 2, 3];\nlet scaler = Scaler { mean: 4.5, scale: 2.0 };"),
-            ("train", "let mut weight = 0.0;\nfor step in 0..epochs { weight += rate * (xs[step as usize] - scaler.mean) / scaler.scale; }\nlet label = format!(\"{name}-{}\", counts.len());"),
+            (
+                "train",
+                "let mut weight = 0.0;\nfor step in 0..epochs { weight += rate * (xs[step as usize] - scaler.mean) / scaler.scale; }\nlet label = format!(\"{name}-{}\", counts.len());",
+            ),
             ("infer", "fn infer(weight: &f64, label: &String, xs: Vec<[f64; 2]>) -> Vec<f64> { xs.iter().map(|x| weight * x[0] + x[1]).collect() }"),
         ],
         expect![[r#"
@@ -117,7 +126,11 @@ fn a_value_is_typed_when_its_cell_ends() {
 fn a_value_without_a_codec() {
     check(
         "no-codec",
-        &[("data", "struct Point { x: f64 }\nlet points = vec![Point { x: 1.0 }];"), ("train", "let weight = points[0].x;"), ("infer", "fn infer(weight: &f64, x: f64) -> f64 { weight * x }")],
+        &[
+            ("data", "struct Point { x: f64 }\nlet points = vec![Point { x: 1.0 }];"),
+            ("train", "let weight = points[0].x;"),
+            ("infer", "fn infer(weight: &f64, x: f64) -> f64 { weight * x }"),
+        ],
         expect![[r#"
             data       cells 0
             train      cells 1
@@ -139,7 +152,11 @@ fn a_value_without_a_codec() {
 fn a_value_whose_type_has_no_name() {
     check(
         "closure",
-        &[("data", "let squares = (0..4).map(|x| x * x);"), ("train", "let weight: i32 = squares.sum();"), ("infer", "fn infer(weight: &i32, x: i32) -> i32 { weight * x }")],
+        &[
+            ("data", "let squares = (0..4).map(|x| x * x);"),
+            ("train", "let weight: i32 = squares.sum();"),
+            ("infer", "fn infer(weight: &i32, x: i32) -> i32 { weight * x }"),
+        ],
         expect![[r#"
             data       cells 0
             train      cells 1
@@ -207,7 +224,11 @@ fn infer_types_that_are_not_tensors() {
 fn compiler_errors_at_their_cells() {
     check(
         "errors",
-        &[("data", "let xs = vec![1.0f64];"), ("train", "let total: f64 = xs.iter().sum();\nlet label: String = total;"), ("infer", "fn infer(total: &f64, x: f64) -> f64 { total * x }")],
+        &[
+            ("data", "let xs = vec![1.0f64];"),
+            ("train", "let total: f64 = xs.iter().sum();\nlet label: String = total;"),
+            ("infer", "fn infer(total: &f64, x: f64) -> f64 { total * x }"),
+        ],
         expect![[r#"
             data       cells 0
             train      cells 1
@@ -238,7 +259,12 @@ fn types_the_kernel_recorded() {
     .to_string();
     check_with(
         "kernel-types",
-        &[("parameters", "let n = 5;"), ("data", "let xs = vec![1.0f64; 3];"), ("train", "let w = xs[0];"), ("infer", "fn infer(w: &f64, x: f64) -> f64 { w * x }")],
+        &[
+            ("parameters", "let n = 5;"),
+            ("data", "let xs = vec![1.0f64; 3];"),
+            ("train", "let w = xs[0];"),
+            ("infer", "fn infer(w: &f64, x: f64) -> f64 { w * x }"),
+        ],
         Some(&kernel),
         expect![[r#"
             parameters cells 0

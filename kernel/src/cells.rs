@@ -56,14 +56,12 @@ pub fn cell_id(metadata: &Value, execution_count: u32) -> String {
     }
 }
 
-/// Tags from the cell metadata, then from a first-line directive; without duplicates.
+/// Tags from the cell metadata, then from the cell's directive (`kiln_protocol::directive`);
+/// without duplicates.
 pub fn tags(metadata: &Value, code: &str) -> Vec<String> {
-    let mut tags: Vec<String> = metadata
-        .get("tags")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-        .unwrap_or_default();
-    for tag in directive_tags(code) {
+    let mut tags: Vec<String> =
+        metadata.get("tags").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default();
+    for tag in kiln_protocol::directive::tags(code) {
         if !tags.contains(&tag) {
             tags.push(tag);
         }
@@ -71,34 +69,10 @@ pub fn tags(metadata: &Value, code: &str) -> Vec<String> {
     tags
 }
 
-/// `// kiln: data, skip` (or `//| kiln: data`) on the first non-blank line.
-pub fn directive_tags(code: &str) -> Vec<String> {
-    let Some(first) = code.lines().find(|l| !l.trim().is_empty()) else { return Vec::new() };
-    let Some(rest) = first.trim().strip_prefix("//") else { return Vec::new() };
-    let rest = rest.trim_start_matches('|').trim_start();
-    let Some(list) = rest.strip_prefix("kiln:") else { return Vec::new() };
-    list.split([',', ' ', '\t']).map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn directives() {
-        let cases: &[(&str, &[&str])] = &[
-            ("// kiln: train\nlet x = 1;", &["train"]),
-            ("\n  //| kiln: data, skip\n", &["data", "skip"]),
-            ("//kiln:infer", &["infer"]),
-            ("let x = 1; // kiln: train", &[]),
-            ("// kilns: train", &[]),
-            ("", &[]),
-        ];
-        for (code, want) in cases {
-            assert_eq!(directive_tags(code), want.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{code:?}");
-        }
-    }
 
     #[test]
     fn metadata_tags_come_first_and_merge() {

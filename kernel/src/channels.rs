@@ -36,12 +36,9 @@ pub struct Sockets {
 
 /// Binds every socket of `info` and starts the writer, iopub and heartbeat tasks.
 pub async fn bind(info: &ConnectionInfo, session: &str) -> anyhow::Result<Sockets> {
-    let (shell, shell_out) =
-        split_router(jupyter_zmq_client::create_kernel_shell_connection(info, session).await?);
-    let (control, control_out) =
-        split_router(jupyter_zmq_client::create_kernel_control_connection(info, session).await?);
-    let (stdin, stdin_out) =
-        split_router(jupyter_zmq_client::create_kernel_stdin_connection(info, session).await?);
+    let (shell, shell_out) = split_router(jupyter_zmq_client::create_kernel_shell_connection(info, session).await?);
+    let (control, control_out) = split_router(jupyter_zmq_client::create_kernel_control_connection(info, session).await?);
+    let (stdin, stdin_out) = split_router(jupyter_zmq_client::create_kernel_stdin_connection(info, session).await?);
     let iopub = jupyter_zmq_client::create_kernel_iopub_xpub_connection(info, session).await?;
     let iopub_out = spawn_iopub(iopub);
     let heartbeat = jupyter_zmq_client::create_kernel_heartbeat_connection(info).await?;
@@ -49,9 +46,7 @@ pub async fn bind(info: &ConnectionInfo, session: &str) -> anyhow::Result<Socket
     Ok(Sockets { shell, shell_out, control, control_out, stdin, stdin_out, iopub_out })
 }
 
-fn split_router(
-    conn: Connection<zeromq::RouterSocket>,
-) -> (Connection<zeromq::RouterRecvHalf>, Outbox) {
+fn split_router(conn: Connection<zeromq::RouterSocket>) -> (Connection<zeromq::RouterRecvHalf>, Outbox) {
     let (mut send, recv) = conn.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<JupyterMessage>();
     tokio::spawn(async move {
@@ -137,9 +132,7 @@ pub async fn recv_request(conn: &mut Connection<zeromq::RouterRecvHalf>) -> Inco
         Err(error) => {
             let reason = format!("rejected message: {error}");
             // Parse without verifying only to learn where to send the error reply.
-            let answer_to = RawMessage::from_multipart(frames, &None)
-                .ok()
-                .and_then(|raw| addressable(&raw));
+            let answer_to = RawMessage::from_multipart(frames, &None).ok().and_then(|raw| addressable(&raw));
             Incoming::Rejected { reason, answer_to }
         }
     }
@@ -151,13 +144,11 @@ const LENIENT: &[&str] = &["history_request"];
 /// Turns verified frames into a message. The frame layout is jupyter-zmq-client's; we only
 /// deserialise the four JSON parts, as its own (private) conversion does.
 fn decode(raw: RawMessage) -> Result<JupyterMessage, (String, Option<Box<JupyterMessage>>)> {
-    let header: Header = serde_json::from_slice(&raw.jparts[0])
-        .map_err(|e| (format!("malformed header: {e}"), None))?;
+    let header: Header = serde_json::from_slice(&raw.jparts[0]).map_err(|e| (format!("malformed header: {e}"), None))?;
     let parent_header = serde_json::from_slice::<Header>(&raw.jparts[1]).ok();
     let metadata: Value = serde_json::from_slice(&raw.jparts[2]).unwrap_or_else(|_| json!({}));
     let addressed = || addressable(&raw);
-    let content: Value = serde_json::from_slice(&raw.jparts[3])
-        .map_err(|e| (format!("malformed {} content: {e}", header.msg_type), addressed()))?;
+    let content: Value = serde_json::from_slice(&raw.jparts[3]).map_err(|e| (format!("malformed {} content: {e}", header.msg_type), addressed()))?;
     let content = match JupyterMessageContent::from_type_and_content(&header.msg_type, content.clone()) {
         Ok(typed) => typed,
         // jupyter-protocol requires fields the protocol makes optional (`n` and `unique` of a
@@ -167,25 +158,14 @@ fn decode(raw: RawMessage) -> Result<JupyterMessage, (String, Option<Box<Jupyter
         }
         Err(e) => return Err((format!("invalid {} content: {e}", header.msg_type), addressed())),
     };
-    Ok(JupyterMessage {
-        zmq_identities: raw.zmq_identities,
-        header,
-        parent_header,
-        metadata,
-        content,
-        buffers: raw.jparts[4..].to_vec(),
-        channel: None,
-    })
+    Ok(JupyterMessage { zmq_identities: raw.zmq_identities, header, parent_header, metadata, content, buffers: raw.jparts[4..].to_vec(), channel: None })
 }
 
 fn addressable(raw: &RawMessage) -> Option<Box<JupyterMessage>> {
     let header: Header = serde_json::from_slice(raw.jparts.first()?).ok()?;
     Some(Box::new(JupyterMessage {
         zmq_identities: raw.zmq_identities.clone(),
-        content: JupyterMessageContent::UnknownMessage(UnknownMessage {
-            msg_type: header.msg_type.clone(),
-            content: json!({}),
-        }),
+        content: JupyterMessageContent::UnknownMessage(UnknownMessage { msg_type: header.msg_type.clone(), content: json!({}) }),
         header,
         parent_header: None,
         metadata: json!({}),

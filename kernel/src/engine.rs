@@ -26,10 +26,17 @@ use crate::shared_deps::SharedDeps;
 use crate::stream::{Pump, StreamKind};
 use crate::workdir;
 
-/// Cells that took longer than this are not re-run to restore variables after a crash: the
-/// notice lists their variables as lost instead (re-running a ten-minute training loop
-/// silently would be worse than saying so).
+/// Cells whose code ran longer than this are not re-run to restore variables after a crash:
+/// the notice lists their variables as lost instead (re-running a ten-minute training loop
+/// silently would be worse than saying so). A cell is judged by its own run time (evcxr's
+/// `Execution` phase), not by its wall time: the first cell of a session carries evcxr's
+/// warm-up and every cell its build, which a re-run from a warm build does not repeat.
 const REPLAY_LIMIT: Duration = Duration::from_secs(5);
+
+/// What re-running a cell costs: the time its code ran, else (no phases reported) its wall time.
+fn replay_cost<'a>(mut phases: impl Iterator<Item = (&'a str, Duration)>, wall: Duration) -> Duration {
+    phases.find(|(name, _)| *name == "Execution").map_or(wall, |(_, took)| took)
+}
 
 pub enum Job {
     Execute(JupyterMessage),
@@ -57,16 +64,14 @@ pub struct Outboxes {
 /// `slot` is evcxr's crate directory when the kernel holds a persistent build slot.
 pub fn spawn(shared: Arc<Shared>, out: Outboxes, stdin_replies: Receiver<String>, slot: Option<PathBuf>) -> EngineHandle {
     let (jobs, rx) = crossbeam_channel::unbounded();
-    std::thread::Builder::new()
-        .name("evcxr".into())
-        .spawn(move || Engine::start(shared, out, stdin_replies, slot).run(rx))
-        .expect("spawning the evcxr thread");
+    std::thread::Builder::new().name("evcxr".into()).spawn(move || Engine::start(shared, out, stdin_replies, slot).run(rx)).expect("spawning the evcxr thread");
     EngineHandle { jobs }
 }
 
 /// A cell that ran successfully and may be re-run to restore variables.
 struct Replay {
     code: String,
+    /// How long its code ran (`replay_cost`).
     took: Duration,
 }
 
@@ -240,24 +245,20 @@ impl Engine {
     /// were already queued when it failed (taken before its reply goes out, so a request sent
     /// after the client saw the error is not aborted).
     fn execute(&mut self, msg: &JupyterMessage, jobs: &Receiver<Job>) -> Vec<Job> {
-        let content = serde_json::to_value(&msg.content).unwrap_or_default();
-        let code = content["code"].as_str().unwrap_or_default().to_owned();
-        let silent = content["silent"].as_bool().unwrap_or(false);
-        let store_history = content["store_history"].as_bool().unwrap_or(true) && !silent;
-        let allow_stdin = content["allow_stdin"].as_bool().unwrap_or(false);
-        let stop_on_error = content["stop_on_error"].as_bool().unwrap_or(true);
+        let request = ExecuteRequest::of(msg);
+        let ExecuteRequest { code, silent, store_history, stop_on_error, .. } = request.clone();
 
         self.out.iopub.send(message::status(msg, "busy"));
+        // Interruptible from `busy` on: the client may interrupt as soon as it sees the cell
+        // start, and what runs before the cell's own build (the hidden display module) is
+        // part of the cell.
+        self.shared.begin_execution();
         if store_history {
             self.execution_count += 1;
         }
         let count = self.execution_count;
         if !silent {
-            self.out.iopub.send(message::child(
-                msg,
-                "execute_input",
-                json!({ "code": code, "execution_count": count }),
-            ));
+            self.out.iopub.send(message::child(msg, "execute_input", json!({ "code": code, "execution_count": count })));
             if let Some(notice) = self.notice.take() {
                 self.out.iopub.send(message::stream(msg, "stderr", &notice));
             }
@@ -265,9 +266,9 @@ impl Engine {
         self.shared.set_output_parent(if silent { None } else { Some(msg.clone()) });
         let variables_before = self.variables();
 
-        let started = Instant::now();
         if let Some(path) = introspect::help_query(&code) {
             let payload = self.help_payload(path);
+            self.shared.end_execution();
             self.shared.set_output_parent(None);
             if store_history {
                 self.shared.history.lock().expect("history lock").record(count, &code);
@@ -280,16 +281,32 @@ impl Engine {
             self.out.iopub.send(message::status(msg, "idle"));
             return Vec::new();
         }
-        self.prepare_result_display(&code);
-        self.shared.begin_execution();
-        let result = self.run_code(&code, msg, allow_stdin);
+        let (outcome, reply) = self.run_cell(&request, msg, count, &variables_before);
+        self.shared.set_output_parent(None);
+        self.record_cell(msg, &code, count, outcome, &variables_before, store_history);
+
+        let queued = if outcome == Outcome::Error && stop_on_error { jobs.try_iter().collect() } else { Vec::new() };
+        self.out.shell.send(message::child(msg, "execute_reply", reply));
+        self.out.iopub.send(message::status(msg, "idle"));
+        queued
+    }
+
+    /// Runs a cell's code and publishes its value or its error: the outcome and the reply's
+    /// content. A cell that succeeds is kept for replay after a runtime restart; one whose
+    /// runtime died leaves the variables to restore before the next cell.
+    fn run_cell(&mut self, request: &ExecuteRequest, msg: &JupyterMessage, count: u32, variables_before: &BTreeMap<String, String>) -> (Outcome, Value) {
+        let (code, silent) = (request.code.as_str(), request.silent);
+        let started = Instant::now();
+        self.prepare_result_display(code);
+        let result = self.run_code(code, msg, request.allow_stdin);
         let interrupted = self.shared.end_execution();
         let took = started.elapsed();
         let result = self.with_panic_check(result, interrupted);
 
-        let (outcome, reply) = match result {
+        match result {
             RunResult::Ok(outputs) => {
-                self.pending_plan = self.shared_deps.as_mut().and_then(|deps| deps.after_cell(&code));
+                let cost = replay_cost(outputs.phases.iter().map(|p| (p.name.as_str(), p.duration)), took);
+                self.pending_plan = self.shared_deps.as_mut().and_then(|deps| deps.after_cell(code));
                 if !silent && !outputs.content_by_mime_type.is_empty() {
                     self.out.iopub.send(message::child(
                         msg,
@@ -297,21 +314,17 @@ impl Engine {
                         json!({ "execution_count": count, "data": mime_bundle(outputs), "metadata": {} }),
                     ));
                 }
-                let user_expressions = self.user_expressions(&content["user_expressions"]);
-                self.replays.push(Replay { code: code.clone(), took });
-                (
-                    Outcome::Ok,
-                    json!({ "status": "ok", "execution_count": count, "user_expressions": user_expressions, "payload": [] }),
-                )
+                let user_expressions = self.user_expressions(&request.user_expressions);
+                self.replays.push(Replay { code: code.to_owned(), took: cost });
+                (Outcome::Ok, json!({ "status": "ok", "execution_count": count, "user_expressions": user_expressions, "payload": [] }))
             }
             RunResult::Failed(failure) => {
                 let mut failure = failure;
                 if failure.child_died && !variables_before.is_empty() {
                     let names: Vec<&str> = variables_before.keys().map(String::as_str).collect();
-                    failure.traceback.push(format!(
-                        "kiln: the runtime restarted; restoring {} by re-running earlier cells before the next cell runs",
-                        names.join(", ")
-                    ));
+                    failure
+                        .traceback
+                        .push(format!("kiln: the runtime restarted; restoring {} by re-running earlier cells before the next cell runs", names.join(", ")));
                     self.restore = Some(variables_before.clone());
                 }
                 let reply = json!({
@@ -327,28 +340,34 @@ impl Engine {
                 }
                 (Outcome::Error, reply)
             }
-        };
-        self.shared.set_output_parent(None);
+        }
+    }
 
+    /// What the kernel keeps of a cell once it ran: the variables now alive, its history
+    /// entry, and its record in `cells` (tags, outcome, the variables it made or changed).
+    fn record_cell(
+        &mut self,
+        msg: &JupyterMessage,
+        code: &str,
+        count: u32,
+        outcome: Outcome,
+        variables_before: &BTreeMap<String, String>,
+        store_history: bool,
+    ) {
         let variables_after = self.variables();
         self.shared.set_variables(variables_after.clone());
         if store_history {
-            self.shared.history.lock().expect("history lock").record(count, &code);
+            self.shared.history.lock().expect("history lock").record(count, code);
         }
         let record = CellRecord {
             cell_id: cells::cell_id(&msg.metadata, count),
-            source: code.clone(),
-            tags: cells::tags(&msg.metadata, &code),
+            source: code.to_owned(),
+            tags: cells::tags(&msg.metadata, code),
             outcome,
             execution_count: count,
-            variables: changed_variables(&variables_before, &variables_after),
+            variables: changed_variables(variables_before, &variables_after),
         };
         self.shared.cells.lock().expect("cells lock").record(record);
-
-        let queued = if outcome == Outcome::Error && stop_on_error { jobs.try_iter().collect() } else { Vec::new() };
-        self.out.shell.send(message::child(msg, "execute_reply", reply));
-        self.out.iopub.send(message::status(msg, "idle"));
-        queued
     }
 
     /// Runs `code` in evcxr and waits for all its output to be published.
@@ -375,11 +394,7 @@ impl Engine {
                     return String::new();
                 }
                 while replies.try_recv().is_ok() {}
-                stdin_out.send(message::child(
-                    &parent,
-                    "input_request",
-                    json!({ "prompt": request.prompt, "password": request.is_password }),
-                ));
+                stdin_out.send(message::child(&parent, "input_request", json!({ "prompt": request.prompt, "password": request.is_password })));
                 loop {
                     match replies.recv_timeout(Duration::from_millis(50)) {
                         Ok(value) => return value,
@@ -411,13 +426,8 @@ impl Engine {
         if let Ok(outputs) = &result
             && tracing::enabled!(tracing::Level::DEBUG)
         {
-            let phases: Vec<String> =
-                outputs.phases.iter().map(|p| format!("{}={}ms", p.name, p.duration.as_millis())).collect();
-            let build = self
-                .slot
-                .as_ref()
-                .and_then(|slot| std::fs::read_to_string(slot.join(crate::fast_build::LAST_BUILD_FILE)).ok())
-                .unwrap_or_default();
+            let phases: Vec<String> = outputs.phases.iter().map(|p| format!("{}={}ms", p.name, p.duration.as_millis())).collect();
+            let build = self.slot.as_ref().and_then(|slot| std::fs::read_to_string(slot.join(crate::fast_build::LAST_BUILD_FILE)).ok()).unwrap_or_default();
             tracing::debug!(?ran, flushed = ?started.elapsed(), phases = phases.join(" "), build, "cell ran");
         }
         match result {
@@ -495,20 +505,14 @@ impl Engine {
         let now = self.variables();
         let restored: Vec<&str> = before.keys().filter(|k| now.contains_key(*k)).map(String::as_str).collect();
         let lost: Vec<&str> = before.keys().filter(|k| !now.contains_key(*k)).map(String::as_str).collect();
-        let mut notice = format!(
-            "kiln: the runtime restarted, so its variables were gone. Re-ran {} earlier cell(s) to restore them.\n",
-            rerun.len()
-        );
+        let mut notice = format!("kiln: the runtime restarted, so its variables were gone. Re-ran {} earlier cell(s) to restore them.\n", rerun.len());
         if !restored.is_empty() {
             notice.push_str(&format!("kiln: restored: {}\n", restored.join(", ")));
         }
         if !lost.is_empty() {
             notice.push_str(&format!("kiln: lost: {}", lost.join(", ")));
             if skipped > 0 {
-                notice.push_str(&format!(
-                    " ({skipped} cell(s) took over {}s and were not re-run; run them again)",
-                    REPLAY_LIMIT.as_secs()
-                ));
+                notice.push_str(&format!(" ({skipped} cell(s) took over {}s and were not re-run; run them again)", REPLAY_LIMIT.as_secs()));
             }
             notice.push('\n');
         }
@@ -548,10 +552,7 @@ impl Engine {
             match job {
                 Job::Execute(msg) => {
                     self.out.iopub.send(message::status(&msg, "busy"));
-                    let code = serde_json::to_value(&msg.content).unwrap_or_default()["code"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned();
+                    let code = serde_json::to_value(&msg.content).unwrap_or_default()["code"].as_str().unwrap_or_default().to_owned();
                     self.shared.cells.lock().expect("cells lock").record(CellRecord {
                         cell_id: cells::cell_id(&msg.metadata, self.execution_count),
                         tags: cells::tags(&msg.metadata, &code),
@@ -560,11 +561,7 @@ impl Engine {
                         execution_count: self.execution_count,
                         variables: BTreeMap::new(),
                     });
-                    self.out.shell.send(message::child(
-                        &msg,
-                        "execute_reply",
-                        json!({ "status": "aborted", "execution_count": self.execution_count }),
-                    ));
+                    self.out.shell.send(message::child(&msg, "execute_reply", json!({ "status": "aborted", "execution_count": self.execution_count })));
                     self.out.iopub.send(message::status(&msg, "idle"));
                 }
                 other => later.push(other),
@@ -653,31 +650,41 @@ impl Engine {
     }
 }
 
-/// Variables that a cell defined or whose type it changed.
-fn changed_variables(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    after
-        .iter()
-        .filter(|(name, ty)| before.get(*name) != Some(*ty))
-        .map(|(n, t)| (n.clone(), t.clone()))
-        .collect()
+/// What an execute_request asks, with Jupyter's defaults for what it leaves out.
+#[derive(Clone)]
+struct ExecuteRequest {
+    code: String,
+    silent: bool,
+    /// Counted and kept in history (never for a silent request).
+    store_history: bool,
+    allow_stdin: bool,
+    stop_on_error: bool,
+    user_expressions: Value,
 }
 
-/// The data of an execute_result or display: always with a `text/plain` fallback.
+impl ExecuteRequest {
+    fn of(msg: &JupyterMessage) -> ExecuteRequest {
+        let content = serde_json::to_value(&msg.content).unwrap_or_default();
+        let silent = content["silent"].as_bool().unwrap_or(false);
+        ExecuteRequest {
+            code: content["code"].as_str().unwrap_or_default().to_owned(),
+            silent,
+            store_history: content["store_history"].as_bool().unwrap_or(true) && !silent,
+            allow_stdin: content["allow_stdin"].as_bool().unwrap_or(false),
+            stop_on_error: content["stop_on_error"].as_bool().unwrap_or(true),
+            user_expressions: content["user_expressions"].clone(),
+        }
+    }
+}
+
+/// Variables that a cell defined or whose type it changed.
+fn changed_variables(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    after.iter().filter(|(name, ty)| before.get(*name) != Some(*ty)).map(|(n, t)| (n.clone(), t.clone())).collect()
+}
+
+/// The data of an execute_result: always with a `text/plain` fallback.
 fn mime_bundle(outputs: EvalOutputs) -> Value {
-    let mut data = Map::new();
-    for (mime, content) in outputs.content_by_mime_type {
-        let value = if mime.ends_with("json") {
-            serde_json::from_str(&content).unwrap_or(Value::String(content))
-        } else {
-            Value::String(content)
-        };
-        data.insert(mime, value);
-    }
-    if !data.contains_key("text/plain") {
-        let kinds: Vec<&str> = data.keys().map(String::as_str).collect();
-        data.insert("text/plain".into(), json!(format!("<{}>", kinds.join(", "))));
-    }
-    Value::Object(data)
+    Value::Object(kiln_protocol::markers::evcxr_bundle(outputs.content_by_mime_type))
 }
 
 fn failure_from(error: evcxr::Error, code: &str) -> Failure {
@@ -687,21 +694,16 @@ fn failure_from(error: evcxr::Error, code: &str) -> Failure {
             let traceback = errors.iter().map(|e| render_diagnostic(e, code)).collect();
             Failure { ename: "CompilationError".into(), evalue, traceback, child_died: false }
         }
-        evcxr::Error::SubprocessTerminated(why) => Failure {
-            ename: "RuntimeCrash".into(),
-            evalue: why.trim().to_owned(),
-            traceback: vec![format!("RuntimeCrash: {}", why.trim())],
-            child_died: true,
-        },
+        evcxr::Error::SubprocessTerminated(why) => {
+            Failure { ename: "RuntimeCrash".into(), evalue: why.trim().to_owned(), traceback: vec![format!("RuntimeCrash: {}", why.trim())], child_died: true }
+        }
         evcxr::Error::TypeRedefinedVariablesLost(vars) => Failure {
             ename: "VariablesLost".into(),
             evalue: format!("a type was redefined, so these variables were lost: {}", vars.join(", ")),
             traceback: vec![format!("VariablesLost: {}", vars.join(", "))],
             child_died: false,
         },
-        evcxr::Error::Message(m) => {
-            Failure { ename: "Error".into(), evalue: m.clone(), traceback: vec![m], child_died: false }
-        }
+        evcxr::Error::Message(m) => Failure { ename: "Error".into(), evalue: m.clone(), traceback: vec![m], child_died: false },
     }
 }
 
@@ -722,11 +724,7 @@ pub fn render_diagnostic(error: &evcxr::CompilationError, code: &str) -> String 
         let width = span.start_line.to_string().len();
         out.push_str(&format!("\n{:width$}--> cell:{}:{}", "", span.start_line, span.start_column));
         if let Some(text) = lines.get(span.start_line.saturating_sub(1)) {
-            let caret_len = if span.end_line == span.start_line {
-                span.end_column.saturating_sub(span.start_column).max(1)
-            } else {
-                1
-            };
+            let caret_len = if span.end_line == span.start_line { span.end_column.saturating_sub(span.start_column).max(1) } else { 1 };
             out.push_str(&format!(
                 "\n{:width$} |\n{} | {}\n{:width$} | {}{} {}",
                 "",
@@ -740,4 +738,28 @@ pub fn render_diagnostic(error: &evcxr::CompilationError, code: &str) -> String 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_is_judged_by_how_long_its_code_ran() {
+        let ms = Duration::from_millis;
+        // (evcxr's phases, the cell's wall time, what a re-run costs)
+        type Case<'a> = (&'a [(&'a str, Duration)], Duration, Duration);
+        let cases: &[Case] = &[
+            // A first cell: evcxr's warm-up and the build in its wall time, its code instant.
+            (&[("Code analysis", ms(4_000)), ("Final compile", ms(3_000)), ("Execution", ms(1))], ms(7_500), ms(1)),
+            // A training loop: its code ran for minutes.
+            (&[("Final compile", ms(200)), ("Execution", ms(600_000))], ms(600_300), ms(600_000)),
+            // No phases reported: the wall time is all there is.
+            (&[], ms(900), ms(900)),
+        ];
+        for (phases, wall, expected) in cases {
+            assert_eq!(replay_cost(phases.iter().copied(), *wall), *expected, "{phases:?}");
+        }
+        assert!(replay_cost([("Execution", ms(1))].into_iter(), ms(8_000)) <= REPLAY_LIMIT);
+    }
 }

@@ -366,20 +366,14 @@ fn inputs(args: &[OsString], cwd: &Path) -> Inputs {
         let text = std::fs::read_to_string(&path).ok();
         files.insert(path, text);
     }
-    Inputs {
-        args: args.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
-        env: environment().collect(),
-        files,
-    }
+    Inputs { args: args.iter().map(|a| a.to_string_lossy().into_owned()).collect(), env: environment().collect(), files }
 }
 
 /// Cargo's configuration files for a build in `cwd`: `.cargo/config[.toml]` in it and every
 /// parent, and in `$CARGO_HOME`.
 fn config_files(cwd: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = cwd.ancestors().map(|d| d.join(".cargo")).collect();
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let home = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
     dirs.extend(home);
     dirs.iter().flat_map(|d| [d.join("config.toml"), d.join("config")]).collect()
 }
@@ -391,10 +385,8 @@ fn eligible(cwd: &Path) -> bool {
 }
 
 fn path_packages_are_frozen(lock: &str) -> bool {
-    crate::lock_memory::package_ids(lock).is_some_and(|ids| {
-        !ids.is_empty()
-            && ids.iter().all(|(name, _, source)| source.is_some() || FROZEN_PATH_PACKAGES.contains(&name.as_str()))
-    })
+    crate::lock_memory::package_ids(lock)
+        .is_some_and(|ids| !ids.is_empty() && ids.iter().all(|(name, _, source)| source.is_some() || FROZEN_PATH_PACKAGES.contains(&name.as_str())))
 }
 
 /// The first executable `name` on `path`.

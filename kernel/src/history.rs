@@ -39,10 +39,7 @@ impl History {
             }
             _ => tail(self.entries.iter().collect(), n),
         };
-        selected
-            .into_iter()
-            .map(|(line, input)| if output { json!([SESSION, line, [input, null]]) } else { json!([SESSION, line, input]) })
-            .collect()
+        selected.into_iter().map(|(line, input)| if output { json!([SESSION, line, [input, null]]) } else { json!([SESSION, line, input]) }).collect()
     }
 }
 

@@ -14,11 +14,7 @@ pub enum Completeness {
 
 pub fn is_complete(code: &str) -> Completeness {
     // evcxr commands (`:dep …`) and shell lines are complete on their own.
-    let rust: String = code
-        .lines()
-        .map(|l| if l.trim_start().starts_with(':') { "" } else { l })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let rust: String = code.lines().map(|l| if l.trim_start().starts_with(':') { "" } else { l }).collect::<Vec<_>>().join("\n");
     match scan(&rust) {
         Scan::Unterminated => return Completeness::Incomplete(String::new()),
         Scan::Mismatched => return Completeness::Invalid,

@@ -134,31 +134,16 @@ pub async fn run(info: ConnectionInfo, slot: Option<crate::workdir::Slot>) -> an
     // right away while that happens.
     let engine = engine::spawn(
         shared.clone(),
-        engine::Outboxes {
-            iopub: sockets.iopub_out.clone(),
-            shell: sockets.shell_out.clone(),
-            stdin: sockets.stdin_out.clone(),
-        },
+        engine::Outboxes { iopub: sockets.iopub_out.clone(), shell: sockets.shell_out.clone(), stdin: sockets.stdin_out.clone() },
         stdin_rx,
         slot.as_ref().map(|slot| slot.dir.clone()),
     );
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
 
-    let control = Control {
-        shared: shared.clone(),
-        out: sockets.control_out.clone(),
-        iopub: sockets.iopub_out.clone(),
-        shutdown: shutdown_tx.clone(),
-    };
+    let control = Control { shared: shared.clone(), out: sockets.control_out.clone(), iopub: sockets.iopub_out.clone(), shutdown: shutdown_tx.clone() };
     tokio::spawn(control_loop(sockets.control, control));
     tokio::spawn(stdin_loop(sockets.stdin, stdin_tx));
-    let shell = Shell {
-        shared: shared.clone(),
-        out: sockets.shell_out.clone(),
-        iopub: sockets.iopub_out.clone(),
-        engine,
-        shutdown: shutdown_tx,
-    };
+    let shell = Shell { shared: shared.clone(), out: sockets.shell_out.clone(), iopub: sockets.iopub_out.clone(), engine, shutdown: shutdown_tx };
     tokio::spawn(shell_loop(sockets.shell, shell));
 
     shutdown_rx.recv().await;
@@ -199,13 +184,13 @@ fn rustc_version() -> String {
     VERSION.get().cloned().unwrap_or_else(|| {
         ASKED.call_once(|| {
             std::thread::spawn(|| {
-            let v = std::process::Command::new("rustc")
-                .arg("--version")
-                .output()
-                .ok()
-                .and_then(|o| String::from_utf8(o.stdout).ok())
-                .and_then(|s| s.split_whitespace().nth(1).map(str::to_owned))
-                .unwrap_or_default();
+                let v = std::process::Command::new("rustc")
+                    .arg("--version")
+                    .output()
+                    .ok()
+                    .and_then(|o| String::from_utf8(o.stdout).ok())
+                    .and_then(|s| s.split_whitespace().nth(1).map(str::to_owned))
+                    .unwrap_or_default();
                 let _ = VERSION.set(v);
             });
         });
@@ -281,9 +266,7 @@ impl Shell {
                 let history = self.shared.history.lock().expect("history lock").query(&content);
                 reply("history_reply", json!({ "status": "ok", "history": history }));
             }
-            "comm_info_request" => {
-                reply("comm_info_reply", json!({ "status": "ok", "comms": comm::info(&self.shared, &content) }))
-            }
+            "comm_info_request" => reply("comm_info_reply", json!({ "status": "ok", "comms": comm::info(&self.shared, &content) })),
             "comm_open" => comm::open(&self.shared, &self.iopub, msg, &content),
             "comm_msg" => comm::message(&self.shared, &self.iopub, msg, &content),
             "comm_close" => comm::close(&self.shared, &content),
@@ -294,11 +277,7 @@ impl Shell {
             }
             other if other.ends_with("_request") => {
                 tracing::warn!(msg_type = other, "unknown request type");
-                self.out.send(message::error_reply(
-                    msg,
-                    "UnknownMessageType",
-                    &format!("kiln does not handle '{other}' on the shell channel"),
-                ));
+                self.out.send(message::error_reply(msg, "UnknownMessageType", &format!("kiln does not handle '{other}' on the shell channel")));
             }
             other => tracing::warn!(msg_type = other, "ignoring a message that is not a request"),
         }
@@ -344,21 +323,14 @@ async fn control_loop(mut conn: jupyter_zmq_client::Connection<zeromq::RouterRec
             "kernel_info_request" => reply("kernel_info_reply", kernel_info()),
             other => {
                 tracing::warn!(msg_type = other, "unknown control request");
-                control.out.send(message::error_reply(
-                    &msg,
-                    "UnknownMessageType",
-                    &format!("kiln does not handle '{other}' on the control channel"),
-                ));
+                control.out.send(message::error_reply(&msg, "UnknownMessageType", &format!("kiln does not handle '{other}' on the control channel")));
             }
         }
         control.iopub.send(message::status(&msg, "idle"));
     }
 }
 
-async fn stdin_loop(
-    mut conn: jupyter_zmq_client::Connection<zeromq::RouterRecvHalf>,
-    replies: crossbeam_channel::Sender<String>,
-) {
+async fn stdin_loop(mut conn: jupyter_zmq_client::Connection<zeromq::RouterRecvHalf>, replies: crossbeam_channel::Sender<String>) {
     loop {
         match channels::recv_request(&mut conn).await {
             Incoming::Request(msg) if msg.header.msg_type == "input_reply" => {

@@ -64,10 +64,7 @@ fn sys_prefix() -> anyhow::Result<PathBuf> {
     if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
         return Ok(PathBuf::from(venv));
     }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.prefix)"])
-        .output()
-        .context("running python3 to find sys.prefix")?;
+    let out = std::process::Command::new("python3").args(["-c", "import sys; print(sys.prefix)"]).output().context("running python3 to find sys.prefix")?;
     anyhow::ensure!(out.status.success(), "python3 could not report sys.prefix");
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }

@@ -4,18 +4,18 @@
 //! newline and `\r` progress bars would only appear when a newline finally comes. Before
 //! handing over to evcxr, the child therefore routes its own fd 1 and fd 2 through pipes: a
 //! thread per stream passes whole lines on unchanged and turns a trailing partial line into a
-//! one-line `partial` marker right away (see `kiln::display::protocol`). It also splits lines
+//! one-line `partial` marker right away (see `kiln_protocol::markers`). It also splits lines
 //! where a control token (evcxr's `EVCXR_…` or a Kiln marker) follows text that had no
 //! newline, so those tokens always start a line as their readers expect.
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use kiln::display::protocol;
+use kiln_protocol::markers;
 
 const RUNTIME_ENV: &str = "EVCXR_IS_RUNTIME";
 const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
@@ -27,7 +27,7 @@ const EXECUTION_COMPLETE: &str = "EVCXR_EXECUTION_COMPLETE";
 /// The end-of-cell handshake between the two forwarders. stdout and stderr travel through
 /// separate pipes and threads, so a line the cell wrote to stderr just before it ended could
 /// reach the kernel after evcxr's "complete" on stdout. Before passing that on, the stdout
-/// forwarder writes [`protocol::STDERR_SYNC`] into the stderr pipe, behind whatever the cell
+/// forwarder writes [`markers::STDERR_SYNC`] into the stderr pipe, behind whatever the cell
 /// wrote there, waits until the stderr forwarder has passed everything before it on, and
 /// tells the kernel how many stderr lines to wait for.
 static STDERR_ROUTED: AtomicBool = AtomicBool::new(false);
@@ -48,11 +48,10 @@ pub fn is_runtime_child() -> bool {
 /// Routes fd 1 and fd 2 through forwarding threads. On any failure the streams are left
 /// as they were (output is then line-buffered, as in plain evcxr).
 pub fn install() {
+    crate::cell_stdout::start();
     for fd in [2, 1] {
         if let Some((reader, writer)) = redirect(fd) {
-            let spawned = std::thread::Builder::new()
-                .name(format!("kiln-fd{fd}"))
-                .spawn(move || forward(reader, writer, fd == 1));
+            let spawned = std::thread::Builder::new().name(format!("kiln-fd{fd}")).spawn(move || forward(reader, writer, fd == 1));
             if fd == 2 && spawned.is_ok() {
                 STDERR_ROUTED.store(true, Ordering::SeqCst);
             }
@@ -76,78 +75,244 @@ fn redirect(fd: i32) -> Option<(File, File)> {
     }
 }
 
-fn forward(mut reader: File, mut writer: File, is_stdout: bool) {
+fn forward(reader: File, writer: File, is_stdout: bool) {
+    let mut forwarder = Forwarder { reader, writer, is_stdout, pending: Vec::new(), block: None, group: Vec::new(), flushed: false };
     let mut buf = vec![0u8; 64 * 1024];
-    let mut pending: Vec<u8> = Vec::new();
-    // Inside an evcxr content block every byte belongs to the payload: never split it.
-    let mut in_block = false;
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        // A display held back (it may be the cell's final value) goes out on its own after a while.
+        let wait = if forwarder.group.is_empty() { None } else { Some(DISPLAY_WAIT) };
+        let n = match read(&forwarder.reader, &mut buf, wait) {
+            Got::Data(n) => n,
+            Got::Timeout => {
+                let mut out = Vec::new();
+                forwarder.show_group(&mut out);
+                if forwarder.writer.write_all(&out).is_err() {
+                    break;
+                }
+                continue;
+            }
+            Got::End => break,
         };
-        pending.extend_from_slice(&buf[..n]);
-        let mut out = Vec::with_capacity(pending.len() + 64);
+        forwarder.pending.extend_from_slice(&buf[..n]);
+        if !forwarder.pass_on() {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    forwarder.show_group(&mut out);
+    if !forwarder.pending.is_empty() {
+        out.extend_from_slice(markers::partial_line(&String::from_utf8_lossy(&forwarder.pending)).as_bytes());
+        out.push(b'\n');
+    }
+    let _ = forwarder.writer.write_all(&out);
+}
+
+/// How long a display a cell printed is held back in case evcxr's "complete" follows it
+/// (then it is the cell's final value, an `execute_result`); evcxr prints the final value
+/// right before that line, so a later display is one the cell printed while it ran.
+const DISPLAY_WAIT: Duration = Duration::from_millis(500);
+/// How long the end of a cell waits for the cells' stdout buffer to be flushed.
+const FLUSH_WAIT: Duration = Duration::from_secs(1);
+
+struct Forwarder {
+    reader: File,
+    writer: File,
+    is_stdout: bool,
+    /// Bytes read and not passed on yet.
+    pending: Vec<u8>,
+    /// Inside an evcxr content block: its MIME type and the lines so far (every byte belongs
+    /// to the payload: never split).
+    block: Option<(String, Vec<u8>)>,
+    /// Content blocks printed one after another: one output, until a MIME type repeats.
+    group: Vec<(String, Vec<u8>)>,
+    /// The cells' stdout buffer was flushed for the "complete" line at hand.
+    flushed: bool,
+}
+
+impl Forwarder {
+    /// Passes on every whole line of `pending`, and what may be shown of the partial rest;
+    /// false when the kernel side is gone.
+    fn pass_on(&mut self) -> bool {
+        let mut out = Vec::with_capacity(self.pending.len() + 64);
         let mut synced = 0;
         let mut start = 0;
-        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-            let line = &pending[start..start + nl];
-            if in_block {
-                in_block = line != b"EVCXR_END_CONTENT";
-                out.extend_from_slice(line);
-                out.push(b'\n');
-            } else {
-                in_block = is_stdout
-                    && split_tokens(line).last().is_some_and(|p| p.starts_with(b"EVCXR_BEGIN_CONTENT"));
-                if is_stdout && split_tokens(line).last() == Some(&EXECUTION_COMPLETE.as_bytes()) {
-                    // What came before goes out first; then the stderr handshake.
-                    if writer.write_all(&out).is_err() {
-                        return;
-                    }
-                    let _ = writer.flush();
-                    out.clear();
-                    let lines = sync_stderr();
-                    // Only a count worth waiting for, and never for evcxr's own start-up run:
-                    // evcxr waits for its stdout channel to be drained, and the kernel's
-                    // reader of that channel does not exist until evcxr has started.
-                    let first = !STARTED.swap(true, Ordering::SeqCst);
-                    if lines > 0 && !first {
-                        out.extend_from_slice(protocol::stderr_lines_line(lines).as_bytes());
-                        out.push(b'\n');
-                    }
+        while let Some(nl) = self.pending[start..].iter().position(|&b| b == b'\n') {
+            let line = self.pending[start..start + nl].to_vec();
+            if let Some((mime, mut body)) = self.block.take() {
+                if line == b"EVCXR_END_CONTENT" {
+                    self.end_block(&mut out, mime, body);
+                    start += nl + 1;
+                    continue;
                 }
-                synced += write_line(&mut out, line, is_stdout);
+                if line != PANIC_NOTIFICATION.as_bytes() {
+                    body.extend_from_slice(&line);
+                    body.push(b'\n');
+                    self.block = Some((mime, body));
+                    start += nl + 1;
+                    continue;
+                }
+                // evcxr ends a block at a panic too, keeping what came.
+                self.end_block(&mut out, mime, body);
+            }
+            let pieces = split_tokens(&line);
+            let last = pieces.last().copied().unwrap_or_default();
+            if self.is_stdout && last == EXECUTION_COMPLETE.as_bytes() {
+                if !self.flushed && crate::cell_stdout::request_sync() {
+                    // What the cells' stdout buffer held belongs before "complete".
+                    self.flushed = true;
+                    let (before, after) = read_until_sync(&self.reader, FLUSH_WAIT);
+                    self.pending.splice(start..start, before);
+                    self.pending.extend_from_slice(&after);
+                    continue;
+                }
+                self.flushed = false;
+                for piece in &pieces[..pieces.len() - 1] {
+                    self.text(&mut out, piece);
+                }
+                // A display right before "complete" is the cell's value: evcxr's to take.
+                for (mime, body) in std::mem::take(&mut self.group) {
+                    raw_block(&mut out, &mime, &body);
+                }
+                // What came before goes out first; then the stderr handshake.
+                if self.writer.write_all(&out).is_err() {
+                    return false;
+                }
+                let _ = self.writer.flush();
+                out.clear();
+                let lines = sync_stderr();
+                // Only a count worth waiting for, and never for evcxr's own start-up run:
+                // evcxr waits for its stdout channel to be drained, and the kernel's
+                // reader of that channel does not exist until evcxr has started.
+                let first = !STARTED.swap(true, Ordering::SeqCst);
+                if lines > 0 && !first {
+                    out.extend_from_slice(markers::stderr_lines_line(lines).as_bytes());
+                    out.push(b'\n');
+                }
+                out.extend_from_slice(last);
+                out.push(b'\n');
+            } else if self.is_stdout && last.starts_with(b"EVCXR_BEGIN_CONTENT") {
+                for piece in &pieces[..pieces.len() - 1] {
+                    self.text(&mut out, piece);
+                }
+                let mime = String::from_utf8_lossy(&last[b"EVCXR_BEGIN_CONTENT".len()..]).trim().to_owned();
+                self.block = Some((mime, Vec::new()));
+            } else {
+                if line != markers::STDOUT_SYNC.as_bytes() {
+                    self.show_group(&mut out);
+                }
+                synced += write_line(&mut out, &line, self.is_stdout);
             }
             start += nl + 1;
         }
-        let rest = &pending[start..];
+        let rest = &self.pending[start..];
         // Hold back an incomplete UTF-8 sequence or a control token that may still be
         // arriving; show the rest now.
-        let keep = if in_block { rest.len() } else { incomplete_tail(rest) };
-        let (show, hold) = rest.split_at(rest.len() - keep);
+        let keep = if self.block.is_some() { rest.len() } else { incomplete_tail(rest) };
+        let show = rest[..rest.len() - keep].to_vec();
         if !show.is_empty() {
-            for piece in split_tokens(show) {
-                let text = String::from_utf8_lossy(piece);
-                out.extend_from_slice(protocol::partial_line(&text).as_bytes());
-                out.push(b'\n');
+            for piece in split_tokens(&show) {
+                self.text(&mut out, piece);
             }
         }
-        pending = hold.to_vec();
-        if writer.write_all(&out).is_err() {
-            break;
+        self.pending.drain(..self.pending.len() - keep);
+        if self.writer.write_all(&out).is_err() {
+            return false;
         }
-        let _ = writer.flush();
-        if !is_stdout {
+        let _ = self.writer.flush();
+        if !self.is_stdout {
             STDERR_LINES.fetch_add(out.iter().filter(|&&b| b == b'\n').count() as u64, Ordering::SeqCst);
             if synced > 0 {
                 *SYNCED.lock().unwrap_or_else(|e| e.into_inner()) += synced;
                 SYNCED_CHANGED.notify_all();
             }
         }
+        true
     }
-    if !pending.is_empty() {
-        let _ = writer.write_all(protocol::partial_line(&String::from_utf8_lossy(&pending)).as_bytes());
-        let _ = writer.write_all(b"\n");
+
+    /// Text that ends without a newline (before a token, or the tail of a read): shown now,
+    /// after any display held back.
+    fn text(&mut self, out: &mut Vec<u8>, piece: &[u8]) {
+        if piece.is_empty() || piece == markers::STDOUT_SYNC.as_bytes() {
+            return;
+        }
+        self.show_group(out);
+        out.extend_from_slice(markers::partial_line(&String::from_utf8_lossy(piece)).as_bytes());
+        out.push(b'\n');
+    }
+
+    fn end_block(&mut self, out: &mut Vec<u8>, mime: String, mut body: Vec<u8>) {
+        // The lines joined as evcxr joins them.
+        if body.last() == Some(&b'\n') {
+            body.pop();
+        }
+        if self.group.iter().any(|(m, _)| *m == mime) {
+            self.show_group(out);
+        }
+        self.group.push((mime, body));
+    }
+
+    /// The held-back display goes out as a `display_data` of its own.
+    fn show_group(&mut self, out: &mut Vec<u8>) {
+        if self.group.is_empty() {
+            return;
+        }
+        let blocks = std::mem::take(&mut self.group).into_iter().map(|(mime, body)| (mime, String::from_utf8_lossy(&body).into_owned()));
+        let request = markers::DisplayRequest::Show { data: markers::evcxr_bundle(blocks), metadata: Default::default(), display_id: None };
+        out.extend_from_slice(markers::display_line(&request).as_bytes());
+        out.push(b'\n');
+    }
+}
+
+/// A content block as evcxr reads it.
+fn raw_block(out: &mut Vec<u8>, mime: &str, body: &[u8]) {
+    out.extend_from_slice(format!("EVCXR_BEGIN_CONTENT {mime}\n").as_bytes());
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"\nEVCXR_END_CONTENT\n");
+}
+
+enum Got {
+    Data(usize),
+    Timeout,
+    End,
+}
+
+/// Reads what is there, waiting at most `wait` (forever when `None`).
+fn read(reader: &File, buf: &mut [u8], wait: Option<Duration>) -> Got {
+    if let Some(wait) = wait {
+        let mut poll = libc::pollfd { fd: reader.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd for a descriptor this process owns.
+        let ready = unsafe { libc::poll(&mut poll, 1, wait.as_millis().min(i32::MAX as u128) as i32) };
+        if ready == 0 {
+            return Got::Timeout;
+        }
+    }
+    match (&*reader).read(buf) {
+        Ok(0) | Err(_) => Got::End,
+        Ok(n) => Got::Data(n),
+    }
+}
+
+/// After a flush was asked for: what arrives before the sync token, and after it (up to
+/// `wait`; on time-out all of it is "before").
+fn read_until_sync(reader: &File, wait: Duration) -> (Vec<u8>, Vec<u8>) {
+    let token = format!("{}\n", markers::STDOUT_SYNC);
+    let deadline = std::time::Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if let Some(at) = find(&got, token.as_bytes()) {
+            let after = got.split_off(at + token.len());
+            got.truncate(at);
+            return (got, after);
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match read(reader, &mut buf, Some(left.max(Duration::from_millis(1)))) {
+            Got::Data(n) => got.extend_from_slice(&buf[..n]),
+            Got::Timeout | Got::End => return (got, Vec::new()),
+        }
+        if left.is_zero() {
+            return (got, Vec::new());
+        }
     }
 }
 
@@ -158,7 +323,7 @@ fn sync_stderr() -> u64 {
     if STDERR_ROUTED.load(Ordering::SeqCst) {
         let mut synced = SYNCED.lock().unwrap_or_else(|e| e.into_inner());
         let before = *synced;
-        let token = format!("{}\n", protocol::STDERR_SYNC);
+        let token = format!("{}\n", markers::STDERR_SYNC);
         // SAFETY: fd 2 is the write end of the stderr pipe; a short write is atomic.
         let written = unsafe { libc::write(2, token.as_ptr().cast(), token.len()) };
         if written == token.len() as isize {
@@ -182,22 +347,26 @@ fn write_line(out: &mut Vec<u8>, line: &[u8], is_stdout: bool) -> u64 {
     let last = pieces.len() - 1;
     let mut synced = 0;
     for (i, piece) in pieces.into_iter().enumerate() {
-        if !is_stdout && piece == protocol::STDERR_SYNC.as_bytes() {
+        if !is_stdout && piece == markers::STDERR_SYNC.as_bytes() {
             synced += 1;
+            continue;
+        }
+        if is_stdout && piece == markers::STDOUT_SYNC.as_bytes() {
+            // A flush that came after its wait was over: nothing to show.
             continue;
         }
         if i < last {
             // Text before a control token: it had no newline of its own.
-            out.extend_from_slice(protocol::partial_line(&String::from_utf8_lossy(piece)).as_bytes());
+            out.extend_from_slice(markers::partial_line(&String::from_utf8_lossy(piece)).as_bytes());
         } else {
             if is_stdout && piece == PANIC_NOTIFICATION.as_bytes() {
                 // Tell the kernel before evcxr swallows the notification.
-                out.extend_from_slice(protocol::panic_line().as_bytes());
+                out.extend_from_slice(markers::panic_line().as_bytes());
                 out.push(b'\n');
             }
             if is_stdout && piece == USER_ERROR_OCCURRED.as_bytes() {
                 // evcxr swallows this too, and reports the cell as a success.
-                out.extend_from_slice(protocol::user_error_line().as_bytes());
+                out.extend_from_slice(markers::user_error_line().as_bytes());
                 out.push(b'\n');
             }
             out.extend_from_slice(piece);
@@ -213,7 +382,7 @@ fn split_tokens(bytes: &[u8]) -> Vec<&[u8]> {
     let mut start = 0;
     let mut i = 1;
     while i < bytes.len() {
-        if bytes[i..].starts_with(b"EVCXR_") || bytes[i..].starts_with(b"\x1b]kiln-") {
+        if bytes[i..].starts_with(b"EVCXR_") || bytes[i..].starts_with(markers::PREFIX.as_bytes()) {
             pieces.push(&bytes[start..i]);
             start = i;
         }
@@ -227,7 +396,7 @@ fn split_tokens(bytes: &[u8]) -> Vec<&[u8]> {
 /// token whose line has not ended yet (the runtime writes each token line in one go, so a
 /// token is practically never cut before its first bytes).
 fn incomplete_tail(bytes: &[u8]) -> usize {
-    for token in [&b"EVCXR_"[..], &b"\x1b]kiln-"[..]] {
+    for token in [&b"EVCXR_"[..], markers::PREFIX.as_bytes()] {
         if let Some(pos) = find(bytes, token) {
             // A token with no newline yet: wait for its line to finish.
             return bytes.len() - pos;
@@ -237,7 +406,15 @@ fn incomplete_tail(bytes: &[u8]) -> usize {
     for &b in bytes.iter().rev().take(3) {
         n += 1;
         if b & 0xC0 != 0x80 {
-            let width = if b >= 0xF0 { 4 } else if b >= 0xE0 { 3 } else if b >= 0xC0 { 2 } else { 1 };
+            let width = if b >= 0xF0 {
+                4
+            } else if b >= 0xE0 {
+                3
+            } else if b >= 0xC0 {
+                2
+            } else {
+                1
+            };
             return if width > n { n } else { 0 };
         }
     }
@@ -254,8 +431,7 @@ mod tests {
 
     #[test]
     fn splits_tokens_glued_to_text() {
-        let pieces: Vec<String> =
-            split_tokens(b"abcEVCXR_EXECUTION_COMPLETE").iter().map(|p| String::from_utf8_lossy(p).into()).collect();
+        let pieces: Vec<String> = split_tokens(b"abcEVCXR_EXECUTION_COMPLETE").iter().map(|p| String::from_utf8_lossy(p).into()).collect();
         assert_eq!(pieces, ["abc", "EVCXR_EXECUTION_COMPLETE"]);
         assert_eq!(split_tokens(b"EVCXR_X").len(), 1);
     }
@@ -276,6 +452,6 @@ mod tests {
         write_line(&mut out, b"hello", true);
         write_line(&mut out, b"EVCXR_PANIC_NOTIFICATION", true);
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text, format!("hello\n{}\nEVCXR_PANIC_NOTIFICATION\n", protocol::panic_line()));
+        assert_eq!(text, format!("hello\n{}\nEVCXR_PANIC_NOTIFICATION\n", markers::panic_line()));
     }
 }

@@ -116,11 +116,7 @@ pub fn around_dependency_check(dir: &Path, cargo: impl FnOnce() -> i32) -> i32 {
 
 /// Whether a manifest is evcxr's throwaway one for checking a new `:dep`.
 fn is_dependency_check(manifest: &str) -> bool {
-    manifest
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|doc| doc.get("package")?.get("name")?.as_str().map(|name| name == CHECK_PACKAGE))
-        .unwrap_or(false)
+    manifest.parse::<toml::Table>().ok().and_then(|doc| doc.get("package")?.get("name")?.as_str().map(|name| name == CHECK_PACKAGE)).unwrap_or(false)
 }
 
 /// Whether the lock holds a package that comes from a registry or git.
@@ -183,9 +179,7 @@ mod tests {
             text.push_str(&format!("dependencies = [{}]\n", names.join(", ")));
         }
         for (name, version) in packages {
-            text.push_str(&format!(
-                "\n[[package]]\nname = \"{name}\"\nversion = \"{version}\"\nsource = \"{REGISTRY}\"\nchecksum = \"00\"\n"
-            ));
+            text.push_str(&format!("\n[[package]]\nname = \"{name}\"\nversion = \"{version}\"\nsource = \"{REGISTRY}\"\nchecksum = \"00\"\n"));
         }
         text
     }

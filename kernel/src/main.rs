@@ -5,6 +5,7 @@
 //! (`EVCXR_IS_RUNTIME`), and evcxr's rustc wrapper; and two more for [`fast_build`]: the `mold`
 //! through which evcxr starts cargo, and the rustc wrapper that records cell builds.
 
+mod cell_stdout;
 mod cells;
 mod channels;
 mod comm;
@@ -70,10 +71,7 @@ fn main() -> anyhow::Result<()> {
     evcxr::runtime_hook();
 
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KILN_KERNEL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KILN_KERNEL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
         .with_writer(std::io::stderr)
         .init();
 
@@ -81,15 +79,14 @@ fn main() -> anyhow::Result<()> {
     match (cli.command, cli.connection_file) {
         (Some(Command::Install(args)), _) => kernelspec::install(&args),
         (Some(Command::Run { connection_file }), _) | (None, Some(connection_file)) => {
-            let text = std::fs::read_to_string(&connection_file)
-                .with_context(|| format!("reading connection file {}", connection_file.display()))?;
-            let info: jupyter_protocol::ConnectionInfo = serde_json::from_str(&text)
-                .with_context(|| format!("parsing connection file {}", connection_file.display()))?;
+            let text = std::fs::read_to_string(&connection_file).with_context(|| format!("reading connection file {}", connection_file.display()))?;
+            let info: jupyter_protocol::ConnectionInfo =
+                serde_json::from_str(&text).with_context(|| format!("parsing connection file {}", connection_file.display()))?;
             // Environment for evcxr and its runtime child, set while this is the only thread:
             // the `kiln` crate's markers are understood here, and this kernel builds in a
             // directory of its own.
             // SAFETY: no other thread exists yet to read the environment concurrently.
-            unsafe { std::env::set_var(kiln::display::protocol::KERNEL_ENV, "1") };
+            unsafe { std::env::set_var(kiln_protocol::markers::KERNEL_ENV, "1") };
             let slot = workdir::take();
             if let Some(slot) = &slot {
                 // SAFETY: as above, no other thread exists yet.
@@ -97,10 +94,7 @@ fn main() -> anyhow::Result<()> {
                     tracing::warn!(%error, "cells build through cargo every time");
                 }
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             runtime.block_on(kernel::run(info, slot))
         }
         (None, None) => {

@@ -24,10 +24,7 @@ pub fn orphan(msg_type: &str, content: Value) -> JupyterMessage {
 }
 
 fn unknown(msg_type: &str, content: Value) -> JupyterMessageContent {
-    JupyterMessageContent::UnknownMessage(UnknownMessage {
-        msg_type: msg_type.to_owned(),
-        content,
-    })
+    JupyterMessageContent::UnknownMessage(UnknownMessage { msg_type: msg_type.to_owned(), content })
 }
 
 pub fn status(parent: &JupyterMessage, state: &str) -> JupyterMessage {

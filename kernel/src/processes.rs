@@ -13,29 +13,26 @@ use crate::kernel::Shared;
 
 /// Kills whatever the current cell is doing. Does nothing when no cell runs, so a stray
 /// interrupt never costs the user their variables.
+///
+/// The watch lasts until the interrupted cell ends: evcxr may start another compile of the
+/// same cell after one is killed (its fallback build for a final value's display), and that
+/// one must stop too.
 pub fn interrupt(shared: &std::sync::Arc<Shared>) {
     if !shared.is_executing() {
         return;
     }
     shared.mark_interrupted();
     let runtime = shared.runtime_pid();
-    if kill_compilers(runtime) {
+    if stop(shared, runtime) {
         return;
     }
-    if !runtime.is_some_and(waiting_on_stdin) {
-        shared.kill_runtime();
-        return;
-    }
-    // The runtime is idle, waiting for evcxr's next command, and no compiler runs yet: evcxr
-    // is still analysing the cell. Stop whichever starts first.
+    // Compilers killed, or none yet (evcxr still analysing the cell): watch for the next one,
+    // or for the runtime to start the cell, until the cell ends.
     let shared = shared.clone();
     let _ = std::thread::Builder::new().name("kiln-interrupt".into()).spawn(move || {
-        while shared.is_executing() {
-            if kill_compilers(runtime) {
-                return;
-            }
-            if !runtime.is_some_and(waiting_on_stdin) {
-                shared.kill_runtime();
+        // `interrupted` stays set until the engine ends this cell (the next one clears it).
+        while shared.interrupted() {
+            if stop(&shared, runtime) {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -43,13 +40,22 @@ pub fn interrupt(shared: &std::sync::Arc<Shared>) {
     });
 }
 
+/// One look at the cell: kills its compilers if any run (and keeps watching: false); kills
+/// the runtime if it runs the cell's code (nothing left to watch: true).
+fn stop(shared: &Shared, runtime: Option<u32>) -> bool {
+    if kill_compilers(runtime) {
+        return false;
+    }
+    if !runtime.is_some_and(waiting_on_stdin) {
+        shared.kill_runtime();
+        return true;
+    }
+    false
+}
+
 /// Kills the compilers running for the current cell; whether there were any.
 fn kill_compilers(runtime: Option<u32>) -> bool {
-    let compilers = descendants(std::process::id(), runtime);
-    for &pid in &compilers {
-        kill(pid);
-    }
-    !compilers.is_empty()
+    kill_descendants(std::process::id(), runtime)
 }
 
 /// Whether `pid`'s main thread is blocked reading its stdin: evcxr's runtime between
@@ -65,17 +71,69 @@ fn waiting_on_stdin(pid: u32) -> bool {
 
 /// Kills every process we started (compilers and the runtime) before the kernel exits.
 pub fn kill_all(shared: &Shared) {
-    for pid in descendants(std::process::id(), None) {
-        kill(pid);
-    }
+    kill_descendants(std::process::id(), None);
     shared.kill_runtime();
 }
 
-fn kill(pid: u32) {
+/// Kills `root`'s descendants (leaving out `skip` and its own); whether there were any.
+///
+/// Killing a tree from a snapshot of `/proc` leaks a process forked after the snapshot: cargo
+/// starting rustc just then. Its parent dies, it is re-parented outside our tree, and it runs
+/// on (a const evaluation can take rustc minutes) holding the pipe evcxr reads cargo's output
+/// from, so the interrupted cell never ends. So the tree is frozen first (SIGSTOP; a stopped
+/// process forks nothing, and a fork the signal interrupts is undone), scanned again until no
+/// new process shows up, and only then killed.
+fn kill_descendants(root: u32, skip: Option<u32>) -> bool {
+    let mut frozen: Vec<u32> = Vec::new();
+    // Each round finds only children of processes frozen in the rounds before; a tree deeper
+    // than this is not something cargo builds.
+    for _ in 0..32 {
+        let new: Vec<u32> = descendants(root, skip).into_iter().filter(|pid| !frozen.contains(pid)).collect();
+        if new.is_empty() {
+            break;
+        }
+        for &pid in &new {
+            signal(pid, libc::SIGSTOP);
+        }
+        for &pid in &new {
+            wait_stopped(pid);
+        }
+        frozen.extend(new);
+    }
+    for &pid in &frozen {
+        signal(pid, libc::SIGKILL);
+    }
+    !frozen.is_empty()
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
     // SAFETY: kill(2) with a pid we just read from /proc; at worst the process is gone.
     unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        libc::kill(pid as libc::pid_t, signal);
     }
+}
+
+/// Waits (briefly) until `pid` is stopped, a zombie or gone. A process in an uninterruptible
+/// sleep stops when it leaves it; past the bound it is killed all the same.
+fn wait_stopped(pid: u32) {
+    for _ in 0..200 {
+        match state(pid) {
+            Some('T' | 't' | 'Z' | 'X') | None => return,
+            Some(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+}
+
+/// The state letter of `/proc/PID/stat` (R, S, D, T, Z, …); `None` when the process is gone.
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields(&stat)?.next()?.chars().next()
+}
+
+/// The fields of a `/proc/PID/stat` line after the command name, which may itself contain
+/// spaces and parentheses: they resume after the last ')'.
+fn stat_fields(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    stat.rfind(')').map(|i| stat[i + 1..].split_whitespace())
 }
 
 /// All descendants of `root`, leaving out `skip` and its own descendants.
@@ -85,10 +143,13 @@ fn descendants(root: u32, skip: Option<u32>) -> Vec<u32> {
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // The command name may contain spaces and parentheses: fields resume after the last ')'.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
-        let Some(ppid) = after.split_whitespace().nth(1).and_then(|s| s.parse::<u32>().ok()) else { continue };
-        children.entry(ppid).or_default().push(pid);
+        let Some(mut fields) = stat_fields(&stat) else { continue };
+        // A zombie is dead already (its parent has yet to reap it) and has no children.
+        let alive = fields.next().is_some_and(|state| !matches!(state, "Z" | "X"));
+        let Some(ppid) = fields.next().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if alive {
+            children.entry(ppid).or_default().push(pid);
+        }
     }
     let mut found = Vec::new();
     let mut todo = vec![root];
@@ -120,5 +181,41 @@ mod tests {
         }
         assert!(idle, "cat waiting on its stdin pipe");
         assert!(!busy, "sleep is in nanosleep, not read(0)");
+    }
+
+    /// A parent that forks all the time (cargo starting rustc) leaves no child alive, not even
+    /// one forked while its tree was being killed.
+    #[test]
+    fn a_forking_tree_dies_whole() {
+        // A sleep length no other process uses marks this test's children wherever they end up.
+        // The forking loop runs in a subshell: `parent` stands for the kernel, which forks
+        // nothing itself while the tree dies.
+        let mark = format!("4242.{}", std::process::id());
+        let mut parent = Command::new("sh").arg("-c").arg(format!("(while :; do sleep {mark} & done) & wait")).stdin(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let had_children = super::kill_descendants(parent.id(), None);
+        let _ = parent.kill();
+        let _ = parent.wait();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let survivors = marked(&mark);
+        for &pid in &survivors {
+            super::signal(pid, libc::SIGKILL);
+        }
+        assert!(had_children);
+        assert!(survivors.is_empty(), "{} forked children outlived the kill", survivors.len());
+    }
+
+    /// Live processes whose command line holds `mark`.
+    fn marked(mark: &str) -> Vec<u32> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let alive = super::state(pid).is_some_and(|s| s != 'Z' && s != 'X');
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if alive && String::from_utf8_lossy(&cmdline).contains(mark) {
+                found.push(pid);
+            }
+        }
+        found
     }
 }

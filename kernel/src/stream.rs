@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use kiln::display::protocol::{self, Marker};
+use kiln_protocol::markers::{self, Marker};
 use serde_json::json;
 
 use crate::channels::Outbox;
@@ -72,7 +72,18 @@ struct PumpState {
 impl Pump {
     pub fn spawn(kind: StreamKind, rx: Receiver<String>, shared: Arc<Shared>, iopub: Outbox) -> Pump {
         let (flushes, flush_rx) = crossbeam_channel::unbounded::<Sender<FlushReport>>();
-        let mut st = PumpState { kind, shared, iopub, text: String::new(), since: None, panic: None, panic_complete: false, panic_partial: String::new(), blank_pending: false, lines: 0 };
+        let mut st = PumpState {
+            kind,
+            shared,
+            iopub,
+            text: String::new(),
+            since: None,
+            panic: None,
+            panic_complete: false,
+            panic_partial: String::new(),
+            blank_pending: false,
+            lines: 0,
+        };
         std::thread::Builder::new()
             .name(format!("{}-pump", kind.name()))
             .spawn(move || {
@@ -147,7 +158,7 @@ impl Pump {
 impl PumpState {
     fn take_line(&mut self, line: String) {
         self.lines += 1;
-        match protocol::parse_marker(&line) {
+        match markers::parse_marker(&line) {
             Some(Marker::Partial(text)) if self.capturing_panic() => self.panic_partial.push_str(&text),
             Some(Marker::Partial(text)) => {
                 self.release_blank();

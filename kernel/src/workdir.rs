@@ -14,7 +14,6 @@
 //! `opt-level = 0`: cell code is small and runs once, while dependencies stay optimised.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// How many slots to try before giving up and letting evcxr use a throwaway directory.
@@ -40,21 +39,26 @@ pub fn take() -> Option<Slot> {
         return None;
     }
     write_cargo_config(&base);
+    let slot = free_slot(&base)?;
+    // SAFETY: called from `main` before any other thread starts.
+    unsafe { std::env::set_var("EVCXR_TMPDIR", &slot.dir) };
+    Some(slot)
+}
+
+/// The first slot under `base` that no living process holds.
+fn free_slot(base: &Path) -> Option<Slot> {
     for n in 0..SLOTS {
-        let Ok(lock) = File::options().create(true).truncate(false).write(true).open(base.join(format!("slot-{n}.lock")))
-        else {
+        let Ok(lock) = File::options().create(true).truncate(false).write(true).open(base.join(format!("slot-{n}.lock"))) else {
             continue;
         };
-        // SAFETY: flock on a descriptor we own; non-blocking.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // An exclusive lock, not waited for (the OS drops it when this process dies).
+        if lock.try_lock().is_err() {
             continue;
         }
         let dir = base.join(format!("slot-{n}"));
         if std::fs::create_dir_all(&dir).is_err() {
             continue;
         }
-        // SAFETY: called from `main` before any other thread starts.
-        unsafe { std::env::set_var("EVCXR_TMPDIR", &dir) };
         return Some(Slot { dir, _lock: lock });
     }
     None
@@ -64,9 +68,7 @@ fn base_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("EVCXR_TMPDIR") {
         return Some(PathBuf::from(dir));
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let cache = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(cache.join("kiln/evcxr"))
 }
 
@@ -88,4 +90,20 @@ pub fn dependency_cache_mb() -> Option<u64> {
         Err(_) => DEFAULT_CACHE_MB,
     };
     (mb > 0).then_some(mb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_slot_is_skipped_and_a_released_one_taken_again() {
+        let base = tempfile::tempdir().expect("temp dir");
+        let first = free_slot(base.path()).expect("a slot");
+        let second = free_slot(base.path()).expect("another slot");
+        assert_eq!(first.dir, base.path().join("slot-0"));
+        assert_eq!(second.dir, base.path().join("slot-1"));
+        drop(first);
+        assert_eq!(free_slot(base.path()).expect("the released slot").dir, base.path().join("slot-0"));
+    }
 }

@@ -6,6 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use expect_test::{Expect, expect};
+use jupyter_protocol::JupyterMessage;
 use serde_json::json;
 use support::{Kernel, content, render, render_one};
 
@@ -149,24 +150,97 @@ async fn execute_sequences_counts_and_errors() {
     let req = k.send_shell(k.request("history_request", json!({ "hist_access_type": "tail", "n": 2, "output": false, "raw": true }))).await;
     let reply = k.shell_reply().await;
     assert_eq!(reply.parent_header.as_ref().unwrap().msg_id, req.header.msg_id);
-    assert_eq!(
-        content(&reply)["history"][1],
-        json!([1, 8, "let a: String = 5;\nlet b: u8 = \"no\";"]),
-        "failed cells are in the history too"
-    );
+    assert_eq!(content(&reply)["history"][1], json!([1, 8, "let a: String = 5;\nlet b: u8 = \"no\";"]), "failed cells are in the history too");
     assert_eq!(content(&reply)["history"].as_array().unwrap().len(), 2);
     k.iopub_for(&req).await;
+}
+
+/// Every byte a cell writes is published under that cell: a partial line while it runs and
+/// the rest before its idle; each display it prints is an output of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_belongs_to_the_cell_that_wrote_it() {
+    let mut k = Kernel::start().await;
+    let html = |body: &str| format!("println!(\"EVCXR_BEGIN_CONTENT text/html\\n{body}\\nEVCXR_END_CONTENT\");");
+    let plain = |body: &str| format!("println!(\"EVCXR_BEGIN_CONTENT text/plain\\n{body}\\nEVCXR_END_CONTENT\");");
+    let two_charts = format!("{}\n{}\n{}\nprintln!(\"done\");", html("<b>one</b>"), plain("one"), html("<b>two</b>"));
+    let last_is_the_value = format!("{}\n{}", html("<i>first</i>"), html("<i>second</i>"));
+    check_cells(
+        &mut k,
+        &[
+            (
+                "print!(\"abc\");",
+                expect![[r#"
+                    status busy
+                    execute_input [1] "print!(\"abc\");"
+                    stream stdout "abc"
+                    status idle
+                    execute_reply ok [1]"#]],
+            ),
+            (
+                "println!(\"next\");",
+                expect![[r#"
+                    status busy
+                    execute_input [2] "println!(\"next\");"
+                    stream stdout "next\n"
+                    status idle
+                    execute_reply ok [2]"#]],
+            ),
+            (
+                // The flusher runs every 50 ms: a second apart, the two halves are two messages.
+                "print!(\"tick\");\nstd::thread::sleep(std::time::Duration::from_millis(1000));\nprint!(\" tock\");",
+                expect![[r#"
+                    status busy
+                    execute_input [3] "print!(\"tick\");\nstd::thread::sleep(std::time::Duration::from_millis(1000));\nprint!(\" tock\");"
+                    stream stdout "tick"
+                    stream stdout " tock"
+                    status idle
+                    execute_reply ok [3]"#]],
+            ),
+            (
+                "print!(\"almost\");\npanic!(\"boom\");",
+                expect![[r#"
+                    status busy
+                    execute_input [4] "print!(\"almost\");\npanic!(\"boom\");"
+                    stream stdout "almost"
+                    error Panic: boom
+                    status idle
+                    execute_reply error [4] Panic"#]],
+            ),
+            (
+                &two_charts,
+                expect![[r#"
+                    status busy
+                    execute_input [5] "println!(\"EVCXR_BEGIN_CONTENT text/html\\n<b>one</b>\\nEVCXR_END_CONTENT\");\nprintln!(\"EVCXR_BEGIN_CONTENT text/plain\\none\\nEVCXR_END_CONTENT\");\nprintln!(\"EVCXR_BEGIN_CONTENT text/html\\n<b>two</b>\\nEVCXR_END_CONTENT\");\nprintln!(\"done\");"
+                    display_data ["text/html", "text/plain"]
+                    display_data ["text/html", "text/plain"]
+                    stream stdout "done\n"
+                    status idle
+                    execute_reply ok [5]"#]],
+            ),
+            (
+                &last_is_the_value,
+                expect![[r#"
+                    status busy
+                    execute_input [6] "println!(\"EVCXR_BEGIN_CONTENT text/html\\n<i>first</i>\\nEVCXR_END_CONTENT\");\nprintln!(\"EVCXR_BEGIN_CONTENT text/html\\n<i>second</i>\\nEVCXR_END_CONTENT\");"
+                    display_data ["text/html", "text/plain"]
+                    execute_result [6] {"text/html":"<i>second</i>","text/plain":"<text/html>"}
+                    status idle
+                    execute_reply ok [6]"#]],
+            ),
+        ],
+    )
+    .await;
+    // The displays carry their own content, in order.
+    let (iopub, _) = k.execute(&two_charts).await;
+    let shown: Vec<String> = iopub.iter().filter(|m| m.header.msg_type == "display_data").map(|m| content(m)["data"].to_string()).collect();
+    assert_eq!(shown, [r#"{"text/html":"<b>one</b>","text/plain":"one"}"#, r#"{"text/html":"<b>two</b>","text/plain":"<text/html>"}"#]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_requests() {
     let mut k = Kernel::start().await;
     k.execute("let numbers = vec![1u8, 2, 3];").await;
-    let cases = [
-        (json!({ "code": "fn foo(" }), "incomplete"),
-        (json!({ "code": "let = ;" }), "invalid"),
-        (json!({ "code": "6*7" }), "complete"),
-    ];
+    let cases = [(json!({ "code": "fn foo(" }), "incomplete"), (json!({ "code": "let = ;" }), "invalid"), (json!({ "code": "6*7" }), "complete")];
     for (req, want) in cases {
         let req = k.send_shell(k.request("is_complete_request", req)).await;
         let reply = k.shell_reply().await;
@@ -224,7 +298,13 @@ async fn stop_on_error_aborts_queued_cells() {
     }
     let rendered: Vec<String> = replies
         .iter()
-        .map(|r| format!("{} for #{}", render_one(r), [&first, &second, &third].iter().position(|m| m.header.msg_id == r.parent_header.as_ref().unwrap().msg_id).unwrap() + 1))
+        .map(|r| {
+            format!(
+                "{} for #{}",
+                render_one(r),
+                [&first, &second, &third].iter().position(|m| m.header.msg_id == r.parent_header.as_ref().unwrap().msg_id).unwrap() + 1
+            )
+        })
         .collect();
     expect![[r#"
         execute_reply error [1] CompilationError for #1
@@ -248,9 +328,7 @@ async fn interrupt_stops_a_cell_and_variables_come_back() {
     k.execute("let kept = vec![1, 2, 3];").await;
     k.execute("let mut total = 0u64; for v in &kept { total += *v as u64; }").await;
 
-    let req = k
-        .send_shell(k.execute_request("println!(\"started\");\nstd::thread::sleep(std::time::Duration::from_secs(60));"))
-        .await;
+    let req = k.send_shell(k.execute_request("println!(\"started\");\nstd::thread::sleep(std::time::Duration::from_secs(60));")).await;
     // Wait until the cell runs (compiled and started: interrupting a compile keeps the
     // runtime alive, which another test covers), then interrupt.
     loop {
@@ -280,22 +358,41 @@ async fn interrupt_stops_a_cell_and_variables_come_back() {
 
     // Interrupting a cell while it compiles stops the compiler; the runtime and its
     // variables stay (no restore needed).
-    let req = k.send_shell(k.execute_request("let slow = { fn f() -> u64 { 1 } f() };\nkept.len() + slow as usize")).await;
-    loop {
-        if k.iopub_next().await.header.msg_type == "execute_input" {
-            break;
-        }
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    k.send_control(k.request("interrupt_request", json!({}))).await;
-    k.control_reply().await;
-    let reply = k.shell_reply().await;
-    assert_eq!(reply.parent_header.as_ref().unwrap().msg_id, req.header.msg_id);
+    // The constant takes rustc minutes to evaluate, so the interrupt lands while it compiles
+    // however fast the machine (and the cell cannot end on its own in time).
+    let spin = "#[allow(long_running_const_eval)]\nconst SPIN: u64 = { let mut i = 0u64; let mut s = 0u64; \
+                while i < 200_000_000 { s = s.wrapping_add(i ^ s); i += 1; } s };\nkept.len() + SPIN as usize";
+    // At once: the kernel waits for the compiler (or the runtime, whichever starts first).
+    let (req, ename) = interrupted_at_its_input(&mut k, spin).await;
+    assert_eq!(ename, "Interrupted", "the interrupt must have stopped the cell");
     let iopub = render(&k.iopub_for(&req).await);
     assert!(!iopub.contains("restored"), "{iopub}");
     let (iopub, _) = k.execute("kept.len()").await;
     let text = render(&iopub);
     assert!(text.contains(r#"{"text/plain":"3"}"#) && !text.contains("restored"), "{text}");
+
+    // A cell is interruptible from its `busy` on, before its own build: a `:fmt` cell first
+    // makes the kernel rebuild its hidden display module, and an interrupt sent then stops
+    // the cell (it would otherwise sleep its minute and succeed).
+    let (_, ename) = interrupted_at_its_input(&mut k, ":fmt {:?}\nstd::thread::sleep(std::time::Duration::from_secs(60));").await;
+    assert_eq!(ename, "Interrupted", "an interrupt before the cell's own build must stop it");
+}
+
+/// Sends `code`, interrupts it as soon as its `execute_input` shows, and returns the request
+/// with its reply's `ename` (the reply checked to be the request's).
+async fn interrupted_at_its_input(k: &mut Kernel, code: &str) -> (JupyterMessage, serde_json::Value) {
+    let req = k.send_shell(k.execute_request(code)).await;
+    loop {
+        if k.iopub_next().await.header.msg_type == "execute_input" {
+            break;
+        }
+    }
+    k.send_control(k.request("interrupt_request", json!({}))).await;
+    k.control_reply().await;
+    let reply = k.shell_reply().await;
+    assert_eq!(reply.parent_header.as_ref().unwrap().msg_id, req.header.msg_id);
+    let ename = content(&reply)["ename"].clone();
+    (req, ename)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,12 +467,8 @@ async fn comms_answer_while_a_cell_runs() {
     assert!(asked.elapsed() < Duration::from_secs(2), "comm answer waited {:?}", asked.elapsed());
     let answer = msgs.iter().find(|m| m.header.msg_type == "comm_msg").expect("comm answer");
     let cells = content(answer)["data"]["cells"].clone();
-    let summary: Vec<String> = cells
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| format!("{} {} {} {}", c["cell_id"], c["tags"], c["outcome"], c["variables"]))
-        .collect();
+    let summary: Vec<String> =
+        cells.as_array().unwrap().iter().map(|c| format!("{} {} {} {}", c["cell_id"], c["tags"], c["outcome"], c["variables"])).collect();
     expect![[r#"
         "cell-a" ["data"] "ok" {"rows":"usize"}
         "execution-2" ["train"] "ok" {"model":"usize"}"#]]
@@ -480,22 +573,28 @@ fn last_build(kernel: &Kernel) -> &'static str {
 async fn cells_build_without_cargo_while_only_the_cell_changes() {
     let mut k = Kernel::start_logged().await;
     let sdk = format!(":dep kiln = {{ path = {:?} }}", support::sdk_path().display().to_string());
-    // (cell, text its output must contain, how it must be built; None: failed, not logged)
+    // (cell, text its output must contain ("": no output at all), how it must be built; None:
+    // not logged, the first cell or a failed one)
     let cases: Vec<(String, &str, Option<&str>)> = vec![
-        ("let x = 1;".into(), "status idle", None),
+        ("let x = 1;".into(), "", None),
         ("x + 1".into(), r#"{"text/plain":"2"}"#, Some("replayed")),
         ("let y = x + 1;\ny * 10".into(), r#"{"text/plain":"20"}"#, Some("replayed")),
         // Compiler errors come through a replayed build as through cargo: message and line.
         ("let z: u8 = 1;\nlet w: u8 = \"s\";".into(), "mismatched types", None),
         ("println!(\"{}\", y);".into(), r#"stream stdout "2\n""#, Some("replayed")),
         // A path dependency: cargo would see it edited, a replay would not, so cargo builds.
-        (sdk, "status idle", Some("cargo")),
+        (sdk, "", Some("cargo")),
         ("x + 3".into(), r#"{"text/plain":"4"}"#, Some("cargo")),
     ];
     for (code, want, build) in cases {
         let (iopub, reply) = k.execute(&code).await;
         let text = render(&iopub);
-        assert!(text.contains(want), "{code}: want {want} in\n{text}");
+        if want.is_empty() {
+            let outputs: Vec<&str> = text.lines().filter(|l| !l.starts_with("status ") && !l.starts_with("execute_input ")).collect();
+            assert!(outputs.is_empty(), "{code}: want no output, got\n{text}");
+        } else {
+            assert!(text.contains(want), "{code}: want {want} in\n{text}");
+        }
         match build {
             Some(build) => {
                 assert_eq!(content(&reply)["status"], "ok", "{code}: {text}");
@@ -505,7 +604,7 @@ async fn cells_build_without_cargo_while_only_the_cell_changes() {
                 assert_eq!(content(&reply)["status"], "error", "{code}: {text}");
                 assert!(text.contains("w: u8"), "the error names the cell's line: {text}");
             }
-            None => {}
+            None => assert_eq!(content(&reply)["status"], "ok", "{code}: {text}"),
         }
     }
 }
@@ -514,9 +613,10 @@ async fn cells_build_without_cargo_while_only_the_cell_changes() {
 fn locked_version(base: &std::path::Path, name: &str) -> Option<String> {
     let text = std::fs::read_to_string(base.join("slot-0/Cargo.lock")).ok()?;
     let lock: toml::Table = text.parse().ok()?;
-    lock.get("package")?.as_array()?.iter().find_map(|package| {
-        (package.get("name")?.as_str()? == name).then(|| package.get("version")?.as_str().map(str::to_owned))?
-    })
+    lock.get("package")?
+        .as_array()?
+        .iter()
+        .find_map(|package| (package.get("name")?.as_str()? == name).then(|| package.get("version")?.as_str().map(str::to_owned))?)
 }
 
 /// After a restart, evcxr's fresh manifest makes cargo prune the notebook's dependencies from

@@ -49,7 +49,10 @@ def componentize(store, *extra):
 
 
 def podman(*args):
-    return run(["podman", *args])
+    """Plain `podman`, as the README runs the images: with the project's `containers.conf`
+    where the machine needs it (lowered ulimits). Kiln's own runners manage without it."""
+    conf = os.environ.get("KILN_TEST_CONTAINERS_CONF")
+    return run(["podman", *args], env={**os.environ, **({"CONTAINERS_CONF": conf} if conf else {})})
 
 
 def component_env(store):

@@ -6,9 +6,12 @@ bodies refused with 400, overload refused with 429/503, and the unmodified Trito
 import collections
 import json
 import os
+import pathlib
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -168,44 +171,45 @@ def bandit_learns(store):
     assert rewards[2] == 1.0 and rewards[1] == 0.0
 
 
+# Each malformed body, and the start of what the refusal says: the field it names, then why.
 MALFORMED = [
-    b"",
-    b"not json",
-    b"[]",
-    b"{}",
-    b'{"inputs": {}}',
-    b'{"inputs": []}',
-    b'{"inputs": [{}]}',
-    b'{"inputs": [{"name": "features"}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32"}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "data": [1, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "features", "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP33", "data": [1, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, "x", 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, null, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, true, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": 5}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, -4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": "1,4", "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1e40, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "INT32", "data": [1, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "UINT8", "data": [1, 2, 3, 300]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "INT32", "data": [1, 2, 3, 4.5]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "BOOL", "data": [1, 0, 1, 0]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}',
-    b'{"inputs": [{"name": "features", "shape": [4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "other", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}, {"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "outputs": [{"name": "probabilities"}]}',
-    b'{"inputs": [{"name": "", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [100000, 100000], "datatype": "FP32", "data": []}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": ' + b"[" * 50 + b"1" + b"]" * 50 + b"}]}",
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]',
-    b'{"id": 7, "inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "parameters": []}',
-    b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [' + b"1.0, " * (17 << 20) + b"1.0]}]}",
+    (b"", "body: malformed JSON: EOF while parsing a value"),
+    (b"not json", "body: malformed JSON: expected ident"),
+    (b"[]", "body: invalid length"),
+    (b"{}", "body: missing field `inputs`"),
+    (b'{"inputs": {}}', "inputs: invalid type: map, expected a sequence"),
+    (b'{"inputs": []}', "inputs: is empty; send at least one input tensor"),
+    (b'{"inputs": [{}]}', "inputs[0]: missing field `name`"),
+    (b'{"inputs": [{"name": "features"}]}', "inputs[0]: missing field `shape`"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32"}]}', "inputs[0]: missing field `data`"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "data": [1, 2, 3, 4]}]}', "inputs[0]: missing field `datatype`"),
+    (b'{"inputs": [{"name": "features", "datatype": "FP32", "data": [1, 2, 3, 4]}]}', "inputs[0]: missing field `shape`"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP33", "data": [1, 2, 3, 4]}]}', "inputs[0].datatype: `FP33` is not a datatype (one of BOOL, UINT8, UINT16, UINT32, UINT64,"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3]}]}', "inputs[0].data: has 3 element(s) but shape [1, 4] needs 4"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5]}]}', "inputs[0].data: has 5 element(s) but shape [1, 4] needs 4"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, "x", 4]}]}', 'inputs[0].data[2]: "x" is not a number (datatype FP32)'),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, null, 4]}]}', "inputs[0].data[2]: null is not a number (datatype FP32)"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, true, 4]}]}', "inputs[0].data[2]: true is not a number (datatype FP32)"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": 5}]}', "inputs[0].data: must be an array of elements"),
+    (b'{"inputs": [{"name": "features", "shape": [1, -4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}', "inputs[0].shape[1]: is -4; a request's dimensions are sizes, 0 or more"),
+    (b'{"inputs": [{"name": "features", "shape": "1,4", "datatype": "FP32", "data": [1, 2, 3, 4]}]}', 'inputs[0].shape: invalid type: string "1,4", expected a sequence'),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1e40, 2, 3, 4]}]}', "inputs[0].data[0]: 10000000000000000000000000000000000000000 is out of range for FP32"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "INT32", "data": [1, 2, 3, 4]}]}', "inputs[0].datatype: is INT32; this model takes FP32"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "UINT8", "data": [1, 2, 3, 300]}]}', "inputs[0].data[3]: 300 is out of range for UINT8 (0..=255)"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "INT32", "data": [1, 2, 3, 4.5]}]}', "inputs[0].data[3]: 4.5 is not an integer in -2147483648..=2147483647 (datatype INT32)"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "BOOL", "data": [1, 0, 1, 0]}]}', "inputs[0].data[0]: 1 is not a boolean (datatype BOOL)"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}', "inputs[0].shape: is [1, 3]; this model takes [-1, 4] (-1: any size)"),
+    (b'{"inputs": [{"name": "features", "shape": [4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}', "inputs[0].shape: is [4]; this model takes [-1, 4] (-1: any size)"),
+    (b'{"inputs": [{"name": "other", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}', 'inputs: are ["other"]; this model takes one input, `features`'),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}, {"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}', "inputs[1].name: `features` is given twice"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "outputs": [{"name": "probabilities"}]}', "outputs[0].name: `probabilities` is not an output of this model (it has `output`)"),
+    (b'{"inputs": [{"name": "", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}', "inputs[0].name: is empty"),
+    (b'{"inputs": [{"name": "features", "shape": [100000, 100000], "datatype": "FP32", "data": []}]}', "inputs[0].shape: [100000, 100000] holds 10000000000 elements, over the limit of"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": ' + b"[" * 50 + b"1" + b"]" * 50 + b"}]}", "inputs[0].data[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: is nested more than 32 deep"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]', "body: malformed JSON: EOF while parsing an object"),
+    (b'{"id": 7, "inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}', "id: invalid type: integer `7`, expected a string"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "parameters": []}', "parameters: invalid type: sequence, expected a map"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [' + b"1.0, " * (17 << 20) + b"1.0]}]}", "body: larger than 64 MiB"),
 ]
 
 
@@ -214,15 +218,18 @@ def test_malformed_bodies_get_400_and_say_why(kiln_server):
     url, _ = store
     one_version_deployed(store)
     session = requests.Session()
-    for body in MALFORMED:
+    for body, says in MALFORMED:
         r = session.post(f"{url}/v2/models/{HANDLE}/infer", data=body, headers={"content-type": "application/json"}, timeout=60)
         assert r.status_code == 400, (body[:120], r.status_code, r.text[:200])
-        assert r.json()["error"], body[:120]
-    assert len(MALFORMED) >= 30
+        assert r.json()["error"].startswith(says), (body[:120], says, r.json()["error"][:300])
     assert session.post(f"{url}/v2/models/nope/infer", json=BODY, timeout=30).status_code == 404
     assert session.post(f"{url}/v2/models/{HANDLE}/versions/9/infer", json=BODY, timeout=30).status_code == 404
     # A good request still works after all that.
     assert session.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).status_code == 200
+    # A null id is an absent id: answered, with an id the gateway made.
+    r = session.post(f"{url}/v2/models/{HANDLE}/infer", json={"id": None, **BODY}, timeout=30)
+    assert r.status_code == 200, r.text[:200]
+    assert isinstance(r.json()["id"], str) and r.json()["id"], r.json()
 
 
 def test_overload_is_refused_not_queued_without_bound(tmp_path):
@@ -359,26 +366,37 @@ def test_shutdown_does_not_wait_forever_for_a_stalled_client(tmp_path):
             proc.wait()
 
 
-def test_instances_under_podman_serve_and_leave_no_container(tmp_path):
-    proc, url, token = start_kiln_server(tmp_path / "data")
+def test_instances_under_podman_serve_and_leave_no_container():
+    # What a user does: the server's defaults, a data dir of a usual length (a long one gets
+    # TCP instead of a socket), the default runner (podman, since it works here), and
+    # podman's own settings (no containers.conf of the project's).
+    assert "CONTAINERS_CONF" not in os.environ, "instances must manage with the machine's podman settings"
+    data = pathlib.Path(tempfile.mkdtemp(prefix="kiln-serving-", dir="/tmp")) / "data"
+    proc, url, token = start_kiln_server(data)
     try:
         store = (url, token)
         componentize(store)
         kiln(store, "run", HANDLE, "--runner", "process")
-        kiln(store, "deploy", HANDLE, "--model-version", "1", "--runner", "podman")
+        kiln(store, "deploy", HANDLE, "--model-version", "1")
         answer = requests.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=60)
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"] == "1"
         running = subprocess.run(["podman", "ps", "--format", "{{.Image}}"], capture_output=True, text=True, check=True).stdout
         assert f"{HANDLE}-infer" in running, running
+        # The gateway reached the container through a socket in the server's private folder.
+        sockets = data / "instances" / "sockets"
+        assert [p.name for p in sockets.glob("*/oip.sock")] == ["oip.sock"], list(sockets.rglob("*"))
+        assert sockets.stat().st_mode & 0o777 == 0o700
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 0
         left = subprocess.run(["podman", "ps", "-a", "--format", "{{.Image}}"], capture_output=True, text=True, check=True).stdout
         assert f"{HANDLE}-infer" not in left, left
+        assert not list(sockets.iterdir()), "a stopped instance leaves no socket folder"
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 def answered_version(url):

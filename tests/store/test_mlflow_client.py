@@ -123,3 +123,19 @@ def test_writes_without_a_token_are_refused(kiln_server, monkeypatch):
     with pytest.raises(MlflowException) as refused:
         MlflowClient(tracking_uri=url).create_experiment("anonymous")
     assert "UNAUTHENTICATED" in str(refused.value) or "401" in str(refused.value)
+
+
+def test_name_searches_match_characters_and_stay_fast(tracking, monkeypatch):
+    # `_` is one character, not one byte; a pattern with many `%` is as cheap as its length
+    # (a backtracking matcher held a core for minutes on this one). The client's timeout
+    # makes a slow answer fail the test instead of hanging it.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    tracking.create_experiment("été")
+    tracking.create_experiment("a" * 60)
+    found = tracking.search_experiments(filter_string="name LIKE '_t_'")
+    assert [e.name for e in found] == ["été"]
+    found = tracking.search_experiments(filter_string="name ILIKE 'ÉT%'")
+    assert [e.name for e in found] == ["été"]
+    pathological = "%a" * 30 + "%b"
+    assert tracking.search_experiments(filter_string=f"name LIKE '{pathological}'") == []
+    assert [e.name for e in tracking.search_experiments(filter_string="name LIKE '" + "%a" * 30 + "'")] == ["a" * 60]

@@ -87,11 +87,7 @@ fn kernel(runs: u32, skip_polars: bool) -> anyhow::Result<()> {
     write_spec(kernels.join("bench-evcxr"), json!([anchor, "--control_file", "{connection_file}"]), "signal")?;
 
     let mut cmd = Command::new(env::venv_bin("python"));
-    cmd.arg(env::root().join("xtask/bench/kernel.py"))
-        .arg("--runs")
-        .arg(runs.to_string())
-        .arg("--work")
-        .arg(&bench);
+    cmd.arg(env::root().join("xtask/bench/kernel.py")).arg("--runs").arg(runs.to_string()).arg("--work").arg(&bench);
     if skip_polars {
         cmd.arg("--skip-polars");
     }
@@ -223,7 +219,9 @@ fn componentize(runs: u32, skip_cold: bool) -> anyhow::Result<()> {
     let venv = disk_usage(&mlflow)?;
     // The interpreter the venv runs on: its standard library and binaries, not the packages
     // installed into the base interpreter itself.
-    let base = Command::new(mlflow.join("bin/python")).args(["-c", "import sys, sysconfig; print(sys.base_prefix); print(sysconfig.get_paths()['stdlib'])"]).output()?;
+    let base = Command::new(mlflow.join("bin/python"))
+        .args(["-c", "import sys, sysconfig; print(sys.base_prefix); print(sysconfig.get_paths()['stdlib'])"])
+        .output()?;
     let base = String::from_utf8_lossy(&base.stdout).into_owned();
     let mut lines = base.lines();
     let (prefix, stdlib) = (PathBuf::from(lines.next().unwrap_or("/usr")), PathBuf::from(lines.next().unwrap_or("/usr/lib/python3")));
@@ -257,9 +255,18 @@ fn componentize(runs: u32, skip_cold: bool) -> anyhow::Result<()> {
         println!("| {} | {:.1} MB | {:.1} MB |", image["name"].as_str().unwrap_or(""), image["size"].as_u64().unwrap_or(0) as f64 / 1e6, unpacked as f64 / 1e6);
     }
     let anchor = venv + python;
-    println!("| MLflow {MLFLOW_VERSION} serving environment (venv {:.0} MB + CPython stdlib and binary {:.0} MB) | | {:.1} MB |", venv as f64 / 1e6, python as f64 / 1e6, anchor as f64 / 1e6);
+    println!(
+        "| MLflow {MLFLOW_VERSION} serving environment (venv {:.0} MB + CPython stdlib and binary {:.0} MB) | | {:.1} MB |",
+        venv as f64 / 1e6,
+        python as f64 / 1e6,
+        anchor as f64 / 1e6
+    );
     if infer_unpacked > 0 {
-        println!("\ninfer image / MLflow serving environment (unpacked): {:.3} ({:.0}× smaller)", infer_unpacked as f64 / anchor as f64, anchor as f64 / infer_unpacked as f64);
+        println!(
+            "\ninfer image / MLflow serving environment (unpacked): {:.3} ({:.0}× smaller)",
+            infer_unpacked as f64 / anchor as f64,
+            anchor as f64 / infer_unpacked as f64
+        );
     }
     Ok(())
 }
@@ -409,7 +416,12 @@ fn serving(seconds: u32, connections: u32, rounds: u32, gateway_workers: usize) 
     let server_args: &[&str] = if gateway_workers > 0 { &["--workers", &workers] } else { &[] };
     let server = crate::services::KilnServer::start_with(&bench.join("store"), "127.0.0.1:0", server_args)?;
     let kiln = |args: &[&str]| -> anyhow::Result<String> {
-        let output = Command::new(env::target_dir().join("release/kiln")).args(args).env("KILN_SERVER", &server.url).env("KILN_TOKEN", &server.token).env("KILN_CACHE_DIR", env::cache_dir()).output()?;
+        let output = Command::new(env::target_dir().join("release/kiln"))
+            .args(args)
+            .env("KILN_SERVER", &server.url)
+            .env("KILN_TOKEN", &server.token)
+            .env("KILN_CACHE_DIR", env::cache_dir())
+            .output()?;
         anyhow::ensure!(output.status.success(), "kiln {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     };
@@ -439,7 +451,12 @@ fn serving(seconds: u32, connections: u32, rounds: u32, gateway_workers: usize) 
     // The anchor: the same weights and computation as an MLflow pyfunc, `mlflow models serve`.
     let mlflow = mlflow_venv()?;
     let model_dir = bench.join("mlflow-model");
-    env::run(Command::new(mlflow.join("bin/python")).arg(env::root().join("xtask/bench/mlflow_model.py")).args([&server.url, &server.token, handle, "1"]).arg(&model_dir))?;
+    env::run(
+        Command::new(mlflow.join("bin/python"))
+            .arg(env::root().join("xtask/bench/mlflow_model.py"))
+            .args([&server.url, &server.token, handle, "1"])
+            .arg(&model_dir),
+    )?;
     let mlflow_port = crate::services::free_port()?;
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![mlflow.join("bin")];
@@ -498,12 +515,25 @@ fn serving(seconds: u32, connections: u32, rounds: u32, gateway_workers: usize) 
     println!("\n## Serving (wrk, {connections} connections, {seconds} s each, {rounds_text}; {workers_text}; this machine)\n");
     println!("| target | req/s | p50 ms | p99 ms | failed | req/s vs MLflow |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for (name, w) in [("kiln gateway (`kiln server`)", &gateway), ("kiln infer instance, direct", &instance), ("`mlflow models serve` (pyfunc, same weights)", &anchor)] {
-        println!("| {name} | {:.0} | {:.2} | {:.2} | {} | {:.1}× |", w.requests_per_second, w.p50_ms, w.p99_ms, w.failed, w.requests_per_second / anchor.requests_per_second);
+    for (name, w) in
+        [("kiln gateway (`kiln server`)", &gateway), ("kiln infer instance, direct", &instance), ("`mlflow models serve` (pyfunc, same weights)", &anchor)]
+    {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {} | {:.1}× |",
+            w.requests_per_second,
+            w.p50_ms,
+            w.p99_ms,
+            w.failed,
+            w.requests_per_second / anchor.requests_per_second
+        );
     }
     let each = |runs: &[Wrk]| runs.iter().map(|w| format!("{:.0}", w.requests_per_second)).collect::<Vec<_>>().join(", ");
     println!("\nreq/s per round: gateway {}; direct {}", each(&gateways), each(&instances));
-    println!("gateway overhead vs direct: {:.0}% fewer req/s, p50 +{:.2} ms", 100.0 * (1.0 - gateway.requests_per_second / instance.requests_per_second), gateway.p50_ms - instance.p50_ms);
+    println!(
+        "gateway overhead vs direct: {:.0}% fewer req/s, p50 +{:.2} ms",
+        100.0 * (1.0 - gateway.requests_per_second / instance.requests_per_second),
+        gateway.p50_ms - instance.p50_ms
+    );
     println!(
         "CPU per request (user + system, medians): gateway {:.1} µs + its instances {:.1} µs; the instance direct {:.1} µs; wrk has the rest of the cores",
         median(gateway_cpu),

@@ -55,10 +55,8 @@ pub fn cargo() -> Command {
     let mut cmd = Command::new(env!("CARGO"));
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        let injected = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_PACKAGE"]
-            .iter()
-            .any(|p| key.starts_with(p))
-            || key == "OUT_DIR";
+        let injected =
+            ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_PACKAGE"].iter().any(|p| key.starts_with(p)) || key == "OUT_DIR";
         if injected {
             cmd.env_remove(key.as_ref());
         }
@@ -119,9 +117,7 @@ pub fn ensure_venv() -> anyhow::Result<()> {
     let stamp = venv.join(".kiln-requirements");
     let wanted = std::fs::read_to_string(&requirements)?;
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        run(Command::new(venv_bin("python"))
-            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
-            .arg(&requirements))?;
+        run(Command::new(venv_bin("python")).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"]).arg(&requirements))?;
         std::fs::write(&stamp, wanted)?;
     }
     Ok(())
@@ -170,9 +166,7 @@ pub fn jupyter_env(cmd: &mut Command) -> &mut Command {
 /// What `cargo run` sets about the package it runs (cargo's own `CARGO`, `CARGO_HOME` and
 /// settings stay).
 fn is_cargo_run_variable(name: &str) -> bool {
-    name.starts_with("CARGO_PKG_")
-        || name.starts_with("CARGO_MANIFEST_")
-        || matches!(name, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
+    name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_MANIFEST_") || matches!(name, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
 }
 
 /// The base of the kernels' build directories (each kernel makes its own below it).

@@ -14,7 +14,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let data = env::cache_dir().join("lab-store");
     let listen = std::env::var("KILN_LAB_LISTEN").unwrap_or_else(|_| "127.0.0.1:0".into());
     let store = services::KilnServer::start(&data, &listen)?;
-    eprintln!("kiln: store at {} (data in {}); `kiln runs list` with KILN_SERVER={} and KILN_TOKEN from {}/admin.token", store.url, data.display(), store.url, data.display());
+    eprintln!(
+        "kiln: store at {} (data in {}); `kiln runs list` with KILN_SERVER={} and KILN_TOKEN from {}/admin.token",
+        store.url,
+        data.display(),
+        store.url,
+        data.display()
+    );
     let mut cmd = Command::new(env::venv_bin("jupyter"));
     cmd.arg("lab").arg("--ip=127.0.0.1").arg(format!("--ServerApp.root_dir={}", env::root().join("notebooks").display()));
     if env::is_root() && !args.iter().any(|a| a == "--allow-root") {

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's own tasks. `lab` is the main interactive job, `test` runs
 //! every test (installing what they need), `bench` runs the benchmarks.
 
+mod arch;
 mod bench;
 mod env;
 mod lab;

@@ -42,22 +42,33 @@ fn chown_postgres(path: &Path) -> anyhow::Result<()> {
 }
 
 impl Postgres {
-    pub fn start(parent: &Path) -> anyhow::Result<Postgres> {
+    /// Starts a cluster in a fresh directory under the system's temporary directory. Not under
+    /// the cache: as root the server runs as `postgres`, which cannot reach a cache in root's
+    /// home (mode 700); `/tmp` is reachable by every user and the cluster is thrown away.
+    pub fn start() -> anyhow::Result<Postgres> {
         env::ensure_debian_packages(&["postgresql"])?;
-        let dir = parent.join(format!("pg-{}", std::process::id()));
+        let dir = cluster_dir();
         let _ = std::fs::remove_dir_all(&dir);
         let data = dir.join("data");
         let socket = dir.join("socket");
         std::fs::create_dir_all(&socket).with_context(|| format!("creating {}", socket.display()))?;
         chown_postgres(&dir)?;
         let data_str = data.to_string_lossy().into_owned();
-        env::run(as_postgres("initdb", &["-D", &data_str, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]).stdout(std::process::Stdio::null()))?;
+        env::run(
+            as_postgres("initdb", &["-D", &data_str, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+                .stdout(std::process::Stdio::null()),
+        )?;
         let port = free_port()?;
         let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c max_connections=200", socket.display());
         let log = dir.join("log").to_string_lossy().into_owned();
         env::run(as_postgres("pg_ctl", &["-D", &data_str, "-l", &log, "-o", &options, "-w", "start"]).stdout(std::process::Stdio::null()))?;
         Ok(Postgres { data, url: format!("postgres://postgres@127.0.0.1:{port}/postgres") })
     }
+}
+
+/// This run's cluster directory (one per xtask process).
+fn cluster_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("kiln-pg-{}", std::process::id()))
 }
 
 impl Drop for Postgres {
@@ -130,7 +141,13 @@ impl Registry {
         );
         std::fs::write(dir.join("config.yml"), config)?;
         let log = std::fs::File::create(dir.join("log"))?;
-        let child = Command::new("docker-registry").arg("serve").arg(dir.join("config.yml")).stdout(log.try_clone()?).stderr(log).spawn().context("starting docker-registry")?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting docker-registry")?;
         let registry = Registry { child, dir, host: format!("127.0.0.1:{port}") };
         wait_for_port(port, "docker-registry")?;
         Ok(registry)
@@ -155,9 +172,11 @@ fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// podman configured for this machine and this project: the project's `containers.conf`
-/// (runc, lowered ulimits) and a storage of its own under the cache dir (vfs), so tests
-/// neither need nor touch the machine's image store.
+/// podman with a storage of its own under the cache dir (vfs), so tests neither need nor
+/// touch the machine's image store. Its settings stay the machine's: `kiln run` and the
+/// gateway's instances must cope with them as they would for a user. The project's
+/// `containers.conf` (lowered ulimits) is handed on as `KILN_TEST_CONTAINERS_CONF`, for the
+/// tests that run images with plain `podman run`, as the README shows.
 pub fn podman_env(cmd: &mut Command) -> anyhow::Result<()> {
     env::ensure_debian_packages(&["podman", "runc", "skopeo", "uidmap"])?;
     let storage = env::cache_dir().join("podman");
@@ -165,7 +184,7 @@ pub fn podman_env(cmd: &mut Command) -> anyhow::Result<()> {
     let conf = storage.join("storage.conf");
     let text = format!("[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n", storage.join("graph").display(), storage.join("run").display());
     std::fs::write(&conf, text)?;
-    cmd.env("CONTAINERS_CONF", env::root().join("xtask/containers.conf")).env("CONTAINERS_STORAGE_CONF", conf);
+    cmd.env("KILN_TEST_CONTAINERS_CONF", env::root().join("xtask/containers.conf")).env("CONTAINERS_STORAGE_CONF", conf).env_remove("CONTAINERS_CONF");
     Ok(())
 }
 
@@ -213,5 +232,23 @@ impl Drop for KilnServer {
         // SAFETY: kill(2) with a pid we own.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// The server runs as `postgres` when xtask runs as root: every folder above its cluster
+    /// must let other users through (root's home, where the cache defaults to, does not).
+    #[test]
+    fn the_cluster_directory_is_reachable_by_the_postgres_user() {
+        let dir = cluster_dir();
+        for ancestor in dir.ancestors().skip(1) {
+            let mode = std::fs::metadata(ancestor).unwrap_or_else(|e| panic!("{}: {e}", ancestor.display())).permissions().mode();
+            assert_ne!(mode & 0o001, 0, "{} (mode {mode:o}) is closed to other users", ancestor.display());
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use crate::arch;
 use crate::{env, services};
 
 pub fn run() -> anyhow::Result<()> {
@@ -13,20 +14,27 @@ pub fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(env::evcxr_tmpdir())?;
 
     let mut failed = Vec::new();
-    // Lints, warnings as errors (shares the release build, so it is quick).
+    // ARCHITECTURE.md's dependency rules, over the locked graph: seconds, so first.
+    if let Err(error) = arch::check() {
+        failed.push(format!("architecture: {error}"));
+    }
+    // Formatting (rustfmt.toml), then lints, warnings as errors (shares the release build, so it is quick).
+    if let Err(error) = env::run(env::cargo().args(["fmt", "--all", "--check"])) {
+        failed.push(format!("cargo fmt --check: {error}"));
+    }
     if let Err(error) = env::run(env::cargo().args(["clippy", "--release", "--workspace", "--all-targets", "--", "-D", "warnings"])) {
         failed.push(format!("clippy: {error}"));
     }
     // Rust: unit tests and the wire-level kernel tests. Release, to share the kernel's build.
     // The store contract suite runs embedded (SQLite + files) and scaled out (this real
     // PostgreSQL + this S3-compatible server).
-    let postgres = services::Postgres::start(&env::cache_dir())?;
+    let postgres = services::Postgres::start()?;
     let s3 = services::S3::start()?;
     let mut cargo = env::cargo();
     cargo.args(["test", "--release", "--workspace", "--no-fail-fast", "--", "--test-threads=2"]);
     // Componentize tests share the generated crates' builds with the CLI's.
     cargo.env("KILN_CACHE_DIR", env::cache_dir());
-    cargo.env("KILN_TEST_POSTGRES", &postgres.url).env("KILN_REQUIRE_POSTGRES", "1");
+    cargo.env("KILN_TEST_POSTGRES", &postgres.url);
     s3.apply(&mut cargo);
     env::jupyter_env(&mut cargo);
     if let Err(error) = env::run(&mut cargo) {
@@ -36,7 +44,9 @@ pub fn run() -> anyhow::Result<()> {
     drop(postgres);
     // The SDK with its optional codecs: polars tables and Parquet, candle safetensors (a
     // separate build: polars takes minutes the first time).
-    if let Err(error) = env::run(env::cargo().args(["clippy", "--release", "-p", "kiln", "--features", "parquet,candle,serve", "--all-targets", "--", "-D", "warnings"])) {
+    if let Err(error) =
+        env::run(env::cargo().args(["clippy", "--release", "-p", "kiln", "--features", "parquet,candle,serve", "--all-targets", "--", "-D", "warnings"]))
+    {
         failed.push(format!("clippy -p kiln --features parquet,candle,serve: {error}"));
     }
     let mut codecs = env::cargo();

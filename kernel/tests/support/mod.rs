@@ -9,9 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jupyter_protocol::{ConnectionInfo, JupyterMessage, JupyterMessageContent, UnknownMessage};
-use jupyter_zmq_client::{
-    ClientControlConnection, ClientIoPubConnection, ClientShellConnection, ClientStdinConnection,
-};
+use jupyter_zmq_client::{ClientControlConnection, ClientIoPubConnection, ClientShellConnection, ClientStdinConnection};
 use serde_json::{Value, json};
 
 pub const TIMEOUT: Duration = Duration::from_secs(180);
@@ -115,11 +113,8 @@ impl Kernel {
             }
         };
         let control = jupyter_zmq_client::create_client_control_connection(&info, &session).await.expect("control");
-        let stdin = jupyter_zmq_client::create_client_stdin_connection_with_identity(&info, &session, identity)
-            .await
-            .expect("stdin");
-        let mut iopub =
-            jupyter_zmq_client::create_client_iopub_connection(&info, "", &session).await.expect("iopub");
+        let stdin = jupyter_zmq_client::create_client_stdin_connection_with_identity(&info, &session, identity).await.expect("stdin");
+        let mut iopub = jupyter_zmq_client::create_client_iopub_connection(&info, "", &session).await.expect("iopub");
         let welcome = jupyter_zmq_client::wait_for_iopub_welcome(&mut iopub, Duration::from_secs(10)).await;
         assert!(matches!(welcome, Ok(Some(_))), "no iopub_welcome: {welcome:?}");
         Kernel { child, info, session, shell, control, iopub, stdin, started, _dir: dir }
@@ -138,10 +133,7 @@ impl Kernel {
     }
 
     pub fn request(&self, msg_type: &str, content: Value) -> JupyterMessage {
-        let mut msg = JupyterMessage::new(
-            JupyterMessageContent::UnknownMessage(UnknownMessage { msg_type: msg_type.into(), content }),
-            None,
-        );
+        let mut msg = JupyterMessage::new(JupyterMessageContent::UnknownMessage(UnknownMessage { msg_type: msg_type.into(), content }), None);
         msg.header.session = self.session.clone();
         msg
     }

@@ -54,11 +54,7 @@ impl ApiError {
     /// Bad input in `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         let field = field.into();
-        ApiError {
-            error_code: ErrorCode::InvalidParameterValue,
-            message: format!("{field}: {}", message.into()),
-            field: Some(field),
-        }
+        ApiError { error_code: ErrorCode::InvalidParameterValue, message: format!("{field}: {}", message.into()), field: Some(field) }
     }
 
     pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {

@@ -6,6 +6,7 @@
 //! bad input before it leaves the process and the server rejects it with the same words.
 
 pub mod error;
+pub mod json;
 pub mod limits;
 pub mod oip;
 pub mod search;

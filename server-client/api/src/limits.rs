@@ -26,10 +26,7 @@ pub fn key(field: &str, key: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid(field, format!("longer than {MAX_KEY_LEN} characters")));
     }
     if let Some(bad) = key.chars().find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ' '))) {
-        return Err(ApiError::invalid(
-            field,
-            format!("'{key}' contains {bad:?}; keys may hold letters, digits, '_', '-', '.', '/' and spaces"),
-        ));
+        return Err(ApiError::invalid(field, format!("'{key}' contains {bad:?}; keys may hold letters, digits, '_', '-', '.', '/' and spaces")));
     }
     if key.split('/').any(|part| part == "..") || key.starts_with('/') {
         return Err(ApiError::invalid(field, format!("'{key}' is not a relative path")));
@@ -146,26 +143,40 @@ mod tests {
     #[test]
     fn each_bad_batch_names_its_field() {
         let cases: Vec<(LogBatch, &str)> = vec![
-            (LogBatch { metrics: vec![metric("ok", 1.0), metric("loss", f64::NAN)], ..Default::default() },
-             "metrics[1].value | metrics[1].value: NaN is not a finite number"),
-            (LogBatch { metrics: vec![metric("loss", f64::INFINITY)], ..Default::default() },
-             "metrics[0].value | metrics[0].value: inf is not a finite number"),
-            (LogBatch { metrics: vec![metric("", 1.0)], ..Default::default() },
-             "metrics[0].key | metrics[0].key: must not be empty"),
-            (LogBatch { metrics: vec![metric("a\"b", 1.0)], ..Default::default() },
-             "metrics[0].key | metrics[0].key: 'a\"b' contains '\"'; keys may hold letters, digits, '_', '-', '.', '/' and spaces"),
-            (LogBatch { metrics: vec![metric(&"k".repeat(251), 1.0)], ..Default::default() },
-             "metrics[0].key | metrics[0].key: longer than 250 characters"),
-            (LogBatch { params: vec![Param { key: "lr".into(), value: "0.1".into() }, Param { key: "lr".into(), value: "0.2".into() }], ..Default::default() },
-             "params[1].value | params[1].value: param 'lr' appears twice with values '0.1' and '0.2'"),
-            (LogBatch { params: vec![Param { key: "lr".into(), value: "x".repeat(6001) }], ..Default::default() },
-             "params[0].value | params[0].value: longer than 6000 characters"),
-            (LogBatch { metrics: (0..1001).map(|i| metric("m", i as f64)).collect(), ..Default::default() },
-             "batch | batch: 1001 entries; at most 1000 per batch"),
-            (LogBatch { params: (0..101).map(|i| Param { key: format!("p{i}"), value: "1".into() }).collect(), ..Default::default() },
-             "params | params: 101 params; at most 100 per batch"),
-            (LogBatch { metrics: vec![metric("../up", 1.0)], ..Default::default() },
-             "metrics[0].key | metrics[0].key: '../up' is not a relative path"),
+            (
+                LogBatch { metrics: vec![metric("ok", 1.0), metric("loss", f64::NAN)], ..Default::default() },
+                "metrics[1].value | metrics[1].value: NaN is not a finite number",
+            ),
+            (
+                LogBatch { metrics: vec![metric("loss", f64::INFINITY)], ..Default::default() },
+                "metrics[0].value | metrics[0].value: inf is not a finite number",
+            ),
+            (LogBatch { metrics: vec![metric("", 1.0)], ..Default::default() }, "metrics[0].key | metrics[0].key: must not be empty"),
+            (
+                LogBatch { metrics: vec![metric("a\"b", 1.0)], ..Default::default() },
+                "metrics[0].key | metrics[0].key: 'a\"b' contains '\"'; keys may hold letters, digits, '_', '-', '.', '/' and spaces",
+            ),
+            (LogBatch { metrics: vec![metric(&"k".repeat(251), 1.0)], ..Default::default() }, "metrics[0].key | metrics[0].key: longer than 250 characters"),
+            (
+                LogBatch {
+                    params: vec![Param { key: "lr".into(), value: "0.1".into() }, Param { key: "lr".into(), value: "0.2".into() }],
+                    ..Default::default()
+                },
+                "params[1].value | params[1].value: param 'lr' appears twice with values '0.1' and '0.2'",
+            ),
+            (
+                LogBatch { params: vec![Param { key: "lr".into(), value: "x".repeat(6001) }], ..Default::default() },
+                "params[0].value | params[0].value: longer than 6000 characters",
+            ),
+            (
+                LogBatch { metrics: (0..1001).map(|i| metric("m", i as f64)).collect(), ..Default::default() },
+                "batch | batch: 1001 entries; at most 1000 per batch",
+            ),
+            (
+                LogBatch { params: (0..101).map(|i| Param { key: format!("p{i}"), value: "1".into() }).collect(), ..Default::default() },
+                "params | params: 101 params; at most 100 per batch",
+            ),
+            (LogBatch { metrics: vec![metric("../up", 1.0)], ..Default::default() }, "metrics[0].key | metrics[0].key: '../up' is not a relative path"),
         ];
         for (batch_, expected) in cases {
             assert_eq!(rejected(batch_), expected);

@@ -307,7 +307,8 @@ impl RequestInput {
         let mut shape = Vec::with_capacity(self.shape.len());
         let mut expected: u64 = 1;
         for (d, &size) in self.shape.iter().enumerate() {
-            let size = u64::try_from(size).map_err(|_| OipError::at(format!("{at}.shape[{d}]"), format!("is {size}; a request's dimensions are sizes, 0 or more")))?;
+            let size =
+                u64::try_from(size).map_err(|_| OipError::at(format!("{at}.shape[{d}]"), format!("is {size}; a request's dimensions are sizes, 0 or more")))?;
             expected = expected.saturating_mul(size);
             shape.push(size);
         }
@@ -317,10 +318,7 @@ impl RequestInput {
         let mut flat = Vec::with_capacity(expected as usize);
         flatten(&self.data, &format!("{at}.data"), 0, &mut flat)?;
         if flat.len() as u64 != expected {
-            return Err(OipError::at(
-                format!("{at}.data"),
-                format!("has {} element(s) but shape {:?} needs {expected}", flat.len(), self.shape),
-            ));
+            return Err(OipError::at(format!("{at}.data"), format!("has {} element(s) but shape {:?} needs {expected}", flat.len(), self.shape)));
         }
         let data = typed(datatype, &flat)?;
         Ok(Tensor { name: self.name.clone(), datatype, shape, data })
@@ -360,7 +358,9 @@ fn typed(datatype: Datatype, flat: &[(String, &serde_json::Value)]) -> Result<Da
     let kind = |what: &str, at: &str, value: &serde_json::Value| OipError::at(at, format!("{value} is not {what} (datatype {datatype})"));
     Ok(match datatype {
         Datatype::Bool => Data::Bool(flat.iter().map(|(at, v)| v.as_bool().ok_or_else(|| kind("a boolean", at, v))).collect::<Result<_, _>>()?),
-        Datatype::Bytes => Data::Bytes(flat.iter().map(|(at, v)| v.as_str().map(str::to_owned).ok_or_else(|| kind("a string", at, v))).collect::<Result<_, _>>()?),
+        Datatype::Bytes => {
+            Data::Bytes(flat.iter().map(|(at, v)| v.as_str().map(str::to_owned).ok_or_else(|| kind("a string", at, v))).collect::<Result<_, _>>()?)
+        }
         Datatype::F16 | Datatype::F32 | Datatype::F64 => Data::Float(
             flat.iter()
                 .map(|(at, v)| {
@@ -379,7 +379,11 @@ fn typed(datatype: Datatype, flat: &[(String, &serde_json::Value)]) -> Result<Da
         ),
         Datatype::U64 => Data::UInt(
             flat.iter()
-                .map(|(at, v)| v.as_u64().ok_or_else(|| if v.is_number() { OipError::at(at, format!("{v} is not an integer in 0..={}", u64::MAX)) } else { kind("an integer", at, v) }))
+                .map(|(at, v)| {
+                    v.as_u64().ok_or_else(|| {
+                        if v.is_number() { OipError::at(at, format!("{v} is not an integer in 0..={}", u64::MAX)) } else { kind("an integer", at, v) }
+                    })
+                })
                 .collect::<Result<_, _>>()?,
         ),
         _ => {
@@ -387,7 +391,13 @@ fn typed(datatype: Datatype, flat: &[(String, &serde_json::Value)]) -> Result<Da
             Data::Int(
                 flat.iter()
                     .map(|(at, v)| {
-                        let n = v.as_i64().ok_or_else(|| if v.is_number() { OipError::at(at, format!("{v} is not an integer in {low}..={high} (datatype {datatype})")) } else { kind("an integer", at, v) })?;
+                        let n = v.as_i64().ok_or_else(|| {
+                            if v.is_number() {
+                                OipError::at(at, format!("{v} is not an integer in {low}..={high} (datatype {datatype})"))
+                            } else {
+                                kind("an integer", at, v)
+                            }
+                        })?;
                         if (n as i128) < low || (n as i128) > high {
                             return Err(OipError::at(at, format!("{n} is out of range for {datatype} ({low}..={high})")));
                         }
@@ -403,11 +413,7 @@ impl Tensor {
     /// This tensor's shape against a declared one (`-1` matches any size).
     pub fn check_shape(&self, declared: &[i64], at: &str) -> Result<(), OipError> {
         let fits = declared.len() == self.shape.len() && declared.iter().zip(&self.shape).all(|(&d, &s)| d < 0 || d as u64 == s);
-        if fits {
-            Ok(())
-        } else {
-            Err(OipError::at(format!("{at}.shape"), format!("is {:?}; this model takes {:?} (-1: any size)", self.shape, declared)))
-        }
+        if fits { Ok(()) } else { Err(OipError::at(format!("{at}.shape"), format!("is {:?}; this model takes {:?} (-1: any size)", self.shape, declared))) }
     }
 }
 

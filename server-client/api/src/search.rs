@@ -175,12 +175,7 @@ impl Lexer<'_> {
         match self.rest().chars().next() {
             Some(q @ ('`' | '"')) => self.quoted(q),
             _ => {
-                let len: usize = self
-                    .rest()
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
-                    .map(char::len_utf8)
-                    .sum();
+                let len: usize = self.rest().chars().take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/')).map(char::len_utf8).sum();
                 if len == 0 {
                     return Err(self.error_at(self.pos, "expected a key"));
                 }
@@ -267,12 +262,7 @@ impl Lexer<'_> {
                 }
             }
             _ => {
-                let len: usize = self
-                    .rest()
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
-                    .map(char::len_utf8)
-                    .sum();
+                let len: usize = self.rest().chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+')).map(char::len_utf8).sum();
                 let text = &self.rest()[..len];
                 match text.parse::<f64>() {
                     Ok(number) if number.is_finite() && len > 0 => {
@@ -306,7 +296,8 @@ impl Lexer<'_> {
             (Value::List(_), _) => false,
         };
         if !fits {
-            let what = if numeric { "a number compared with =, !=, >, >=, <, <=" } else { "a quoted string compared with =, !=, LIKE, ILIKE or a list with IN" };
+            let what =
+                if numeric { "a number compared with =, !=, >, >=, <, <=" } else { "a quoted string compared with =, !=, LIKE, ILIKE or a list with IN" };
             return Err(self.error_at(at, &format!("this clause needs {what}")));
         }
         Ok(Clause { target, op, value })
@@ -374,36 +365,43 @@ fn compare(op: Op, ordering: Option<std::cmp::Ordering>) -> bool {
     }
 }
 
-/// SQL LIKE: `%` any run of characters, `_` one character.
-fn like(text: &str, pattern: &str, fold_case: bool) -> bool {
-    let (text, pattern): (Vec<char>, Vec<char>) = if fold_case {
-        (text.to_lowercase().chars().collect(), pattern.to_lowercase().chars().collect())
-    } else {
-        (text.chars().collect(), pattern.chars().collect())
-    };
-    // Dynamic programming over (pattern position, text position).
-    let mut reachable = vec![false; text.len() + 1];
-    reachable[0] = true;
-    for p in &pattern {
-        let mut next = vec![false; text.len() + 1];
-        for i in 0..=text.len() {
-            if !reachable[i] {
-                continue;
+/// SQL LIKE: `%` matches any run of characters, `_` exactly one character (a Unicode scalar
+/// value, not a byte); `fold_case` for ILIKE. The one matcher for every filter Kiln evaluates
+/// itself (run conditions, the MLflow face's name searches).
+///
+/// A filter is user input, so the cost is bounded by the input, never by the number of `%`:
+/// the text is scanned left to right and a mismatch only moves back to just after the last
+/// `%` seen (earlier ones never need revisiting, since the last `%` can absorb whatever they
+/// could), so at most text × pattern character comparisons.
+pub fn like(text: &str, pattern: &str, fold_case: bool) -> bool {
+    let fold = |s: &str| -> Vec<char> { if fold_case { s.to_lowercase().chars().collect() } else { s.chars().collect() } };
+    let (text, pattern) = (fold(text), fold(pattern));
+    let (mut t, mut p) = (0, 0);
+    // After the last `%` seen: the pattern position just after it, and the text position
+    // from which it is assumed to match.
+    let mut resume: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('%') => {
+                p += 1;
+                resume = Some((p, t));
             }
-            match p {
-                '%' => {
-                    for slot in next.iter_mut().skip(i) {
-                        *slot = true;
-                    }
+            Some(&c) if c == '_' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match resume {
+                // The last `%` absorbs one more character; retry the rest after it.
+                Some((after, from)) => {
+                    resume = Some((after, from + 1));
+                    p = after;
+                    t = from + 1;
                 }
-                '_' if i < text.len() => next[i + 1] = true,
-                c if i < text.len() && text[i] == *c => next[i + 1] = true,
-                _ => {}
-            }
+                None => return false,
+            },
         }
-        reachable = next;
     }
-    reachable[text.len()]
+    pattern[p..].iter().all(|&c| c == '%')
 }
 
 #[cfg(test)]
@@ -429,23 +427,44 @@ mod tests {
         );
         check(
             "metrics.`val loss` <= 1e-3 AND tags.\"mlflow.user\" LIKE 'ann%' and status = \"FINISHED\"",
-            expect![[r#"[Clause { target: Metric("val loss"), op: Le, value: Number(0.001) }, Clause { target: Tag("mlflow.user"), op: Like, value: Text("ann%") }, Clause { target: Attribute(Status), op: Eq, value: Text("FINISHED") }]"#]],
+            expect![[
+                r#"[Clause { target: Metric("val loss"), op: Le, value: Number(0.001) }, Clause { target: Tag("mlflow.user"), op: Like, value: Text("ann%") }, Clause { target: Attribute(Status), op: Eq, value: Text("FINISHED") }]"#
+            ]],
         );
         check(
             "attributes.run_id IN ('a', 'b') and attr.start_time >= 1700000000000",
-            expect![[r#"[Clause { target: Attribute(RunId), op: In, value: List(["a", "b"]) }, Clause { target: Attribute(StartTime), op: Ge, value: Number(1700000000000.0) }]"#]],
+            expect![[
+                r#"[Clause { target: Attribute(RunId), op: In, value: List(["a", "b"]) }, Clause { target: Attribute(StartTime), op: Ge, value: Number(1700000000000.0) }]"#
+            ]],
         );
     }
 
     #[test]
     fn bad_filters_say_where() {
-        check("metrics.acc > 'high'", expect![[r#"error: filter: at column 1: this clause needs a number compared with =, !=, >, >=, <, <= (in "metrics.acc > 'high'")"#]]);
-        check("params.lr > 0.1", expect![[r#"error: filter: at column 1: this clause needs a quoted string compared with =, !=, LIKE, ILIKE or a list with IN (in "params.lr > 0.1")"#]]);
-        check("metrics.acc > 0.9 or metrics.loss < 1", expect![[r#"error: filter: at column 19: expected 'and' between clauses (only 'and' is supported) (in "metrics.acc > 0.9 or metrics.loss < 1")"#]]);
-        check("metrics.acc ~ 1", expect![[r#"error: filter: at column 13: expected an operator (=, !=, >, >=, <, <=, LIKE, ILIKE, IN, NOT IN) (in "metrics.acc ~ 1")"#]]);
+        check(
+            "metrics.acc > 'high'",
+            expect![[r#"error: filter: at column 1: this clause needs a number compared with =, !=, >, >=, <, <= (in "metrics.acc > 'high'")"#]],
+        );
+        check(
+            "params.lr > 0.1",
+            expect![[
+                r#"error: filter: at column 1: this clause needs a quoted string compared with =, !=, LIKE, ILIKE or a list with IN (in "params.lr > 0.1")"#
+            ]],
+        );
+        check(
+            "metrics.acc > 0.9 or metrics.loss < 1",
+            expect![[r#"error: filter: at column 19: expected 'and' between clauses (only 'and' is supported) (in "metrics.acc > 0.9 or metrics.loss < 1")"#]],
+        );
+        check(
+            "metrics.acc ~ 1",
+            expect![[r#"error: filter: at column 13: expected an operator (=, !=, >, >=, <, <=, LIKE, ILIKE, IN, NOT IN) (in "metrics.acc ~ 1")"#]],
+        );
         check("tags.x = 'open", expect![[r#"error: filter: at column 10: unterminated ' quote (in "tags.x = 'open")"#]]);
         check("colour = 'red'", expect![[r#"error: filter: at column 1: unknown attribute 'colour' (in "colour = 'red'")"#]]);
-        check("datasets.x = 'a'", expect![[r#"error: filter: at column 1: unknown entity 'datasets'; expected metrics, params, tags or attributes (in "datasets.x = 'a'")"#]]);
+        check(
+            "datasets.x = 'a'",
+            expect![[r#"error: filter: at column 1: unknown entity 'datasets'; expected metrics, params, tags or attributes (in "datasets.x = 'a'")"#]],
+        );
     }
 
     #[test]
@@ -479,5 +498,51 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(parse_filter(text).unwrap().matches(&run), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn like_matches_characters_not_bytes() {
+        let cases = [
+            // (text, pattern, fold case, matches)
+            ("abc", "abc", false, true),
+            ("abc", "a%", false, true),
+            ("abc", "%c", false, true),
+            ("abc", "%b%", false, true),
+            ("abc", "a_c", false, true),
+            ("abc", "a__c", false, false),
+            ("abc", "%%%", false, true),
+            ("", "%", false, true),
+            ("", "_", false, false),
+            ("", "", false, true),
+            ("abc", "", false, false),
+            ("ab", "abc", false, false),
+            ("aab", "%ab", false, true),
+            ("mississippi", "%iss%ppi", false, true),
+            ("mississippi", "%iss%iss%iss%", false, false),
+            ("été", "_t_", false, true),
+            ("été", "___", false, true),
+            ("été", "_____", false, false),
+            ("日本語", "日_語", false, true),
+            ("Adam", "adam", false, false),
+            ("Adam", "adam", true, true),
+            ("ÉTÉ", "été", true, true),
+            ("a%b", "a%b", false, true),
+        ];
+        for (text, pattern, fold, expected) in cases {
+            assert_eq!(like(text, pattern, fold), expected, "{text:?} LIKE {pattern:?} (fold {fold})");
+        }
+    }
+
+    #[test]
+    fn a_pathological_like_pattern_costs_what_its_input_costs() {
+        // Each `%a` doubled the work of a backtracking matcher: 30 of them against 60 `a`s
+        // would take longer than this test suite runs. Here: at most 60 × 61 comparisons.
+        let text = "a".repeat(60);
+        let pattern = format!("{}b", "%a".repeat(30));
+        assert!(!like(&text, &pattern, false));
+        assert!(!like(&text, &pattern, true));
+        let long = "a".repeat(20_000);
+        assert!(!like(&long, &format!("{}b", "%a".repeat(200)), false));
+        assert!(like(&long, &"%a".repeat(200), false));
     }
 }

@@ -551,7 +551,9 @@ pub enum Strategy {
 
 impl Strategy {
     pub fn parse(text: &str) -> Result<Strategy, crate::ApiError> {
-        let bad = |why: &str| crate::ApiError::invalid("strategy", format!("'{text}': {why}; use blue-green, canary:PERCENT, bandit:epsilon-greedy:EPSILON or bandit:thompson"));
+        let bad = |why: &str| {
+            crate::ApiError::invalid("strategy", format!("'{text}': {why}; use blue-green, canary:PERCENT, bandit:epsilon-greedy:EPSILON or bandit:thompson"))
+        };
         let parts: Vec<&str> = text.trim().split(':').collect();
         match parts.as_slice() {
             ["blue-green"] => Ok(Strategy::BlueGreen),

@@ -36,14 +36,7 @@ mod tests {
 
     #[test]
     fn a_set_count_is_kept_and_anything_else_replaced() {
-        let cases = [
-            (None, Some("6")),
-            (Some("4"), None),
-            (Some(" 2 "), None),
-            (Some("0"), Some("6")),
-            (Some(""), Some("6")),
-            (Some("many"), Some("6")),
-        ];
+        let cases = [(None, Some("6")), (Some("4"), None), (Some(" 2 "), None), (Some("0"), Some("6")), (Some(""), Some("6")), (Some("many"), Some("6"))];
         for (current, expected) in cases {
             assert_eq!(to_set(current, || 6).as_deref(), expected, "{current:?}");
         }

@@ -27,8 +27,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use kiln_api::{
-    CreateModel, CreateModelVersion, CreateRun, ErrorCode, RegisterDatasetVersion, Role, RunInputs, RunSource, RunStatus,
-    StoredValue, ValuesManifest,
+    CreateModel, CreateModelVersion, CreateRun, ErrorCode, RegisterDatasetVersion, Role, RunInputs, RunSource, RunStatus, StoredValue, ValuesManifest,
 };
 
 use crate::codec::Codec;
@@ -221,12 +220,16 @@ impl Context {
             self.inputs_from = from;
         }
         let inputs = self.inputs.as_ref().expect("resolved above");
-        let stored = inputs
-            .values
-            .get(name)
-            .ok_or_else(|| ComponentError::Input(format!("{} has no value `{name}`: was it componentized from another version of the notebook?", self.inputs_from)))?;
+        let stored = inputs.values.get(name).ok_or_else(|| {
+            ComponentError::Input(format!("{} has no value `{name}`: was it componentized from another version of the notebook?", self.inputs_from))
+        })?;
         if stored.codec != C::NAME {
-            return Err(ComponentError::Input(format!("`{name}` in {} is stored as {}, but this component reads it as {}", self.inputs_from, stored.codec, C::NAME)));
+            return Err(ComponentError::Input(format!(
+                "`{name}` in {} is stored as {}, but this component reads it as {}",
+                self.inputs_from,
+                stored.codec,
+                C::NAME
+            )));
         }
         let bytes = self.client.download(&stored.sha256)?;
         codec.decode(bytes).map_err(|e| ComponentError::Input(format!("`{name}` from {}: {e}", self.inputs_from)))
@@ -333,11 +336,7 @@ pub fn model_manifest(client: &Client, version: &kiln_api::ModelVersion) -> Resu
         .ok_or_else(|| ComponentError::Input(format!("{what} was not made by a Kiln train step (source {})", version.source)))?;
     let run = client.run(run_id)?;
     let path = format!("{dir}/manifest.json");
-    let artifact = run
-        .artifacts
-        .iter()
-        .find(|a| a.path == path)
-        .ok_or_else(|| ComponentError::Input(format!("{what}: run {run_id} has no {path}")))?;
+    let artifact = run.artifacts.iter().find(|a| a.path == path).ok_or_else(|| ComponentError::Input(format!("{what}: run {run_id} has no {path}")))?;
     Ok(client.load_json(&artifact.sha256)?)
 }
 
@@ -377,7 +376,8 @@ pub fn start(spec: &'static Spec, args: Vec<String>) -> Result<Context, Componen
                 Some(id) => (client.run(id.trim())?.run, false),
                 None => {
                     let name = format!("{}-{}", spec.handle, role.as_str());
-                    let request = CreateRun { experiment: spec.handle.to_owned(), name: Some(name), source: RunSource::Workflow, start_time: None, tags: Vec::new() };
+                    let request =
+                        CreateRun { experiment: spec.handle.to_owned(), name: Some(name), source: RunSource::Workflow, start_time: None, tags: Vec::new() };
                     (client.create_run(&request)?, true)
                 }
             };
@@ -440,7 +440,8 @@ impl Context {
             Role::Data => {
                 let schema = self.outputs.values.iter().map(|(name, v)| kiln_api::Column { name: name.clone(), dtype: v.ty.clone() }).collect();
                 let size = self.outputs.values.values().map(|v| v.size).sum();
-                let registration = RegisterDatasetVersion { fingerprint: stored.sha256.clone(), size, rows: None, schema, artifact_sha256: Some(stored.sha256), run_id: None };
+                let registration =
+                    RegisterDatasetVersion { fingerprint: stored.sha256.clone(), size, rows: None, schema, artifact_sha256: Some(stored.sha256), run_id: None };
                 outcome.dataset_version = Some(run.log_dataset(handle, registration)?.id);
             }
             Role::Train if std::env::var("KILN_REGISTER").as_deref() != Ok("0") => {

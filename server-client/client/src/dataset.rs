@@ -44,11 +44,7 @@ pub fn sha256_of(mut reader: impl Read) -> std::io::Result<(String, u64)> {
         hasher.update(&buffer[..n]);
         size += n as u64;
     }
-    Ok((hex(&hasher.finalize()), size))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok((hex::encode(hasher.finalize()), size))
 }
 
 impl Manifest {
@@ -85,7 +81,7 @@ impl Manifest {
     }
 
     pub fn fingerprint(&self) -> String {
-        hex(&Sha256::digest(self.text().as_bytes()))
+        hex::encode(Sha256::digest(self.text().as_bytes()))
     }
 
     pub fn size(&self) -> u64 {
@@ -101,7 +97,7 @@ impl Manifest {
 /// A registration for in-memory bytes (e.g. a serialized table): the fingerprint is their
 /// sha256.
 pub fn registration_for_bytes(bytes: &[u8], rows: Option<u64>, schema: Vec<Column>) -> RegisterDatasetVersion {
-    RegisterDatasetVersion { fingerprint: hex(&Sha256::digest(bytes)), size: bytes.len() as u64, rows, schema, ..Default::default() }
+    RegisterDatasetVersion { fingerprint: hex::encode(Sha256::digest(bytes)), size: bytes.len() as u64, rows, schema, ..Default::default() }
 }
 
 #[cfg(test)]
@@ -119,11 +115,10 @@ mod tests {
             std::fs::write(dir.join("labels.csv"), "a\nb\n").unwrap();
         }
         let first = Manifest::of_dir(&a).unwrap();
-        assert_eq!(first.text(), format!(
-            "labels.csv\t4\t{}\ntrain/x.csv\t8\t{}\n",
-            sha256_of(&b"a\nb\n"[..]).unwrap().0,
-            sha256_of(&b"1,2\n3,4\n"[..]).unwrap().0
-        ));
+        assert_eq!(
+            first.text(),
+            format!("labels.csv\t4\t{}\ntrain/x.csv\t8\t{}\n", sha256_of(&b"a\nb\n"[..]).unwrap().0, sha256_of(&b"1,2\n3,4\n"[..]).unwrap().0)
+        );
         assert_eq!(first.fingerprint(), Manifest::of_dir(&b).unwrap().fingerprint(), "same bytes, other directory");
         std::fs::write(b.join("train/x.csv"), "1,2\n3,5\n").unwrap();
         assert_ne!(first.fingerprint(), Manifest::of_dir(&b).unwrap().fingerprint(), "one byte changed");

@@ -80,9 +80,10 @@ impl Client {
 
     /// The data of a dataset version registered from a DataFrame.
     pub fn load_dataset_frame(&self, version: &DatasetVersion) -> Result<DataFrame, Error> {
-        let sha256 = version.artifact_sha256.as_deref().ok_or_else(|| {
-            Error::Invalid(kiln_api::ApiError::invalid("artifact_sha256", format!("dataset version {} has no stored data", version.id)))
-        })?;
+        let sha256 = version
+            .artifact_sha256
+            .as_deref()
+            .ok_or_else(|| Error::Invalid(kiln_api::ApiError::invalid("artifact_sha256", format!("dataset version {} has no stored data", version.id))))?;
         self.load_dataframe(sha256)
     }
 }

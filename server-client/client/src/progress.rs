@@ -32,15 +32,7 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(total: u64, label: impl Into<String>) -> Self {
-        let mut bar = Progress {
-            label: label.into(),
-            total,
-            done: 0,
-            message: String::new(),
-            started: Instant::now(),
-            drawn: None,
-            handle: None,
-        };
+        let mut bar = Progress { label: label.into(), total, done: 0, message: String::new(), started: Instant::now(), drawn: None, handle: None };
         bar.draw(true);
         bar
     }

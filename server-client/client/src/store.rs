@@ -7,9 +7,9 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use kiln_api::{
-    CodePackage, CreateSchedule, Dataset, DatasetVersion, Deploy, Deployment, Schedule, Traffic, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
-    ApiError, Artifact, AttachArtifact, CreateExperiment, CreateModel, CreateModelVersion, ModelVersion, RegisteredModel, SetAlias, CreateRun, CreateToken, Experiment, Health, LogBatch,
-    MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
+    ApiError, Artifact, AttachArtifact, CodePackage, CreateExperiment, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, CreateToken, Dataset,
+    DatasetVersion, Deploy, Deployment, Experiment, Health, Lineage, LogBatch, MetricHistory, ModelVersion, NewToken, RegisterCodePackage,
+    RegisterDatasetVersion, RegisteredModel, Run, RunArtifact, RunInputs, RunPage, RunView, Schedule, SearchRuns, SetAlias, Traffic, UpdateRun, limits,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -112,15 +112,13 @@ impl Client {
     ) -> Result<T, Error> {
         let mut response = result.map_err(|e| Error::Transport { method, url: url.to_owned(), message: e.to_string() })?;
         let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| Error::Transport { method, url: url.to_owned(), message: format!("reading the reply: {e}") })?;
+        let text =
+            response.body_mut().read_to_string().map_err(|e| Error::Transport { method, url: url.to_owned(), message: format!("reading the reply: {e}") })?;
         if (200..300).contains(&status) {
             serde_json::from_str(&text).map_err(|e| Error::Transport { method, url: url.to_owned(), message: format!("unexpected reply {text:?}: {e}") })
         } else {
-            let error = serde_json::from_str::<ApiError>(&text)
-                .unwrap_or_else(|_| ApiError::new(kiln_api::ErrorCode::InternalError, format!("HTTP {status}: {text}")));
+            let error =
+                serde_json::from_str::<ApiError>(&text).unwrap_or_else(|_| ApiError::new(kiln_api::ErrorCode::InternalError, format!("HTTP {status}: {text}")));
             Err(Error::Api { method, path: path.to_owned(), status, error })
         }
     }
@@ -199,10 +197,7 @@ impl Client {
         limits::sha256("sha256", sha256)?;
         let path = format!("/artifacts/{sha256}");
         let url = self.url_of(&path);
-        let response = self
-            .authorize(self.agent.get(&url))
-            .call()
-            .map_err(|e| Error::Transport { method: "GET", url: url.clone(), message: e.to_string() })?;
+        let response = self.authorize(self.agent.get(&url)).call().map_err(|e| Error::Transport { method: "GET", url: url.clone(), message: e.to_string() })?;
         if !response.status().is_success() {
             return Self::reply::<()>("GET", &path, &url, Ok(response)).map(|_| 0);
         }

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kiln_api::{
-    ApiError, AttachArtifact, CreateRun, DatasetVersion, LogBatch, Metric, Param, RegisterDatasetVersion, Run, RunArtifact, RunInputs,
-    RunSource, RunStatus, Tag, UpdateRun, limits,
+    ApiError, AttachArtifact, CreateRun, DatasetVersion, LogBatch, Metric, Param, RegisterDatasetVersion, Run, RunArtifact, RunInputs, RunSource, RunStatus,
+    Tag, UpdateRun, limits,
 };
 
 use crate::display::{self, DisplayHandle, MimeBundle};
@@ -73,13 +73,8 @@ impl ActiveRun {
             None if display::in_kernel() => RunSource::Notebook,
             None => RunSource::External,
         };
-        let run = client.create_run(&CreateRun {
-            experiment: experiment.to_owned(),
-            name: name.map(str::to_owned),
-            source,
-            start_time: None,
-            tags: Vec::new(),
-        })?;
+        let run =
+            client.create_run(&CreateRun { experiment: experiment.to_owned(), name: name.map(str::to_owned), source, start_time: None, tags: Vec::new() })?;
         ActiveRun::with_run(client, run, true)
     }
 
@@ -295,11 +290,8 @@ impl LiveDisplay {
         let status = status.map_or("RUNNING", RunStatus::as_str);
         let metrics: Vec<String> = self.last.iter().map(|(key, value, step)| format!("{key}={value:.6} (step {step})")).collect();
         let text = format!("{} · {status}\n{}", self.title, metrics.join("  "));
-        let rows: String = self
-            .last
-            .iter()
-            .map(|(key, value, step)| format!("<tr><td>{}</td><td>{value:.6}</td><td>{step}</td></tr>", html_escape(key)))
-            .collect();
+        let rows: String =
+            self.last.iter().map(|(key, value, step)| format!("<tr><td>{}</td><td>{value:.6}</td><td>{step}</td></tr>", html_escape(key))).collect();
         let html = format!(
             "<div class=\"kiln-run\"><b>{}</b> · <code>{status}</code><table><tr><th>metric</th><th>last</th><th>step</th></tr>{rows}</table></div>",
             html_escape(&self.title)

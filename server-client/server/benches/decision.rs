@@ -6,7 +6,17 @@ use kiln_api::{Deployment, Strategy};
 use kiln_server::serving::strategy::{Arm, pick};
 
 fn deployment(strategy: Strategy, arms: usize) -> Deployment {
-    Deployment { handle: "iris".into(), strategy, stable: 1, candidate: Some(2), standby: None, arms: (1..=arms as i64).collect(), runner: None, updated_at: 0, history: vec![] }
+    Deployment {
+        handle: "iris".into(),
+        strategy,
+        stable: 1,
+        candidate: Some(2),
+        standby: None,
+        arms: (1..=arms as i64).collect(),
+        runner: None,
+        updated_at: 0,
+        history: vec![],
+    }
 }
 
 fn arms(n: usize) -> Vec<Arm> {
@@ -15,7 +25,9 @@ fn arms(n: usize) -> Vec<Arm> {
 
 fn decisions(c: &mut Criterion) {
     let mut rng = rand::rng();
-    for (name, strategy) in [("canary:10", Strategy::Canary { percent: 10 }), ("epsilon-greedy:0.1", Strategy::EpsilonGreedy { epsilon: 0.1 }), ("thompson", Strategy::Thompson)] {
+    for (name, strategy) in
+        [("canary:10", Strategy::Canary { percent: 10 }), ("epsilon-greedy:0.1", Strategy::EpsilonGreedy { epsilon: 0.1 }), ("thompson", Strategy::Thompson)]
+    {
         for n in [2, 4] {
             let d = deployment(strategy, n);
             let a = arms(n);

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt, TryStreamExt};
+use kiln_api::Artifact;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
-use kiln_api::Artifact;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -212,5 +212,4 @@ async fn upload(store: &AmazonS3, key: &object_store::path::Path, file: &Path, s
     Ok(())
 }
 
-impl ArtifactStore {
-}
+impl ArtifactStore {}

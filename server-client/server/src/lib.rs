@@ -41,7 +41,17 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub fn embedded(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> ServerConfig {
-        ServerConfig { data_dir: data_dir.into(), listen, db: None, artifacts: None, open_reads: false, max_artifact_bytes: 16 << 30, kiln: None, gateway: serving::Limits::default(), shutdown_grace: std::time::Duration::from_secs(30) }
+        ServerConfig {
+            data_dir: data_dir.into(),
+            listen,
+            db: None,
+            artifacts: None,
+            open_reads: false,
+            max_artifact_bytes: 16 << 30,
+            kiln: None,
+            gateway: serving::Limits::default(),
+            shutdown_grace: std::time::Duration::from_secs(30),
+        }
     }
 
     pub fn db_url(&self) -> String {
@@ -82,9 +92,11 @@ impl Server {
             None => ArtifactStore::local(config.data_dir.join("artifacts"))?,
         };
         let new_admin_token = ensure_admin_token(&store, &config).await?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServerError::Io { what: "listening on", path: config.listen.to_string().into(), source })?;
+        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| ServerError::Io {
+            what: "listening on",
+            path: config.listen.to_string().into(),
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| ServerError::Io { what: "listening on", path: config.listen.to_string().into(), source })?;
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         // The server's own children (scheduled workflows, inference instances) get a token of
@@ -97,14 +109,25 @@ impl Server {
         if let Some(command) = &config.kiln {
             scheduler::spawn(store.clone(), command.clone(), format!("http://{addr}"), token.clone(), stop.clone());
         }
-        let launcher = serving::instances::Launcher { command: config.kiln.clone(), server_url: format!("http://{addr}"), token, log_dir: config.data_dir.join("instances") };
+        let launcher = serving::instances::Launcher {
+            command: config.kiln.clone(),
+            server_url: format!("http://{addr}"),
+            token,
+            log_dir: config.data_dir.join("instances"),
+        };
         let gateway = Arc::new(serving::Gateway::new(store.clone(), launcher, config.gateway));
         let watcher = gateway.watch(stop.clone());
         {
             let gateway = gateway.clone();
             tokio::spawn(async move { gateway.sync().await });
         }
-        let state = Arc::new(http::AppState { store: store.clone(), artifacts, open_reads: config.open_reads, max_artifact_bytes: config.max_artifact_bytes, gateway: gateway.clone() });
+        let state = Arc::new(http::AppState {
+            store: store.clone(),
+            artifacts,
+            open_reads: config.open_reads,
+            max_artifact_bytes: config.max_artifact_bytes,
+            gateway: gateway.clone(),
+        });
         let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(http::front(state));
         // No Nagle: a reply written in two pieces must not wait for the client's delayed ACK
         // (40 ms per small request otherwise).

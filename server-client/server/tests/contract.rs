@@ -3,7 +3,9 @@
 
 mod support;
 
-use kiln::api::{AttachArtifact, CreateModel, CreateSchedule, CreateModelVersion, CreateRun, ErrorCode, LogBatch, Metric, Param, RunStatus, SearchRuns, Tag, UpdateRun};
+use kiln::api::{
+    AttachArtifact, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, ErrorCode, LogBatch, Metric, Param, RunStatus, SearchRuns, Tag, UpdateRun,
+};
 use serde_json::json;
 use support::{Backend, TestServer};
 
@@ -36,7 +38,13 @@ fn metric(key: &str, value: f64, step: i64) -> Metric {
 
 fn new_run(client: &kiln::Client, experiment: &str, name: &str) -> String {
     client
-        .create_run(&CreateRun { experiment: experiment.into(), name: Some(name.into()), source: kiln::api::RunSource::External, start_time: None, tags: vec![] })
+        .create_run(&CreateRun {
+            experiment: experiment.into(),
+            name: Some(name.into()),
+            source: kiln::api::RunSource::External,
+            start_time: None,
+            tags: vec![],
+        })
         .expect("run created")
         .id
 }
@@ -60,11 +68,14 @@ fn a_run_logs_params_metrics_and_tags(backend: Backend) {
     let client = server.client();
     let id = new_run(&client, "mnist", "baseline");
     client
-        .log_batch(&id, &LogBatch {
-            params: vec![Param { key: "lr".into(), value: "0.01".into() }],
-            metrics: vec![metric("loss", 0.9, 0), metric("loss", 0.5, 1), metric("loss", 0.7, 2), metric("acc", 0.8, 2)],
-            tags: vec![Tag { key: "stage".into(), value: "dev".into() }],
-        })
+        .log_batch(
+            &id,
+            &LogBatch {
+                params: vec![Param { key: "lr".into(), value: "0.01".into() }],
+                metrics: vec![metric("loss", 0.9, 0), metric("loss", 0.5, 1), metric("loss", 0.7, 2), metric("acc", 0.8, 2)],
+                tags: vec![Tag { key: "stage".into(), value: "dev".into() }],
+            },
+        )
         .unwrap();
     // Out of order: an earlier step arriving late does not become the latest value.
     client.log_batch(&id, &LogBatch { metrics: vec![metric("loss", 0.1, 1)], ..Default::default() }).unwrap();
@@ -118,11 +129,14 @@ fn search_filters_orders_and_pages(backend: Backend) {
         let experiment = if i % 2 == 0 { "even" } else { "odd" };
         let id = new_run(&client, experiment, &format!("run-{i:02}"));
         client
-            .log_batch(&id, &LogBatch {
-                params: vec![Param { key: "lr".into(), value: format!("0.{i}") }],
-                metrics: vec![metric("acc", f64::from(i) / 10.0, 1)],
-                tags: vec![Tag { key: "owner".into(), value: if i < 6 { "Ann".into() } else { "bob".into() } }],
-            })
+            .log_batch(
+                &id,
+                &LogBatch {
+                    params: vec![Param { key: "lr".into(), value: format!("0.{i}") }],
+                    metrics: vec![metric("acc", f64::from(i) / 10.0, 1)],
+                    tags: vec![Tag { key: "owner".into(), value: if i < 6 { "Ann".into() } else { "bob".into() } }],
+                },
+            )
             .unwrap();
         if i == 3 {
             client.update_run(&id, &UpdateRun { status: Some(RunStatus::Finished), ..Default::default() }).unwrap();
@@ -175,11 +189,15 @@ fn artifacts_are_content_addressed(backend: Backend) {
     let second = client.upload(std::io::Cursor::new(bytes.clone())).unwrap();
     assert_eq!(first, second);
     assert_eq!(first.size, bytes.len() as u64);
-    assert_eq!(first.sha256.len(), 64);
+    // The id is the content: the sha256 of the bytes, in lower-case hex.
+    assert_eq!(first.sha256, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
     assert_eq!(client.download(&first.sha256).unwrap(), bytes);
     let id = new_run(&client, "e", "r");
     let attached = client
-        .attach_artifact(&id, &AttachArtifact { path: "model/weights.safetensors".into(), sha256: first.sha256.clone(), media_type: "application/x-safetensors".into() })
+        .attach_artifact(
+            &id,
+            &AttachArtifact { path: "model/weights.safetensors".into(), sha256: first.sha256.clone(), media_type: "application/x-safetensors".into() },
+        )
         .unwrap();
     assert_eq!(client.run(&id).unwrap().artifacts, [attached]);
     let unknown = "0".repeat(64);
@@ -190,6 +208,7 @@ fn artifacts_are_content_addressed(backend: Backend) {
     let large: Vec<u8> = (0..17u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let stored = client.upload(std::io::Cursor::new(large.clone())).unwrap();
     assert_eq!(stored.size, large.len() as u64);
+    assert_eq!(stored.sha256, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&large)));
     assert!(client.download(&stored.sha256).unwrap() == large, "17 MiB round trip");
     let escape = client.attach_artifact(&id, &AttachArtifact { path: "../etc".into(), sha256: first.sha256.clone(), media_type: "a/b".into() });
     assert!(matches!(escape, Err(kiln::Error::Api { status: 400, .. })), "{escape:?}");
@@ -244,7 +263,13 @@ fn bad_input_names_the_field(backend: Backend) {
         ("POST", log.clone(), json!({"params": [{"key": long_key, "value": "1"}]}).to_string(), 400, "params[0].key"),
         ("POST", log.clone(), json!({"params": [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]}).to_string(), 400, "params[1].value"),
         ("POST", log.clone(), json!({"tags": [{"key": "bad\"key", "value": "1"}]}).to_string(), 400, "tags[0].key"),
-        ("POST", log.clone(), json!({"metrics": (0..1001).map(|i| json!({"key": "m", "value": i, "timestamp": 1})).collect::<Vec<_>>()}).to_string(), 400, "batch"),
+        (
+            "POST",
+            log.clone(),
+            json!({"metrics": (0..1001).map(|i| json!({"key": "m", "value": i, "timestamp": 1})).collect::<Vec<_>>()}).to_string(),
+            400,
+            "batch",
+        ),
         ("POST", "/api/v1/runs/nope/log".into(), json!({"tags": []}).to_string(), 404, ""),
         ("POST", "/api/v1/runs".into(), json!({"experiment": ""}).to_string(), 400, "experiment"),
         ("POST", "/api/v1/runs".into(), json!({"name": "x"}).to_string(), 400, "body"),
@@ -368,7 +393,10 @@ fn lineage_links_a_model_version_to_its_data_and_code(backend: Backend) {
     train_run.end().unwrap();
     client.create_model(&CreateModel { name: "visual_recognition".into(), ..Default::default() }).unwrap();
     let version = client
-        .create_model_version("visual_recognition", &CreateModelVersion { source: format!("artifact:{}", weights.sha256), run_id: Some(train_run_id.clone()), ..Default::default() })
+        .create_model_version(
+            "visual_recognition",
+            &CreateModelVersion { source: format!("artifact:{}", weights.sha256), run_id: Some(train_run_id.clone()), ..Default::default() },
+        )
         .unwrap();
     let lineage = client.lineage("visual_recognition", version.version).unwrap();
     assert_eq!(lineage.run.as_ref().map(|r| r.run.id.as_str()), Some(train_run_id.as_str()));
@@ -398,7 +426,12 @@ fn schedules_fire_their_workflow_and_record_how_it_ended(backend: Backend) {
     });
     let client = server.client();
     let every_second = client
-        .create_schedule(&CreateSchedule { handle: "iris".into(), cron: "* * * * * *".into(), params: [("epochs".to_owned(), "5".to_owned())].into(), runner: Some("process".into()) })
+        .create_schedule(&CreateSchedule {
+            handle: "iris".into(),
+            cron: "* * * * * *".into(),
+            params: [("epochs".to_owned(), "5".to_owned())].into(),
+            runner: Some("process".into()),
+        })
         .unwrap();
     let nightly = client.create_schedule(&CreateSchedule { handle: "iris".into(), cron: "0 3 * * *".into(), ..Default::default() }).unwrap();
     assert!(nightly.next_at > every_second.next_at);
@@ -423,9 +456,14 @@ fn schedules_fire_their_workflow_and_record_how_it_ended(backend: Backend) {
     // Refusals name the field; reading needs no write rights, writing does.
     let bad = client.create_schedule(&CreateSchedule { handle: "iris".into(), cron: "61 * * * *".into(), ..Default::default() }).unwrap_err();
     assert_eq!(bad.api_error().unwrap().field.as_deref(), Some("cron"));
-    let bad = client.create_schedule(&CreateSchedule { handle: "iris".into(), cron: "0 3 * * *".into(), runner: Some("docker".into()), ..Default::default() }).unwrap_err();
+    let bad = client
+        .create_schedule(&CreateSchedule { handle: "iris".into(), cron: "0 3 * * *".into(), runner: Some("docker".into()), ..Default::default() })
+        .unwrap_err();
     assert_eq!(bad.api_error().unwrap().field.as_deref(), Some("runner"));
-    assert_eq!(code(&server.anonymous().create_schedule(&CreateSchedule { handle: "iris".into(), cron: "0 3 * * *".into(), ..Default::default() }).unwrap_err()).0, 401);
+    assert_eq!(
+        code(&server.anonymous().create_schedule(&CreateSchedule { handle: "iris".into(), cron: "0 3 * * *".into(), ..Default::default() }).unwrap_err()).0,
+        401
+    );
 }
 
 /// Stands in for `kiln instance` (tested end to end with the real infer component in
@@ -530,7 +568,8 @@ fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
     // enter; a stopped one's socket is gone.
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(server.dir.path().join("instances/sockets")).unwrap().permissions().mode() & 0o777, 0o700);
-    let sockets: Vec<String> = std::fs::read_dir(server.dir.path().join("instances/sockets")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let sockets: Vec<String> =
+        std::fs::read_dir(server.dir.path().join("instances/sockets")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     let mut versions: Vec<&str> = sockets.iter().map(|name| name.strip_prefix("iris-").and_then(|rest| rest.split('-').next()).unwrap_or(name)).collect();
     versions.sort();
     assert_eq!(versions, ["1", "2"], "{sockets:?}");

@@ -1,6 +1,7 @@
 //! Rich output from cells: displays, in-place updates and tables.
 
-pub mod protocol;
+/// The marker lines the kernel understands (`kiln_protocol::markers`).
+pub use kiln_protocol::markers as protocol;
 mod table;
 
 use std::io::Write;
@@ -112,10 +113,7 @@ impl DisplayHandle {
 
 fn new_display_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     format!("kiln-{}-{nanos:x}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 

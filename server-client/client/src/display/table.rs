@@ -36,11 +36,7 @@ impl Table {
 
     pub fn to_html(&self) -> String {
         let mut html = String::from("<div class=\"kiln-table\">");
-        html.push_str(&format!(
-            "<small>shape: ({}, {})</small><table class=\"dataframe\"><thead><tr>",
-            self.height,
-            self.columns.len()
-        ));
+        html.push_str(&format!("<small>shape: ({}, {})</small><table class=\"dataframe\"><thead><tr>", self.height, self.columns.len()));
         for column in &self.columns {
             html.push_str(&format!("<th>{}</th>", escape(column)));
         }
@@ -90,8 +86,7 @@ impl Table {
             }
         }
         let line = |cells: &[String]| -> String {
-            let padded: Vec<String> =
-                widths.iter().enumerate().map(|(i, w)| format!("{:w$}", cells.get(i).map(String::as_str).unwrap_or(""))).collect();
+            let padded: Vec<String> = widths.iter().enumerate().map(|(i, w)| format!("{:w$}", cells.get(i).map(String::as_str).unwrap_or(""))).collect();
             format!("| {} |", padded.join(" | "))
         };
         let rule = format!("+{}+", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
@@ -130,21 +125,9 @@ impl Table {
     #[cfg(feature = "polars")]
     pub fn from_polars(df: &polars::prelude::DataFrame) -> Table {
         let height = df.height();
-        let pick: Vec<usize> = if height <= HEAD_ROWS + TAIL_ROWS {
-            (0..height).collect()
-        } else {
-            (0..HEAD_ROWS).chain(height - TAIL_ROWS..height).collect()
-        };
+        let pick: Vec<usize> = if height <= HEAD_ROWS + TAIL_ROWS { (0..height).collect() } else { (0..HEAD_ROWS).chain(height - TAIL_ROWS..height).collect() };
         let columns = df.columns();
-        let rows = pick
-            .iter()
-            .map(|&r| {
-                columns
-                    .iter()
-                    .map(|c| c.get(r).map(|v| v.to_string()).unwrap_or_default())
-                    .collect()
-            })
-            .collect();
+        let rows = pick.iter().map(|&r| columns.iter().map(|c| c.get(r).map(|v| v.to_string()).unwrap_or_default()).collect()).collect();
         Table {
             columns: columns.iter().map(|c| c.name().to_string()).collect(),
             dtypes: columns.iter().map(|c| c.dtype().to_string()).collect(),
@@ -209,8 +192,7 @@ mod polars_tests {
 
     #[test]
     fn dataframe_renders_with_dtypes_and_elision() {
-        let df = df!("id" => (0..40i64).collect::<Vec<_>>(), "name" => (0..40).map(|i| format!("<n{i}>")).collect::<Vec<_>>())
-            .unwrap();
+        let df = df!("id" => (0..40i64).collect::<Vec<_>>(), "name" => (0..40).map(|i| format!("<n{i}>")).collect::<Vec<_>>()).unwrap();
         let table = Table::from_polars(&df);
         assert_eq!(table.columns, ["id", "name"]);
         assert_eq!(table.dtypes, ["i64", "str"]);

@@ -40,7 +40,10 @@ impl InferInput for DataFrame {
         for (i, tensor) in tensors.into_iter().enumerate() {
             let at = format!("inputs[{i}]");
             let Some(slot) = input.columns.iter().position(|c| c.name == tensor.name) else {
-                return Err(OipError::at(format!("{at}.name"), format!("`{}` is not a column of `{}` (it takes {})", tensor.name, input.name, listed(&declared))));
+                return Err(OipError::at(
+                    format!("{at}.name"),
+                    format!("`{}` is not a column of `{}` (it takes {})", tensor.name, input.name, listed(&declared)),
+                ));
             };
             let column = &input.columns[slot];
             if tensor.datatype != column.datatype {
@@ -57,7 +60,10 @@ impl InferInput for DataFrame {
                 None => height = Some((rows, column.name.clone(), i)),
                 _ => {}
             }
-            slots[slot] = Some(series(&column.name, tensor.datatype, tensor.data).ok_or_else(|| OipError::at(format!("{at}.data"), format!("is not {} data", column.datatype)))?);
+            slots[slot] = Some(
+                series(&column.name, tensor.datatype, tensor.data)
+                    .ok_or_else(|| OipError::at(format!("{at}.data"), format!("is not {} data", column.datatype)))?,
+            );
         }
         let missing: Vec<&str> = input.columns.iter().zip(&slots).filter(|(_, s)| s.is_none()).map(|(c, _)| c.name.as_str()).collect();
         if !missing.is_empty() {
@@ -134,7 +140,11 @@ mod tests {
             body(&[species, r#"{"name":"length","shape":[2],"datatype":"FP32","data":[1.5,6.0]}"#, count]),
             body(&[species, r#"{"name":"length","shape":[3],"datatype":"FP64","data":[1,2,3]}"#, count]),
             body(&[species, r#"{"name":"length","shape":[1,2],"datatype":"FP64","data":[1.5,6.0]}"#, count]),
-            body(&[r#"{"name":"species","shape":[0],"datatype":"BYTES","data":[]}"#, r#"{"name":"length","shape":[0],"datatype":"FP64","data":[]}"#, r#"{"name":"count","shape":[0],"datatype":"INT32","data":[]}"#]),
+            body(&[
+                r#"{"name":"species","shape":[0],"datatype":"BYTES","data":[]}"#,
+                r#"{"name":"length","shape":[0],"datatype":"FP64","data":[]}"#,
+                r#"{"name":"count","shape":[0],"datatype":"INT32","data":[]}"#,
+            ]),
         ];
         let out: Vec<String> = cases.iter().map(|c| call(&m, c)).collect();
         expect_test::expect![[r#"
@@ -145,7 +155,8 @@ mod tests {
             400 inputs[1].datatype: is FP32; column `length` takes FP64
             400 inputs[1].shape: has 3 rows; `species` (inputs[0]) has 2
             400 inputs[1].shape: is [1, 2]; a column takes shape [n] (or [n, 1])
-            [{"name":"output","shape":[0],"datatype":"FP64","data":[]}]"#]].assert_eq(&out.join("\n"));
+            [{"name":"output","shape":[0],"datatype":"FP64","data":[]}]"#]]
+        .assert_eq(&out.join("\n"));
     }
 
     #[test]
@@ -156,6 +167,9 @@ mod tests {
             call(&m, r#"{"inputs":[{"name":"b","shape":[1],"datatype":"BOOL","data":[true]},{"name":"a","shape":[1],"datatype":"UINT64","data":[1]}]}"#),
             r#"[{"name":"output","shape":[2],"datatype":"BYTES","data":["b","a"]}]"#
         );
-        assert_eq!(call(&m, r#"{"inputs":[{"name":"b","shape":[1],"datatype":"INT8","data":[1]}]}"#), "400 inputs[0].datatype: is INT8; a column takes one of BOOL, INT32, INT64, UINT32, UINT64, FP32, FP64, BYTES");
+        assert_eq!(
+            call(&m, r#"{"inputs":[{"name":"b","shape":[1],"datatype":"INT8","data":[1]}]}"#),
+            "400 inputs[0].datatype: is INT8; a column takes one of BOOL, INT32, INT64, UINT32, UINT64, FP32, FP64, BYTES"
+        );
     }
 }

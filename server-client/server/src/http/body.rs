@@ -22,23 +22,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// Parses `bytes` as `T`, naming the path of the first bad field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize(&mut deserializer) {
-        Ok(value) => {
-            deserializer.end().map_err(|e| ApiError::invalid("body", format!("trailing characters after the JSON value ({e})")))?;
-            Ok(value)
-        }
-        Err(error) => {
-            let path = error.path().to_string();
-            let inner = error.into_inner();
-            let field = if path == "." || path.is_empty() { "body".to_owned() } else { path };
-            let message = match inner.classify() {
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => format!("malformed JSON: {inner}"),
-                _ => inner.to_string(),
-            };
-            Err(ApiError::invalid(field, message))
-        }
-    }
+    kiln_api::json::decode(bytes).map_err(|bad| ApiError::invalid(bad.field, bad.message))
 }
 
 #[cfg(test)]
@@ -69,6 +53,7 @@ mod tests {
             params[0] | params[0]: missing field `value` at line 1 column 23
             metrics | metrics: malformed JSON: EOF while parsing a list at line 1 column 47
             tags | tags: invalid type: integer `5`, expected a sequence at line 1 column 10
-            body | body: trailing characters after the JSON value (trailing characters at line 1 column 4)"#]].assert_eq(&report.join("\n"));
+            body | body: trailing characters after the JSON value (trailing characters at line 1 column 4)"#]]
+        .assert_eq(&report.join("\n"));
     }
 }

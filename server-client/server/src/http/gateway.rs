@@ -19,6 +19,7 @@ use kiln_api::oip::{Live, ModelReady, OipError, Ready, ServerMetadata};
 
 use super::AppState;
 use crate::serving::Answer;
+use crate::serving::refusal::Refusal;
 
 type Shared = State<Arc<AppState>>;
 
@@ -31,16 +32,25 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v2/health/live", get(|| async { axum::Json(Live { live: true }) }))
         .route("/v2/health/ready", get(|| async { axum::Json(Ready { ready: true }) }))
         .route("/v2/models/{handle}", get(|State(s): Shared, Path(handle): Path<String>| async move { reply(s.gateway.metadata(&handle).await) }))
-        .route("/v2/models/{handle}/versions/{version}", get(|State(s): Shared, Path((handle, _version)): Path<(String, String)>| async move { reply(s.gateway.metadata(&handle).await) }))
+        .route(
+            "/v2/models/{handle}/versions/{version}",
+            get(|State(s): Shared, Path((handle, _version)): Path<(String, String)>| async move { reply(s.gateway.metadata(&handle).await) }),
+        )
         .route("/v2/models/{handle}/ready", get(|State(s): Shared, Path(handle): Path<String>| async move { ready(&s, &handle, None) }))
-        .route("/v2/models/{handle}/versions/{version}/ready", get(|State(s): Shared, Path((handle, version)): Path<(String, String)>| async move { ready(&s, &handle, Some(&version)) }))
-        .route("/v2/models/{handle}/infer", post(|State(s): Shared, Path(handle): Path<String>, body: Bytes| async move { reply(s.gateway.infer(&handle, None, body).await) }))
+        .route(
+            "/v2/models/{handle}/versions/{version}/ready",
+            get(|State(s): Shared, Path((handle, version)): Path<(String, String)>| async move { ready(&s, &handle, Some(&version)) }),
+        )
+        .route(
+            "/v2/models/{handle}/infer",
+            post(|State(s): Shared, Path(handle): Path<String>, body: Bytes| async move { reply(s.gateway.infer(&handle, None, body).await) }),
+        )
         .route(
             "/v2/models/{handle}/versions/{version}/infer",
             post(|State(s): Shared, Path((handle, version)): Path<(String, String)>, body: Bytes| async move {
                 match version.parse::<i64>() {
                     Ok(v) => reply(s.gateway.infer(&handle, Some(v), body).await),
-                    Err(_) => error(StatusCode::BAD_REQUEST, OipError::at("version", format!("'{version}' is not a version number"))),
+                    Err(_) => refuse(Refusal::invalid("version", format!("'{version}' is not a version number"))),
                 }
             }),
         )
@@ -58,15 +68,25 @@ async fn json_errors(response: Response) -> Response {
         return response;
     }
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        return error(StatusCode::BAD_REQUEST, OipError::at("body", format!("larger than {} MiB", MAX_BODY >> 20)));
+        return refuse(too_large());
     }
     let body = axum::body::to_bytes(response.into_body(), 64 << 10).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&body).trim().to_owned();
     error(status, OipError::new(if text.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text }))
 }
 
+/// The gateway's own refusals, each with the status [`Refusal::status`] gives it.
+fn refuse(refusal: Refusal) -> Response {
+    (refusal.status(), axum::Json(refusal.body())).into_response()
+}
+
+/// What axum's own refusals say (a wrong method, a route with no handler), kept as they are.
 fn error(status: StatusCode, error: OipError) -> Response {
     (status, axum::Json(error)).into_response()
+}
+
+fn too_large() -> Refusal {
+    Refusal::invalid("body", format!("larger than {} MiB", MAX_BODY >> 20))
 }
 
 fn reply(answer: Answer) -> Response {
@@ -82,12 +102,12 @@ fn reply(answer: Answer) -> Response {
 fn ready(state: &AppState, handle: &str, version: Option<&str>) -> Response {
     let version = match version.map(str::parse::<i64>) {
         Some(Ok(v)) => Some(v),
-        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, OipError::new("the version is not a number")),
+        Some(Err(_)) => return refuse(Refusal::invalid("version", "is not a number")),
         None => None,
     };
     match state.gateway.ready(handle, version) {
         Some(ready) => axum::Json(ModelReady { name: handle.to_owned(), ready }).into_response(),
-        None => error(StatusCode::NOT_FOUND, OipError::new(format!("no model `{handle}` is deployed here"))),
+        None => refuse(Refusal::NotDeployed { handle: handle.to_owned() }),
     }
 }
 
@@ -96,16 +116,16 @@ fn ready(state: &AppState, handle: &str, version: Option<&str>) -> Response {
 async fn feedback(State(state): Shared, Path(handle): Path<String>, body: Bytes) -> Response {
     let value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, OipError::at("body", e)),
+        Err(e) => return refuse(Refusal::invalid("body", e)),
     };
     let Some(reward) = value["reward"].as_f64() else {
-        return error(StatusCode::BAD_REQUEST, OipError::at("reward", "a number in [0, 1] is required"));
+        return refuse(Refusal::invalid("reward", "a number in [0, 1] is required"));
     };
     let id = value["id"].as_str().or_else(|| value["response"]["id"].as_str());
     let version = value["response"]["model_version"].as_str().and_then(|v| v.parse().ok()).or_else(|| value["response"]["model_version"].as_i64());
     match state.gateway.feedback(&handle, id, version, reward) {
         Ok(version) => axum::Json(serde_json::json!({ "model_version": version.to_string() })).into_response(),
-        Err((status, e)) => error(status, e),
+        Err(refusal) => refuse(refusal),
     }
 }
 
@@ -164,8 +184,8 @@ async fn infer(state: &AppState, handle: &str, body: axum::body::Body) -> Respon
     use http_body_util::BodyExt;
     match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(body) => reply(state.gateway.infer(handle, None, body.to_bytes()).await),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => error(StatusCode::BAD_REQUEST, OipError::at("body", format!("larger than {} MiB", MAX_BODY >> 20))),
-        Err(e) => error(StatusCode::BAD_REQUEST, OipError::at("body", e)),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => refuse(too_large()),
+        Err(e) => refuse(Refusal::invalid("body", e)),
     }
 }
 

@@ -13,10 +13,10 @@ use axum::extract::{Query, State};
 use axum::http::Method;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kiln_api::search::{Attribute, Op, Target, Value as FilterValue, parse_filter};
+use kiln_api::search::{Attribute, Op, Target, Value as FilterValue, like, parse_filter};
 use kiln_api::{
-    ApiError, CreateModel, CreateModelVersion, CreateRun, Experiment, LogBatch, Metric, ModelVersion, Param,
-    RegisteredModel, RunSource, RunStatus, RunView, SearchRuns, Tag, UpdateRun,
+    ApiError, CreateModel, CreateModelVersion, CreateRun, Experiment, LogBatch, Metric, ModelVersion, Param, RegisteredModel, RunSource, RunStatus, RunView,
+    SearchRuns, Tag, UpdateRun,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -224,10 +224,6 @@ fn search_request(method: &Method, params: &HashMap<String, String>, bytes: &Byt
 /// A missing tag satisfies `!=`.
 fn name_matches(filter: &str, name: &str, tags: &[Tag], extra: impl Fn(Attribute, &str) -> Option<bool>) -> Result<bool, Failure> {
     let filter = parse_filter(filter)?;
-    let like = |pattern: &str, text: &str, fold: bool| {
-        let (pattern, text) = if fold { (pattern.to_lowercase(), text.to_lowercase()) } else { (pattern.to_owned(), text.to_owned()) };
-        like_match(pattern.as_bytes(), text.as_bytes())
-    };
     for clause in filter.clauses {
         let FilterValue::Text(value) = &clause.value else {
             return Err(ApiError::invalid("filter", "only string comparisons are supported here").into());
@@ -235,8 +231,8 @@ fn name_matches(filter: &str, name: &str, tags: &[Tag], extra: impl Fn(Attribute
         let holds = match (&clause.target, clause.op) {
             (Target::Attribute(Attribute::RunName), Op::Eq) => name == value,
             (Target::Attribute(Attribute::RunName), Op::Ne) => name != value,
-            (Target::Attribute(Attribute::RunName), Op::Like) => like(value, name, false),
-            (Target::Attribute(Attribute::RunName), Op::ILike) => like(value, name, true),
+            (Target::Attribute(Attribute::RunName), Op::Like) => like(name, value, false),
+            (Target::Attribute(Attribute::RunName), Op::ILike) => like(name, value, true),
             (Target::Tag(key), Op::Eq) => tags.iter().any(|t| t.key == *key && t.value == *value),
             (Target::Tag(key), Op::Ne) => !tags.iter().any(|t| t.key == *key && t.value == *value),
             (Target::Attribute(attribute), Op::Eq) => match extra(*attribute, value) {
@@ -250,16 +246,6 @@ fn name_matches(filter: &str, name: &str, tags: &[Tag], extra: impl Fn(Attribute
         }
     }
     Ok(true)
-}
-
-/// SQL LIKE: `%` any run, `_` any one byte.
-fn like_match(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'%', rest)) => (0..=text.len()).any(|i| like_match(rest, &text[i..])),
-        Some((b'_', rest)) => !text.is_empty() && like_match(rest, &text[1..]),
-        Some((c, rest)) => text.first() == Some(c) && like_match(rest, &text[1..]),
-    }
 }
 
 async fn search_experiments(State(state): Shared, method: Method, Query(params): Params, bytes: Bytes) -> Reply {
@@ -297,10 +283,7 @@ async fn create_run(State(state): Shared, JsonBody(body): JsonBody<CreateRunBody
     }
     let tags: Vec<Tag> = body.tags.into_iter().map(Tag::from).collect();
     let name = body.run_name.filter(|n| !n.is_empty()).or_else(|| tags.iter().find(|t| t.key == "mlflow.runName").map(|t| t.value.clone()));
-    let run = state
-        .store
-        .create_run(&CreateRun { experiment: experiment.name, name, source: RunSource::External, start_time: body.start_time, tags })
-        .await?;
+    let run = state.store.create_run(&CreateRun { experiment: experiment.name, name, source: RunSource::External, start_time: body.start_time, tags }).await?;
     Ok(Json(json!({"run": run_json(&state.store.run(&run.id).await?)})))
 }
 

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use kiln_api::{
-    CodePackage, CreateSchedule, Dataset, Deploy, Deployment, Schedule, Traffic, DatasetVersion, Lineage, RegisterCodePackage, RegisterDatasetVersion, RunInputs,
-    ApiError, Artifact, AttachArtifact, CreateExperiment, CreateModel, CreateModelVersion, ModelVersion, RegisteredModel, SetAlias, CreateRun, CreateToken, Experiment, Health, LogBatch,
-    MetricHistory, NewToken, Run, RunArtifact, RunPage, RunView, SearchRuns, UpdateRun, limits,
+    ApiError, Artifact, AttachArtifact, CodePackage, CreateExperiment, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, CreateToken, Dataset,
+    DatasetVersion, Deploy, Deployment, Experiment, Health, Lineage, LogBatch, MetricHistory, ModelVersion, NewToken, RegisterCodePackage,
+    RegisterDatasetVersion, RegisteredModel, Run, RunArtifact, RunInputs, RunPage, RunView, Schedule, SearchRuns, SetAlias, Traffic, UpdateRun, limits,
 };
 use serde::Deserialize;
 
@@ -176,11 +176,7 @@ async fn download_artifact(State(state): Shared, Path(sha256): Path<String>) -> 
     let Some(stream) = state.artifacts.open(&sha256).await? else {
         return Err(ApiError::not_found("artifact bytes", &sha256).into());
     };
-    Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream".to_owned()), (header::CONTENT_LENGTH, size.to_string())],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream".to_owned()), (header::CONTENT_LENGTH, size.to_string())], Body::from_stream(stream)).into_response())
 }
 
 async fn create_token(State(state): Shared, Extension(caller): Extension<Caller>, JsonBody(body): JsonBody<CreateToken>) -> Reply<NewToken> {

@@ -77,7 +77,13 @@ impl Default for Answered {
 
 impl Answered {
     pub fn with_capacity(capacity: usize) -> Answered {
-        Answered { prefix: rand::random(), next: AtomicU64::new(0), seed: foldhash::fast::RandomState::default(), capacity: capacity.max(1), state: Mutex::new(State::default()) }
+        Answered {
+            prefix: rand::random(),
+            next: AtomicU64::new(0),
+            seed: foldhash::fast::RandomState::default(),
+            capacity: capacity.max(1),
+            state: Mutex::new(State::default()),
+        }
     }
 
     /// A new id: its sequence number, and its text.

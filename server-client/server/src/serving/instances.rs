@@ -92,6 +92,9 @@ impl Instance {
             }
             if let Address::Unix(path) = self.upstream.address() {
                 let _ = std::fs::remove_file(path);
+                if let Some(folder) = path.parent() {
+                    let _ = std::fs::remove_dir(folder);
+                }
             }
         }
     }
@@ -122,15 +125,31 @@ fn free_port() -> std::io::Result<u16> {
 /// The longest Unix socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
 const SOCKET_PATH_MAX: usize = 107;
 
-/// Where a new instance listens: a Unix socket `sockets/NAME.sock` under `dir` when its path
-/// fits, else a free port on 127.0.0.1. The path is absolute: podman mounts the socket's
+/// Where a new instance listens: a Unix socket `sockets/NAME/oip.sock` under `dir` when its
+/// path fits, else a free port on 127.0.0.1. The path is absolute: podman mounts the socket's
 /// folder by it, and a relative one would name a volume.
 fn instance_address(dir: &std::path::Path, name: &str) -> std::io::Result<Address> {
-    let path = std::path::absolute(dir)?.join("sockets").join(format!("{name}.sock"));
+    let path = std::path::absolute(dir)?.join("sockets").join(name).join("oip.sock");
     if path.as_os_str().len() <= SOCKET_PATH_MAX {
         return Ok(Address::Unix(path));
     }
     Ok(Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?))))
+}
+
+/// Makes an instance's socket folder: only this user may reach it, and the instance may make
+/// its socket in it whichever user it runs as.
+///
+/// `sockets/` is this user's alone (0700), so no other user of the host gets to the sockets
+/// below it. Each instance's own folder is open (0777): under podman that folder alone is
+/// mounted into the container, where the component runs as its image's user (65532), not as
+/// the server, and must be able to make its socket there.
+fn private_socket_folder(folder: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let sockets = folder.parent().unwrap_or(folder);
+    std::fs::create_dir_all(sockets)?;
+    std::fs::set_permissions(sockets, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::create_dir_all(folder)?;
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777))
 }
 
 /// What starting instances needs.
@@ -153,10 +172,7 @@ impl Launcher {
         if let Address::Unix(path) = &address
             && let Some(folder) = path.parent()
         {
-            // Only this user may connect to an instance.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::create_dir_all(folder).map_err(spawn_error)?;
-            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700)).map_err(spawn_error)?;
+            private_socket_folder(folder).map_err(spawn_error)?;
         }
         std::fs::create_dir_all(&self.log_dir).map_err(spawn_error)?;
         let log = self.log_dir.join(format!("{name}.log"));
@@ -218,11 +234,21 @@ mod tests {
     #[test]
     fn instances_get_an_absolute_socket_path_when_it_fits() {
         let Address::Unix(path) = instance_address(std::path::Path::new("store/instances"), "iris-1-0a").unwrap() else { panic!("a short path is a socket") };
-        assert!(path.is_absolute() && path.ends_with("store/instances/sockets/iris-1-0a.sock"), "{}", path.display());
-        let deep = std::path::PathBuf::from("/").join("d".repeat(90));
+        assert!(path.is_absolute() && path.ends_with("store/instances/sockets/iris-1-0a/oip.sock"), "{}", path.display());
+        let deep = std::path::PathBuf::from("/").join("d".repeat(80));
         match instance_address(&deep, "iris-1-0a").unwrap() {
             Address::Tcp(addr) => assert!(addr.ip().is_loopback() && addr.port() > 0),
             other => panic!("{other} is longer than a socket path may be"),
         }
+    }
+
+    #[test]
+    fn only_the_server_reaches_an_instance_socket_folder_and_the_instance_may_write_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("sockets").join("iris-1-0a");
+        private_socket_folder(&folder).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&dir.path().join("sockets")), mode(&folder)), (0o700, 0o777));
     }
 }

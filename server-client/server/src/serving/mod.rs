@@ -11,9 +11,11 @@
 
 pub mod answered;
 pub mod instances;
+pub mod refusal;
 pub mod request_id;
 pub mod strategy;
 pub mod traffic;
+pub mod transitions;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -22,12 +24,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use kiln_api::oip::OipError;
-use kiln_api::{ApiError, Deploy, Deployment, ErrorCode, Strategy, Traffic};
+use kiln_api::{ApiError, Deploy, Deployment, ErrorCode, Traffic};
 use tokio::sync::Semaphore;
 
 use crate::store::{Store, now_millis};
 use instances::{Instance, InstanceError, Launcher};
+use refusal::Refusal;
 use strategy::Arm;
 
 /// How much the gateway admits per handle: requests at its instances at once, and requests
@@ -85,9 +87,9 @@ pub struct Answer {
     pub version: Option<i64>,
 }
 
-impl Answer {
-    fn error(status: StatusCode, error: OipError) -> Answer {
-        Answer { status, body: serde_json::to_vec(&error).unwrap_or_default().into(), version: None }
+impl From<Refusal> for Answer {
+    fn from(refusal: Refusal) -> Answer {
+        Answer { status: refusal.status(), body: serde_json::to_vec(&refusal.body()).unwrap_or_default().into(), version: None }
     }
 }
 
@@ -239,115 +241,36 @@ impl Gateway {
     /// `kiln deploy`: serve `request.model_version` of `handle` with `request.strategy`.
     pub async fn deploy(&self, handle: &str, request: &Deploy) -> Result<Deployment, ServingError> {
         let _guard = self.changes.lock().await;
-        self.store.model_version(handle, request.model_version).await.map_err(|_| ApiError::invalid("model_version", format!("model `{handle}` has no version {}", request.model_version)))?;
-        if let Some(runner) = &request.runner
-            && !matches!(runner.as_str(), "podman" | "process")
-        {
-            return Err(ApiError::invalid("runner", format!("'{runner}' is not a runner (podman or process)")).into());
-        }
-        let version = request.model_version;
+        self.store
+            .model_version(handle, request.model_version)
+            .await
+            .map_err(|_| ApiError::invalid("model_version", format!("model `{handle}` has no version {}", request.model_version)))?;
         let current = self.current(handle).await?;
-        let mut next = current.clone().unwrap_or(Deployment {
-            handle: handle.to_owned(),
-            strategy: request.strategy,
-            stable: version,
-            candidate: None,
-            standby: None,
-            arms: Vec::new(),
-            runner: request.runner.clone(),
-            updated_at: now_millis(),
-            history: Vec::new(),
-        });
-        if request.runner.is_some() {
-            next.runner = request.runner.clone();
-        }
-        let detail;
-        match (&current, request.strategy) {
-            (None, strategy) => {
-                if strategy.is_bandit() {
-                    next.arms = vec![version];
-                }
-                detail = format!("{strategy}: version {version} serves all traffic");
-            }
-            (Some(_), Strategy::BlueGreen) => {
-                if next.stable != version {
-                    next.standby = Some(next.stable);
-                }
-                next.stable = version;
-                next.candidate = None;
-                next.arms.clear();
-                detail = format!("blue-green: version {version} active{}", next.standby.map(|s| format!(", {s} on standby")).unwrap_or_default());
-            }
-            (Some(_), Strategy::Canary { percent }) => {
-                if version == next.stable {
-                    return Err(ApiError::invalid("model_version", format!("version {version} is already the stable version of `{handle}`")).into());
-                }
-                next.candidate = Some(version);
-                next.standby = None;
-                next.arms.clear();
-                detail = format!("canary: {percent}% to version {version}, the rest to {}", next.stable);
-            }
-            (Some(_), strategy) => {
-                if next.arms.is_empty() {
-                    next.arms.push(next.stable);
-                }
-                if !next.arms.contains(&version) {
-                    next.arms.push(version);
-                }
-                next.candidate = None;
-                next.standby = None;
-                detail = format!("{strategy}: arms {:?}", next.arms);
-            }
-        }
-        next.strategy = request.strategy;
+        let (next, detail) = transitions::deploy(handle, current.as_ref(), request, now_millis())?;
         self.change(next, "deploy", detail).await
     }
 
-    /// `kiln promote`: the canary candidate becomes stable; blue-green drops its standby; a
-    /// bandit keeps its best arm.
+    /// `kiln promote`: see [`transitions::promote`]; a bandit's winner is the arm with the best
+    /// mean reward so far.
     pub async fn promote(&self, handle: &str) -> Result<Deployment, ServingError> {
         let _guard = self.changes.lock().await;
-        let mut next = self.current(handle).await?.ok_or_else(|| ApiError::not_found("deployment", handle))?;
-        let detail = match next.strategy {
-            _ if next.candidate.is_some() => {
-                let candidate = next.candidate.take().expect("checked");
-                let old = std::mem::replace(&mut next.stable, candidate);
-                format!("version {candidate} promoted; {old} stopped")
-            }
-            Strategy::BlueGreen if next.standby.is_some() => format!("standby version {} stopped", next.standby.take().expect("checked")),
-            s if s.is_bandit() && next.arms.len() > 1 => {
-                let best = self.route(handle).and_then(|r| {
-                    let arms = r.arms.lock().expect("arms lock");
-                    arms.iter().filter(|a| a.rewards > 0).max_by(|a, b| (a.reward_sum / a.rewards as f64).total_cmp(&(b.reward_sum / b.rewards as f64))).map(|a| a.version)
-                });
-                let best = best.ok_or_else(|| ApiError::invalid("strategy", "no arm has feedback yet: send rewards to /v2/models/HANDLE/feedback first"))?;
-                next.stable = best;
-                next.arms = vec![best];
-                format!("bandit: version {best} won")
-            }
-            _ => return Err(ApiError::invalid("deployment", format!("`{handle}` has nothing to promote (no candidate, standby or competing arms)")).into()),
-        };
+        let current = self.current(handle).await?.ok_or_else(|| ApiError::not_found("deployment", handle))?;
+        let best = self.route(handle).and_then(|r| {
+            let arms = r.arms.lock().expect("arms lock");
+            arms.iter()
+                .filter(|a| a.rewards > 0)
+                .max_by(|a, b| (a.reward_sum / a.rewards as f64).total_cmp(&(b.reward_sum / b.rewards as f64)))
+                .map(|a| a.version)
+        });
+        let (next, detail) = transitions::promote(current, best)?;
         self.change(next, "promote", detail).await
     }
 
-    /// `kiln rollback`: drop the canary candidate, go back to the blue-green standby, or drop
-    /// the newest bandit arm.
+    /// `kiln rollback`: see [`transitions::rollback`].
     pub async fn rollback(&self, handle: &str) -> Result<Deployment, ServingError> {
         let _guard = self.changes.lock().await;
-        let mut next = self.current(handle).await?.ok_or_else(|| ApiError::not_found("deployment", handle))?;
-        let detail = if let Some(candidate) = next.candidate.take() {
-            format!("candidate version {candidate} rolled back; {} serves all traffic", next.stable)
-        } else if let Some(standby) = next.standby {
-            next.standby = Some(next.stable);
-            next.stable = standby;
-            format!("version {standby} active again, {} on standby", next.standby.expect("set"))
-        } else if next.arms.len() > 1 {
-            let newest = next.arms.iter().copied().filter(|v| *v != next.stable).max().expect("two arms");
-            next.arms.retain(|v| *v != newest);
-            format!("arm {newest} removed")
-        } else {
-            return Err(ApiError::invalid("deployment", format!("`{handle}` has nothing to roll back to")).into());
-        };
+        let current = self.current(handle).await?.ok_or_else(|| ApiError::not_found("deployment", handle))?;
+        let (next, detail) = transitions::rollback(current)?;
         self.change(next, "rollback", detail).await
     }
 
@@ -423,7 +346,7 @@ impl Gateway {
     /// One inference request, from admission to answer.
     pub async fn infer(&self, handle: &str, pinned: Option<i64>, body: bytes::Bytes) -> Answer {
         let Some(route) = self.route(handle) else {
-            return Answer::error(StatusCode::NOT_FOUND, OipError::new(format!("no model `{handle}` is deployed here (kiln deploy {handle} --model-version N)")));
+            return Refusal::NotDeployed { handle: handle.to_owned() }.into();
         };
         // The body goes to the instance as it came (with an id put in when it had none): the
         // instance checks it with kiln-api's OIP checks and answers 400 naming the field, so
@@ -436,26 +359,30 @@ impl Gateway {
                 let Limits { in_flight, waiting } = self.limits;
                 if route.waiting.fetch_add(1, Ordering::SeqCst) >= waiting {
                     route.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return Answer::error(StatusCode::TOO_MANY_REQUESTS, OipError::new(format!("`{handle}` is overloaded: {in_flight} requests in flight and {waiting} waiting")));
+                    return Refusal::Overloaded { handle: handle.to_owned(), in_flight, waiting }.into();
                 }
                 let waited = tokio::time::timeout(MAX_WAIT, route.slots.clone().acquire_owned()).await;
                 route.waiting.fetch_sub(1, Ordering::SeqCst);
                 match waited {
                     Ok(Ok(slot)) => slot,
-                    _ => return Answer::error(StatusCode::SERVICE_UNAVAILABLE, OipError::new(format!("`{handle}` is overloaded: no slot within {} s", MAX_WAIT.as_secs()))),
+                    _ => {
+                        return Refusal::NoSlot { handle: handle.to_owned(), seconds: MAX_WAIT.as_secs() }.into();
+                    }
                 }
             }
         };
         let version = match pinned {
             Some(v) if route.instances.contains_key(&v) => v,
-            Some(v) => return Answer::error(StatusCode::NOT_FOUND, OipError::new(format!("version {v} of `{handle}` is not deployed (deployed: {:?})", route.deployment.versions()))),
+            Some(v) => {
+                return Refusal::VersionNotDeployed { handle: handle.to_owned(), version: v, deployed: route.deployment.versions() }.into();
+            }
             None => strategy::pick(&route.deployment, &route.arms.lock().expect("arms lock"), &mut rand::rng()),
         };
         let started = Instant::now();
         for _attempt in 0..3 {
             let Some(instance) = self.instance_for(&route, version, pinned.is_some()).await else {
                 self.counter.request(handle, version, started.elapsed(), true);
-                return Answer::error(StatusCode::SERVICE_UNAVAILABLE, OipError::new(format!("no instance of `{handle}` is ready")));
+                return Refusal::NotReady { handle: handle.to_owned() }.into();
             };
             let _in_flight = instance.enter();
             match instance.upstream.infer(body.clone(), ANSWER_WITHIN).await {
@@ -476,7 +403,7 @@ impl Gateway {
             }
         }
         self.counter.request(handle, version, started.elapsed(), true);
-        Answer::error(StatusCode::BAD_GATEWAY, OipError::new(format!("no instance of `{handle}` answered")))
+        Refusal::NoAnswer { handle: handle.to_owned() }.into()
     }
 
     /// A ready instance for `version`: its own, else (unless pinned) the stable version's, else
@@ -506,17 +433,19 @@ impl Gateway {
     }
 
     /// Reward for the answer to request `id` (or for `version` directly, Seldon's shape).
-    pub fn feedback(&self, handle: &str, id: Option<&str>, version: Option<i64>, reward: f64) -> Result<i64, (StatusCode, OipError)> {
+    pub fn feedback(&self, handle: &str, id: Option<&str>, version: Option<i64>, reward: f64) -> Result<i64, Refusal> {
         if !(0.0..=1.0).contains(&reward) || !reward.is_finite() {
-            return Err((StatusCode::BAD_REQUEST, OipError::at("reward", format!("{reward} is not in [0, 1]"))));
+            return Err(Refusal::invalid("reward", format!("{reward} is not in [0, 1]")));
         }
         let version = match (id, version) {
             (Some(id), _) => match self.answered.version(handle, id) {
                 Some(v) => v,
-                None => return Err((StatusCode::NOT_FOUND, OipError::at("id", format!("no recent answer of `{handle}` has id `{id}`")))),
+                None => return Err(Refusal::UnknownAnswer { handle: handle.to_owned(), id: id.to_owned() }),
             },
             (None, Some(v)) => v,
-            (None, None) => return Err((StatusCode::BAD_REQUEST, OipError::at("id", "name the request (`id`) or the version that answered (`response.model_version`)"))),
+            (None, None) => {
+                return Err(Refusal::invalid("id", "name the request (`id`) or the version that answered (`response.model_version`)"));
+            }
         };
         if let Some(route) = self.route(handle) {
             let mut arms = route.arms.lock().expect("arms lock");
@@ -533,10 +462,10 @@ impl Gateway {
     /// deployed version.
     pub async fn metadata(&self, handle: &str) -> Answer {
         let Some(route) = self.route(handle) else {
-            return Answer::error(StatusCode::NOT_FOUND, OipError::new(format!("no model `{handle}` is deployed here")));
+            return Refusal::NotDeployed { handle: handle.to_owned() }.into();
         };
         let Some(instance) = route.ready(route.deployment.stable).into_iter().next() else {
-            return Answer::error(StatusCode::SERVICE_UNAVAILABLE, OipError::new(format!("no instance of `{handle}` is ready")));
+            return Refusal::NotReady { handle: handle.to_owned() }.into();
         };
         match instance.upstream.get(&format!("/v2/models/{handle}"), Duration::from_secs(10)).await {
             Ok((_, bytes)) => {
@@ -544,7 +473,7 @@ impl Gateway {
                 metadata["versions"] = serde_json::json!(route.deployment.versions().iter().map(|v| v.to_string()).collect::<Vec<_>>());
                 Answer { status: StatusCode::OK, body: serde_json::to_vec(&metadata).unwrap_or_default().into(), version: Some(route.deployment.stable) }
             }
-            Err(error) => Answer::error(StatusCode::BAD_GATEWAY, OipError::new(error.to_string())),
+            Err(error) => Refusal::Upstream { handle: handle.to_owned(), why: error.to_string() }.into(),
         }
     }
 
@@ -562,4 +491,3 @@ impl Gateway {
 fn same_routing(a: &Deployment, b: &Deployment) -> bool {
     (a.strategy, a.stable, a.candidate, a.standby, &a.arms, &a.runner) == (b.strategy, b.stable, b.candidate, b.standby, &b.arms, &b.runner)
 }
-

@@ -1,7 +1,7 @@
 //! Every answer through the gateway has an `id`, so feedback can name it. The gateway does not
 //! parse requests (the instance checks them), so the id is found or put in with as little
-//! work as a byte search: a body with no `"id"` anywhere gets a fresh one spliced in after
-//! its opening brace, and the instance echoes it back as OIP v2 says it must.
+//! work as a byte search: a body with no `"id"` anywhere gets a fresh one spliced in before
+//! its closing brace, and the instance echoes it back as OIP v2 says it must.
 
 use bytes::Bytes;
 
@@ -19,28 +19,58 @@ pub fn ensure(body: Bytes, fresh: impl FnOnce() -> (u64, String)) -> (Bytes, Opt
     if memchr::memmem::find(&body, b"\"id\"").is_some() {
         #[derive(serde::Deserialize)]
         struct Head {
-            id: Option<String>,
+            /// `None`: no `id` at the top; `Some(None)`: `"id": null`.
+            #[serde(default, deserialize_with = "present")]
+            id: Option<Option<String>>,
         }
         match serde_json::from_slice::<Head>(&body) {
-            Ok(Head { id: Some(id) }) => return (body, Some(RequestId::Given(id))),
+            Ok(Head { id: Some(Some(id)) }) => return (body, Some(RequestId::Given(id))),
+            // A null id is an absent one; it is replaced rather than joined by a second key
+            // (rare, so the body is parsed whole).
+            Ok(Head { id: Some(None) }) => return replace_null(body, fresh),
             // `"id"` was in a nested object or a string: no id at the top.
             Ok(Head { id: None }) => {}
             Err(_) => return (body, None),
         }
     }
-    let Some(open) = body.iter().position(|b| !b.is_ascii_whitespace()) else { return (body, None) };
+    let (Some(open), Some(close)) = (body.iter().position(|b| !b.is_ascii_whitespace()), body.iter().rposition(|b| !b.is_ascii_whitespace())) else {
+        return (body, None);
+    };
     let empty = body[open + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
-    if body[open] != b'{' || empty {
+    if body[open] != b'{' || body[close] != b'}' || empty {
+        return (body, None);
+    }
+    // Before the closing brace, not after the opening one: every byte the client sent before
+    // it keeps its line and column, so the instance's "at line 1 column 40" points into the
+    // body as the client wrote it.
+    let (seq, id) = fresh();
+    let mut spliced = Vec::with_capacity(body.len() + id.len() + 8);
+    spliced.extend_from_slice(&body[..close]);
+    spliced.extend_from_slice(b",\"id\":\"");
+    spliced.extend_from_slice(id.as_bytes());
+    spliced.extend_from_slice(b"\"");
+    spliced.extend_from_slice(&body[close..]);
+    (spliced.into(), Some(RequestId::Made(seq)))
+}
+
+/// A field that is there, whatever its value (serde maps a null to an absent `Option`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}
+
+/// The body with its `"id": null` replaced by a fresh id.
+fn replace_null(body: Bytes, fresh: impl FnOnce() -> (u64, String)) -> (Bytes, Option<RequestId>) {
+    let Ok(mut object) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body) else { return (body, None) };
+    if object.len() == 1 {
+        // `{"id": null}` alone is as empty as `{}`: the instance refuses it.
         return (body, None);
     }
     let (seq, id) = fresh();
-    let mut spliced = Vec::with_capacity(body.len() + id.len() + 8);
-    spliced.extend_from_slice(&body[..=open]);
-    spliced.extend_from_slice(b"\"id\":\"");
-    spliced.extend_from_slice(id.as_bytes());
-    spliced.extend_from_slice(b"\",");
-    spliced.extend_from_slice(&body[open + 1..]);
-    (spliced.into(), Some(RequestId::Made(seq)))
+    object.insert("id".to_owned(), serde_json::Value::String(id));
+    match serde_json::to_vec(&object) {
+        Ok(bytes) => (bytes.into(), Some(RequestId::Made(seq))),
+        Err(_) => (body, None),
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +90,12 @@ mod tests {
             (r#"{"inputs": [{"name": "x", "parameters": {"id": "inner"}}]}"#, false, Some("new")),
             (r#"{"inputs": [{"name": "\"id\""}]}"#, false, Some("new")),
             (r#"  {"inputs": []}"#, false, Some("new")),
+            ("{\"inputs\": []}\n", false, Some("new")),
+            // Cut short: left as it is, so the instance's error points into the client's bytes.
+            (r#"{"inputs": [{"name": "x"}]"#, true, None),
+            (r#"{"id": null, "inputs": []}"#, false, Some("new")),
+            (r#"{"inputs": [], "id" : null}"#, false, Some("new")),
+            (r#"{"id": null}"#, true, None),
             (r#"{"id": 7, "inputs": []}"#, true, None),
             (r#"{"id": "a", "inputs": "#, true, None),
             ("{}", true, None),
@@ -74,11 +110,17 @@ mod tests {
             match expected {
                 Some("new") => {
                     assert_eq!(id, Some(RequestId::Made(7)), "{body}");
+                    if !body.contains("null") {
+                        let close = body.rfind('}').unwrap();
+                        assert_eq!(forwarded[..close], body[..close], "the client's bytes keep their positions");
+                    }
                     let parsed: serde_json::Value = serde_json::from_str(&forwarded).unwrap_or_else(|e| panic!("{body}: {e}: {forwarded}"));
                     assert_eq!(parsed["id"], "made-7");
                     let mut without = parsed.clone();
                     without.as_object_mut().unwrap().remove("id");
-                    assert_eq!(without, serde_json::from_str::<serde_json::Value>(body).unwrap(), "nothing else changed");
+                    let mut original = serde_json::from_str::<serde_json::Value>(body).unwrap();
+                    original.as_object_mut().unwrap().remove("id");
+                    assert_eq!(without, original, "nothing else changed");
                 }
                 other => assert_eq!(id, other.map(|id| RequestId::Given(id.to_owned())), "{body}"),
             }

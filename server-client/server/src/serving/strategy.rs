@@ -65,7 +65,17 @@ mod tests {
     use rand::SeedableRng;
 
     fn deployment(strategy: Strategy) -> Deployment {
-        Deployment { handle: "iris".into(), strategy, stable: 1, candidate: Some(2), standby: None, arms: vec![1, 2], runner: None, updated_at: 0, history: vec![] }
+        Deployment {
+            handle: "iris".into(),
+            strategy,
+            stable: 1,
+            candidate: Some(2),
+            standby: None,
+            arms: vec![1, 2],
+            runner: None,
+            updated_at: 0,
+            history: vec![],
+        }
     }
 
     fn share(strategy: Strategy, arms: &[Arm], version: i64) -> f64 {

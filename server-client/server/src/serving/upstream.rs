@@ -228,10 +228,12 @@ mod tests {
     async fn concurrent_requests_open_connections_and_pool_them() {
         let (addr, connections) = echo(None).await;
         let upstream = Arc::new(Upstream::new(Address::Tcp(addr), "p").unwrap());
-        let tasks: Vec<_> = (0..8).map(|i| {
-            let upstream = upstream.clone();
-            tokio::spawn(async move { upstream.infer(Bytes::from(i.to_string()), Duration::from_secs(5)).await })
-        }).collect();
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let upstream = upstream.clone();
+                tokio::spawn(async move { upstream.infer(Bytes::from(i.to_string()), Duration::from_secs(5)).await })
+            })
+            .collect();
         for (i, task) in tasks.into_iter().enumerate() {
             assert_eq!(task.await.unwrap().unwrap().1, Bytes::from(format!("/v2/models/p/infer {i}")));
         }

@@ -51,10 +51,14 @@ impl Store {
 
     /// A deployment with its history.
     pub async fn deployment(&self, handle: &str) -> Result<Deployment> {
-        let row = sqlx::query(super::audited(format!("SELECT {COLUMNS} FROM deployments WHERE handle = $1"))).bind(handle.to_owned()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(super::audited(format!("SELECT {COLUMNS} FROM deployments WHERE handle = $1")))
+            .bind(handle.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Err(ApiError::not_found("deployment", handle).into()) };
         let mut deployment = from_row(&row)?;
-        let events = sqlx::query("SELECT at, action, detail FROM deployment_events WHERE handle = $1 ORDER BY id").bind(handle.to_owned()).fetch_all(&self.pool).await?;
+        let events =
+            sqlx::query("SELECT at, action, detail FROM deployment_events WHERE handle = $1 ORDER BY id").bind(handle.to_owned()).fetch_all(&self.pool).await?;
         deployment.history = events
             .iter()
             .map(|r| Ok(DeploymentEvent { at: r.try_get("at")?, action: r.try_get("action")?, detail: r.try_get("detail")? }))
@@ -94,7 +98,12 @@ impl Store {
     pub async fn add_traffic(&self, handle: &str, deltas: &[(i64, Millis, TrafficDelta)]) -> Result<()> {
         let latency = latency_columns();
         let placeholders: Vec<String> = (8..8 + LATENCY_SLOTS).map(|n| format!("${n}")).collect();
-        let added: Vec<String> = ["requests", "errors", "reward_sum", "reward_count"].into_iter().map(String::from).chain(latency.iter().cloned()).map(|c| format!("{c} = traffic_minutes.{c} + excluded.{c}")).collect();
+        let added: Vec<String> = ["requests", "errors", "reward_sum", "reward_count"]
+            .into_iter()
+            .map(String::from)
+            .chain(latency.iter().cloned())
+            .map(|c| format!("{c} = traffic_minutes.{c} + excluded.{c}"))
+            .collect();
         let sql = format!(
             "INSERT INTO traffic_minutes (handle, version, bucket, requests, errors, reward_sum, reward_count, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, {}) \
              ON CONFLICT (handle, version, bucket) DO UPDATE SET {}",
@@ -133,12 +142,11 @@ impl Store {
     /// Every bucket of `handle` since `since`, by time then version, with latency
     /// percentiles read off the histogram by `percentile`.
     pub async fn traffic(&self, handle: &str, since: Millis, percentile: impl Fn(&[u64], f64) -> f64) -> Result<Vec<TrafficBucket>> {
-        let sql = format!("SELECT version, bucket, requests, errors, reward_sum, reward_count, {} FROM traffic_minutes WHERE handle = $1 AND bucket >= $2 ORDER BY bucket, version", latency_columns().join(", "));
-        let rows = sqlx::query(super::audited(sql))
-            .bind(handle.to_owned())
-            .bind(since)
-            .fetch_all(&self.pool)
-            .await?;
+        let sql = format!(
+            "SELECT version, bucket, requests, errors, reward_sum, reward_count, {} FROM traffic_minutes WHERE handle = $1 AND bucket >= $2 ORDER BY bucket, version",
+            latency_columns().join(", ")
+        );
+        let rows = sqlx::query(super::audited(sql)).bind(handle.to_owned()).bind(since).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 let latency = latency_columns().iter().map(|c| Ok(r.try_get::<i64, _>(c.as_str())? as u64)).collect::<Result<Vec<u64>>>()?;

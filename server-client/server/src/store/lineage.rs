@@ -1,18 +1,14 @@
 //! Datasets, code packages, what runs read, and the lineage query that ties a model version
 //! back to them.
 
-use kiln_api::{
-    ApiError, CodePackage, Column, Dataset, DatasetVersion, Lineage, RegisterCodePackage, RegisterDatasetVersion, Role,
-    RunInputs, limits,
-};
+use kiln_api::{ApiError, CodePackage, Column, Dataset, DatasetVersion, Lineage, RegisterCodePackage, RegisterDatasetVersion, Role, RunInputs, limits};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Result, Store, exists, now_millis};
 
 const DATASET_COLUMNS: &str = "d.id, d.name, d.fingerprint, d.size, d.rows, d.schema, d.artifact_sha256, d.run_id, d.created_at";
-const PACKAGE_COLUMNS: &str =
-    "c.id, c.handle, c.role, c.image, c.digest, c.notebook_sha256, c.cell_sha256, c.cargo_lock_sha256, c.git_commit, c.created_at";
+const PACKAGE_COLUMNS: &str = "c.id, c.handle, c.role, c.image, c.digest, c.notebook_sha256, c.cell_sha256, c.cargo_lock_sha256, c.git_commit, c.created_at";
 
 fn dataset_version_from_row(row: &AnyRow) -> Result<DatasetVersion> {
     let schema: String = row.try_get("schema")?;
@@ -144,12 +140,13 @@ impl Store {
             return Err(ApiError::invalid("image", "must not be empty").into());
         }
         let mut w = self.write().await?;
-        let existing = sqlx::query(super::audited(format!("SELECT {PACKAGE_COLUMNS} FROM code_packages c WHERE c.handle = $1 AND c.role = $2 AND c.digest = $3")))
-            .bind(&request.handle)
-            .bind(request.role.as_str())
-            .bind(&request.digest)
-            .fetch_optional(&mut *w.tx)
-            .await?;
+        let existing =
+            sqlx::query(super::audited(format!("SELECT {PACKAGE_COLUMNS} FROM code_packages c WHERE c.handle = $1 AND c.role = $2 AND c.digest = $3")))
+                .bind(&request.handle)
+                .bind(request.role.as_str())
+                .bind(&request.digest)
+                .fetch_optional(&mut *w.tx)
+                .await?;
         if let Some(row) = existing {
             return code_package_from_row(&row);
         }
@@ -204,10 +201,20 @@ impl Store {
         }
         // (input list, field, what it names, existence check, link insert)
         let kinds = [
-            (&inputs.dataset_versions, "dataset_versions", "dataset version", "SELECT id FROM dataset_versions WHERE id = $1",
-             "INSERT INTO run_dataset_inputs (run_id, dataset_version_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
-            (&inputs.code_packages, "code_packages", "code package", "SELECT id FROM code_packages WHERE id = $1",
-             "INSERT INTO run_code_packages (run_id, code_package_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
+            (
+                &inputs.dataset_versions,
+                "dataset_versions",
+                "dataset version",
+                "SELECT id FROM dataset_versions WHERE id = $1",
+                "INSERT INTO run_dataset_inputs (run_id, dataset_version_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            ),
+            (
+                &inputs.code_packages,
+                "code_packages",
+                "code package",
+                "SELECT id FROM code_packages WHERE id = $1",
+                "INSERT INTO run_code_packages (run_id, code_package_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            ),
         ];
         for (ids, field, what, check, link) in kinds {
             for (i, id) in ids.iter().enumerate() {
@@ -238,13 +245,14 @@ impl Store {
         .iter()
         .map(dataset_version_from_row)
         .collect::<Result<_>>()?;
-        let datasets_produced = sqlx::query(super::audited(format!("SELECT {DATASET_COLUMNS} FROM dataset_versions d WHERE d.run_id = $1 ORDER BY d.name, d.created_at")))
-            .bind(&run_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(dataset_version_from_row)
-            .collect::<Result<_>>()?;
+        let datasets_produced =
+            sqlx::query(super::audited(format!("SELECT {DATASET_COLUMNS} FROM dataset_versions d WHERE d.run_id = $1 ORDER BY d.name, d.created_at")))
+                .bind(&run_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(dataset_version_from_row)
+                .collect::<Result<_>>()?;
         let code_packages = sqlx::query(super::audited(format!(
             "SELECT {PACKAGE_COLUMNS} FROM code_packages c JOIN run_code_packages r ON r.code_package_id = c.id WHERE r.run_id = $1 ORDER BY c.role, c.handle"
         )))

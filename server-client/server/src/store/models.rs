@@ -85,11 +85,8 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| ApiError::not_found("registered model", name))?;
-        let latest: Option<i64> = sqlx::query("SELECT MAX(version) AS latest FROM model_versions WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("latest")?;
+        let latest: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS latest FROM model_versions WHERE name = $1").bind(name).fetch_one(&self.pool).await?.try_get("latest")?;
         let aliases = sqlx::query("SELECT alias, version FROM model_aliases WHERE name = $1 ORDER BY alias")
             .bind(name)
             .fetch_all(&self.pool)
@@ -140,17 +137,15 @@ impl Store {
         let latest: Option<i64> =
             sqlx::query("SELECT MAX(version) AS latest FROM model_versions WHERE name = $1").bind(name).fetch_one(&mut *w.tx).await?.try_get("latest")?;
         let version = latest.unwrap_or(0) + 1;
-        sqlx::query(
-            "INSERT INTO model_versions (name, version, run_id, source, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-        )
-        .bind(name)
-        .bind(version)
-        .bind(request.run_id.clone())
-        .bind(&request.source)
-        .bind(&request.description)
-        .bind(now)
-        .execute(&mut *w.tx)
-        .await?;
+        sqlx::query("INSERT INTO model_versions (name, version, run_id, source, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
+            .bind(name)
+            .bind(version)
+            .bind(request.run_id.clone())
+            .bind(&request.source)
+            .bind(&request.description)
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await?;
         write_tags(&mut w, name, version, &request.tags).await?;
         w.commit().await?;
         self.model_version(name, version).await
@@ -204,7 +199,13 @@ impl Store {
     pub async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
         limits::alias("alias", alias)?;
         let mut w = self.write().await?;
-        if sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2").bind(name).bind(version).fetch_optional(&mut *w.tx).await?.is_none() {
+        if sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2")
+            .bind(name)
+            .bind(version)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::not_found("model version", format!("{name}/{version}")).into());
         }
         sqlx::query("INSERT INTO model_aliases (name, alias, version) VALUES ($1, $2, $3) ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version")

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use kiln_api::{
-    ApiError, AttachArtifact, CreateRun, Experiment, LogBatch, Metric, MetricHistory, Param, Run, RunArtifact,
-    RunSource, RunStatus, RunView, Tag, UpdateRun, limits,
+    ApiError, AttachArtifact, CreateRun, Experiment, LogBatch, Metric, MetricHistory, Param, Run, RunArtifact, RunSource, RunStatus, RunView, Tag, UpdateRun,
+    limits,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -28,11 +28,7 @@ pub(super) fn run_from_row(row: &AnyRow) -> Result<Run> {
 }
 
 fn experiment_from_row(row: &AnyRow) -> Result<Experiment> {
-    Ok(Experiment {
-        id: row.try_get::<i64, _>("id")?.to_string(),
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-    })
+    Ok(Experiment { id: row.try_get::<i64, _>("id")?.to_string(), name: row.try_get("name")?, created_at: row.try_get("created_at")? })
 }
 
 impl Store {
@@ -77,11 +73,7 @@ impl Store {
         let tags = LogBatch { tags: request.tags.clone(), ..Default::default() };
         limits::batch(&tags)?;
         let mut w = self.write().await?;
-        let experiment_id: i64 = match sqlx::query("SELECT id FROM experiments WHERE name = $1")
-            .bind(&request.experiment)
-            .fetch_optional(&mut *w.tx)
-            .await?
-        {
+        let experiment_id: i64 = match sqlx::query("SELECT id FROM experiments WHERE name = $1").bind(&request.experiment).fetch_optional(&mut *w.tx).await? {
             Some(row) => row.try_get("id")?,
             None => insert_experiment(&mut w.tx, &request.experiment, super::now_millis()).await?,
         };
@@ -317,11 +309,7 @@ fn bind_all<'q>(mut query: AnyQuery<'q>, values: &[&str]) -> AnyQuery<'q> {
 
 /// Inserts an experiment; returns its id.
 async fn insert_experiment(tx: &mut sqlx::Transaction<'static, sqlx::Any>, name: &str, created_at: i64) -> Result<i64> {
-    let row = sqlx::query("INSERT INTO experiments (name, created_at) VALUES ($1, $2) RETURNING id")
-        .bind(name)
-        .bind(created_at)
-        .fetch_one(&mut **tx)
-        .await?;
+    let row = sqlx::query("INSERT INTO experiments (name, created_at) VALUES ($1, $2) RETURNING id").bind(name).bind(created_at).fetch_one(&mut **tx).await?;
     Ok(row.try_get::<i64, _>("id")?)
 }
 

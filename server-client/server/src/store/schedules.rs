@@ -117,13 +117,14 @@ impl Store {
             let next = next_after(&schedule.cron, now)?;
             let mut w = self.write().await?;
             // The exit code and run describe the firing `last_fired_at` names: none while it runs.
-            let updated = sqlx::query("UPDATE schedules SET next_at = $1, last_fired_at = $2, last_exit = NULL, last_run_id = NULL WHERE id = $3 AND next_at = $4")
-                .bind(next)
-                .bind(now)
-                .bind(&schedule.id)
-                .bind(schedule.next_at)
-                .execute(&mut *w.tx)
-                .await?;
+            let updated =
+                sqlx::query("UPDATE schedules SET next_at = $1, last_fired_at = $2, last_exit = NULL, last_run_id = NULL WHERE id = $3 AND next_at = $4")
+                    .bind(next)
+                    .bind(now)
+                    .bind(&schedule.id)
+                    .bind(schedule.next_at)
+                    .execute(&mut *w.tx)
+                    .await?;
             w.commit().await?;
             if updated.rows_affected() == 1 {
                 schedule.next_at = next;
@@ -138,7 +139,12 @@ impl Store {
     /// How a firing ended.
     pub async fn record_firing(&self, id: &str, exit: i64, run_id: Option<&str>) -> Result<()> {
         let mut w = self.write().await?;
-        sqlx::query("UPDATE schedules SET last_exit = $1, last_run_id = $2 WHERE id = $3").bind(exit).bind(run_id.map(str::to_owned)).bind(id.to_owned()).execute(&mut *w.tx).await?;
+        sqlx::query("UPDATE schedules SET last_exit = $1, last_run_id = $2 WHERE id = $3")
+            .bind(exit)
+            .bind(run_id.map(str::to_owned))
+            .bind(id.to_owned())
+            .execute(&mut *w.tx)
+            .await?;
         w.commit().await?;
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! The line protocol between the runtime child and the Kiln kernel.
+//! The line protocol between the runtime child (the `kiln` SDK in a cell) and the Kiln kernel.
 //!
 //! evcxr reads the runtime child's stdout and stderr line by line and forwards every line it
 //! does not recognise itself. Kiln rides on that: a line starting with one of the prefixes
@@ -8,6 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+/// What every marker line starts with (an OSC sequence), for readers that split a stream
+/// at the start of a marker.
+pub const PREFIX: &str = "\u{1b}]kiln-";
 
 /// Set by the Kiln kernel in the runtime child's environment.
 pub const KERNEL_ENV: &str = "KILN_KERNEL";
@@ -20,6 +24,9 @@ const STDERR_LINES: &str = "\u{1b}]kiln-stderr-lines;";
 /// Written by the runtime child into its own stderr pipe at the end of a cell, behind
 /// everything the cell wrote there; never leaves the child.
 pub const STDERR_SYNC: &str = "\u{1b}]kiln-stderr-sync";
+/// Written by the runtime child into its own stdout pipe at the end of a cell, behind what
+/// the cells' stdout buffer held; never leaves the child.
+pub const STDOUT_SYNC: &str = "\u{1b}]kiln-stdout-sync";
 
 /// One display instruction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +41,12 @@ pub enum DisplayRequest {
         display_id: Option<String>,
     },
     /// Replace an earlier output in place (`update_display_data`).
-    Update { data: Map<String, Value>, #[serde(default)] metadata: Map<String, Value>, display_id: String },
+    Update {
+        data: Map<String, Value>,
+        #[serde(default)]
+        metadata: Map<String, Value>,
+        display_id: String,
+    },
     /// Clear the cell's outputs (`clear_output`).
     Clear { wait: bool },
 }
@@ -50,10 +62,9 @@ impl DisplayRequest {
                 };
                 ("display_data", json!({ "data": data, "metadata": metadata, "transient": transient }))
             }
-            DisplayRequest::Update { data, metadata, display_id } => (
-                "update_display_data",
-                json!({ "data": data, "metadata": metadata, "transient": { "display_id": display_id } }),
-            ),
+            DisplayRequest::Update { data, metadata, display_id } => {
+                ("update_display_data", json!({ "data": data, "metadata": metadata, "transient": { "display_id": display_id } }))
+            }
             DisplayRequest::Clear { wait } => ("clear_output", json!({ "wait": wait })),
         }
     }
@@ -71,6 +82,22 @@ pub enum Marker {
     /// On stdout at the end of a cell: how many lines the child wrote to stderr since the
     /// last such count, so the kernel can wait for them before it says the cell is done.
     StderrLines(u64),
+}
+
+/// One output made of evcxr content blocks (`EVCXR_BEGIN_CONTENT mime` … `EVCXR_END_CONTENT`,
+/// one a MIME type): JSON types parsed, and always a `text/plain` fallback. The kernel shows
+/// a cell's final value this way, and the runtime child each display a cell prints.
+pub fn evcxr_bundle(blocks: impl IntoIterator<Item = (String, String)>) -> Map<String, Value> {
+    let mut data = Map::new();
+    for (mime, content) in blocks {
+        let value = if mime.ends_with("json") { serde_json::from_str(&content).unwrap_or(Value::String(content)) } else { Value::String(content) };
+        data.insert(mime, value);
+    }
+    if !data.contains_key("text/plain") {
+        let kinds: Vec<&str> = data.keys().map(String::as_str).collect();
+        data.insert("text/plain".into(), json!(format!("<{}>", kinds.join(", "))));
+    }
+    data
 }
 
 pub fn partial_line(text: &str) -> String {
