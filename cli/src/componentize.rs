@@ -3,16 +3,19 @@
 //! `--registry` and registered as code packages in the store when a server is set.
 //! `kiln show NOTEBOOK` stops after the analysis.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use kiln::api::{RegisterCodePackage, Role};
 use kiln_componentize::analysis::render;
+use kiln_componentize::diagnostic::Diagnostic;
+use kiln_componentize::generate::ROLES;
 use kiln_componentize::kernel::KernelCells;
-use kiln_componentize::pipeline::{self, Analysed, Component, Options, PipelineError};
+use kiln_componentize::pipeline::{self, Analysed, Asking, Component, Options, PipelineError};
 
-use crate::progress::Step;
+use crate::progress::{self, Format, Step};
 use crate::registry::Registry;
 
 #[derive(clap::Args)]
@@ -36,6 +39,10 @@ pub struct ComponentizeArgs {
     /// The summary as JSON.
     #[arg(long)]
     json: bool,
+    /// How progress is shown: `json` prints one event a line on stdout (each phase of each
+    /// component as it starts, moves and ends; the problems, if any; the summary last).
+    #[arg(long, value_enum, default_value_t = Format::Terminal)]
+    progress: Format,
     #[command(flatten)]
     work: WorkArgs,
 }
@@ -45,6 +52,10 @@ pub struct ShowArgs {
     notebook: PathBuf,
     #[arg(long)]
     json: bool,
+    /// Read the notebook's content from standard input (an editor's unsaved buffer); NOTEBOOK
+    /// still says where it lives, for relative `:dep` paths and the default handle.
+    #[arg(long)]
+    stdin: bool,
     /// Read the cells only; skip asking the compiler for types (no build).
     #[arg(long)]
     syntax_only: bool,
@@ -94,7 +105,7 @@ fn rustflags() -> Vec<String> {
     if has_mold { vec!["-C".into(), "link-arg=-fuse-ld=mold".into()] } else { Vec::new() }
 }
 
-fn options(handle: &str, work: &WorkArgs) -> anyhow::Result<Options> {
+fn options(handle: &str, work: &WorkArgs, asking: Asking) -> anyhow::Result<Options> {
     let kernel = match &work.kernel_cells {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -102,7 +113,7 @@ fn options(handle: &str, work: &WorkArgs) -> anyhow::Result<Options> {
         }
         None => None,
     };
-    Ok(Options { handle: handle.to_owned(), work_root: work_root(work), sdk: sdk(), rustflags: rustflags(), kernel })
+    Ok(Options { handle: handle.to_owned(), work_root: work_root(work), sdk: sdk(), rustflags: rustflags(), kernel, asking })
 }
 
 /// A handle from a file name: `My Notebook.ipynb` → `my-notebook`.
@@ -120,10 +131,14 @@ fn handle_from(path: &Path) -> String {
     if handle.is_empty() { "notebook".into() } else { handle }
 }
 
-fn analyse(path: &Path, options: &Options, types: bool) -> anyhow::Result<Analysed> {
-    let mut step = Step::start("analyse");
+fn analyse(path: &Path, content: Option<&str>, options: &Options, types: bool, format: Format) -> anyhow::Result<Analysed> {
+    let mut step = Step::with(format, "analyse", None);
     step.message(if types { "asking the compiler for the values' types (the first run builds the notebook's dependencies)" } else { "reading the cells" });
-    match pipeline::analyse_file(path, options, types, &mut step) {
+    let analysed = match content {
+        Some(text) => pipeline::analyse_text(path, text, options, types, &mut step),
+        None => pipeline::analyse_file(path, options, types, &mut step),
+    };
+    match analysed {
         Ok(analysed) => {
             let problems = analysed.analysis.diagnostics.len();
             step.done(&format!("{} steps, {} values crossing them, {problems} problem(s)", analysed.analysis.steps.len(), analysed.analysis.flows.len()));
@@ -138,8 +153,15 @@ fn analyse(path: &Path, options: &Options, types: bool) -> anyhow::Result<Analys
 
 pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
     let handle = args.handle.clone().unwrap_or_else(|| handle_from(&args.notebook));
-    let options = options(&handle, &args.work)?;
-    let analysed = analyse(&args.notebook, &options, !args.syntax_only)?;
+    let options = options(&handle, &args.work, Asking::Check)?;
+    let content = if args.stdin {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("reading the notebook from standard input")?;
+        Some(text)
+    } else {
+        None
+    };
+    let analysed = analyse(&args.notebook, content.as_deref(), &options, !args.syntax_only, Format::Terminal)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&analysed.analysis)?);
     } else {
@@ -195,10 +217,19 @@ fn megabytes(bytes: u64) -> String {
 }
 
 pub fn run(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow::Result<()> {
-    let options = options(&args.handle, &args.work)?;
-    let analysed = analyse(&args.notebook, &options, true)?;
+    let result = componentize(args, store);
+    if let (Err(error), Format::Json) = (&result, args.progress) {
+        progress::emit(&serde_json::json!({"event": "error", "message": crate::describe(error)}));
+    }
+    result
+}
+
+fn componentize(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow::Result<()> {
+    let format = args.progress;
+    let options = options(&args.handle, &args.work, Asking::Build)?;
+    let analysed = analyse(&args.notebook, None, &options, true, format)?;
     if !analysed.analysis.diagnostics.is_empty() {
-        eprint!("{}", render(&analysed.analysis));
+        problems(format, &analysed.analysis.diagnostics, || render(&analysed.analysis));
         bail!("{}: {} problem(s); nothing was built", args.notebook.display(), analysed.analysis.diagnostics.len());
     }
     if args.emit_only {
@@ -213,18 +244,27 @@ pub fn run(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow::Resu
         return workspace.write(&options.workspace()).with_context(|| format!("writing {}", options.workspace().display()));
     }
 
-    let mut step = Step::start("build");
+    let step = Step::with(format, "generate", None);
+    let workspace = match pipeline::write(&analysed, &options) {
+        Ok(workspace) => {
+            step.done(&format!("data, train and infer crates in {}", options.workspace().display()));
+            workspace
+        }
+        Err(error) => {
+            step.fail();
+            return Err(error.into());
+        }
+    };
+    let mut step = Step::with(format, "compile", None);
     step.message("cargo build --release (data, train, infer)");
-    let binaries = match pipeline::build(&analysed, &options, &mut step) {
+    let binaries = match pipeline::compile(&workspace, &options, &mut step) {
         Ok(binaries) => {
             step.done(&format!("3 binaries in {}", options.target_dir().join("release").display()));
             binaries
         }
-        Err(PipelineError::Problems(problems)) => {
+        Err(PipelineError::Problems(found)) => {
             step.fail();
-            for problem in &problems {
-                eprintln!("error: {problem}");
-            }
+            problems(format, &found, || found.iter().map(|p| format!("error: {p}\n")).collect());
             bail!("{}: the components do not compile", args.notebook.display());
         }
         Err(error) => {
@@ -233,37 +273,67 @@ pub fn run(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow::Resu
         }
     };
 
-    let step = Step::start("images");
     let out = args.out.clone().unwrap_or_else(|| options.workspace().join("oci"));
-    let components = pipeline::images(&analysed, &options, &binaries, git_commit(&args.notebook).as_deref(), &out)?;
-    step.done(&format!("OCI image layout in {}", out.display()));
+    let commit = git_commit(&args.notebook);
+    let mut components = Vec::new();
+    for role in ROLES {
+        let step = Step::with(format, "package", Some(role.name()));
+        match pipeline::component(&analysed, &options, &binaries, commit.as_deref(), role) {
+            Ok(component) => {
+                step.done(&format!("{} · {} · {}", component.image.name, component.image.manifest_digest, megabytes(component.image.size())));
+                components.push(component);
+            }
+            Err(error) => {
+                step.fail();
+                return Err(error.into());
+            }
+        }
+    }
+    pipeline::write_layout(&out, &components)?;
+    if format == Format::Terminal {
+        eprintln!("✓ {:<10} OCI image layout in {}", "images", out.display());
+    }
 
     let tag = args.tag.clone().unwrap_or_else(|| components[0].notebook_sha256[..12].to_owned());
     let mut references: Vec<String> = components.iter().map(|c| format!("oci:{}:{}", out.display(), c.image.name)).collect();
     if let Some(host) = &args.registry {
-        let step = Step::start("push");
         let registry = Registry::new(host);
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-        let mut uploaded = 0;
         for (component, reference) in components.iter().zip(&mut references) {
+            let step = Step::with(format, "push", Some(component.role.name()));
             step.message(format!("{} → {host}", component.image.name));
-            uploaded += runtime.block_on(registry.push(&component.image, &[&tag, "latest"]))?;
-            *reference =
-                format!("{}@{}", registry.reference(&component.image.name, &tag).rsplit_once(':').map_or("", |(r, _)| r), component.image.manifest_digest);
+            match runtime.block_on(registry.push(&component.image, &[&tag, "latest"])) {
+                Ok(uploaded) => {
+                    *reference = format!(
+                        "{}@{}",
+                        registry.reference(&component.image.name, &tag).rsplit_once(':').map_or("", |(r, _)| r),
+                        component.image.manifest_digest
+                    );
+                    step.done(&format!("{} uploaded to {host} (tags {tag}, latest)", megabytes(uploaded)));
+                }
+                Err(error) => {
+                    step.fail();
+                    return Err(error);
+                }
+            }
         }
-        step.done(&format!("{} uploaded to {host} (tags {tag}, latest)", megabytes(uploaded)));
     }
 
     let mut code_packages = vec![None, None, None];
     if let Some(client) = &store {
-        let step = Step::start("register");
         for (i, (component, reference)) in components.iter().zip(&references).enumerate() {
-            let package = client
-                .register_code_package(&code_package(&args.handle, component, reference))
-                .with_context(|| format!("registering {} in the store at {}", component.image.name, client.url()))?;
-            code_packages[i] = Some(package.id);
+            let step = Step::with(format, "register", Some(component.role.name()));
+            match client.register_code_package(&code_package(&args.handle, component, reference)) {
+                Ok(package) => {
+                    step.done(&format!("code package {} of `{}` in {}", package.id, args.handle, client.url()));
+                    code_packages[i] = Some(package.id);
+                }
+                Err(error) => {
+                    step.fail();
+                    return Err(error).with_context(|| format!("registering {} in the store at {}", component.image.name, client.url()));
+                }
+            }
         }
-        step.done(&format!("3 code packages of `{}` in {}", args.handle, client.url()));
     }
 
     let summary = Summary {
@@ -284,7 +354,11 @@ pub fn run(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow::Resu
             })
             .collect(),
     };
-    if args.json {
+    if format == Format::Json {
+        let mut event = serde_json::to_value(&summary)?;
+        event["event"] = "result".into();
+        progress::emit(&event);
+    } else if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         let mut table = Table::new();
@@ -296,6 +370,15 @@ pub fn run(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow::Resu
         println!("{table}");
     }
     Ok(())
+}
+
+/// The notebook's problems: an event with each one (cell, line, message) for programs, the
+/// rendered text on stderr for people.
+fn problems(format: Format, found: &[Diagnostic], text: impl FnOnce() -> String) {
+    match format {
+        Format::Json => progress::emit(&serde_json::json!({"event": "problems", "diagnostics": found})),
+        Format::Terminal => eprint!("{}", text()),
+    }
 }
 
 fn code_package(handle: &str, component: &Component, reference: &str) -> RegisterCodePackage {

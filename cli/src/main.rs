@@ -159,10 +159,25 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("kiln: {error:#}");
+            eprintln!("kiln: {}", describe(&error));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, `outer: cause: cause`, leaving out a cause the text
+/// already says: library errors put their cause in their own message and also keep it as
+/// their `source`, and `{:#}` alone would print it twice.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// `kiln runs list | head -3`: a reader that goes away ends the command as it ends other Unix
@@ -172,5 +187,28 @@ fn quiet_on_closed_pipe() {
     // SAFETY: restores the default disposition before any thread is started.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading {path}: {source}")]
+    struct Read {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let error = anyhow::Error::new(Read { path: "n.ipynb".into(), source: io() });
+        assert_eq!(describe(&error), "reading n.ipynb: No such file or directory");
+        let wrapped = error.context("kiln show");
+        assert_eq!(describe(&wrapped), "kiln show: reading n.ipynb: No such file or directory");
+        let plain = anyhow::Error::new(io()).context("opening the cache");
+        assert_eq!(describe(&plain), "opening the cache: No such file or directory");
     }
 }

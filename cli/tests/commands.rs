@@ -201,6 +201,63 @@ fn show_prints_the_step_graph_and_exits_1_on_problems() {
     .assert_eq(&text);
 }
 
+/// The extension asks about the notebook as it is in the editor: content on stdin, the file
+/// on disk (saved before the edit) only says where the notebook lives.
+#[test]
+fn show_reads_unsaved_content_from_stdin() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cell = |id: &str, tags: &[&str], source: &str| serde_json::json!({"cell_type": "code", "id": id, "metadata": {"tags": tags}, "source": source, "outputs": [], "execution_count": null});
+    let notebook = |cells: Vec<serde_json::Value>| {
+        serde_json::json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "kiln", "language": "rust"}}, "cells": cells}).to_string()
+    };
+    let saved = notebook(vec![cell("a", &["data"], "let xs = vec![1.0f64];")]);
+    let path = dir.path().join("edited.ipynb");
+    std::fs::write(&path, &saved).unwrap();
+    let unsaved = notebook(vec![cell("a", &[], "let scale = 2.0;"), cell("b", &["data"], "let xs = vec![1.0f64];\nlet ys = vec![scale];")]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("show")
+        .arg(&path)
+        .args(["--stdin", "--json", "--syntax-only"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(unsaved.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "problems exit 1: {}", String::from_utf8_lossy(&output.stderr));
+    let analysis: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    expect![[r#"
+        [
+          {
+            "cell": 1,
+            "cell_id": "b",
+            "line": 2,
+            "message": "`scale` is defined only in untagged cell 0 (id a) (exploration is left out of components); tag that cell or move the definition"
+          },
+          {
+            "cell": null,
+            "cell_id": null,
+            "line": 0,
+            "message": "no `fn infer(…)` in the cells tagged infer: the served component calls it"
+          }
+        ]"#]]
+    .assert_eq(&serde_json::to_string_pretty(&analysis["diagnostics"]).unwrap());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), saved, "the saved notebook is left as it was");
+}
+
+/// What a failure says names the place once: each cause appears once on the line.
+#[test]
+fn failures_say_each_cause_once() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kiln")).args(["show", "/nonexistent/notebook.ipynb", "--syntax-only"]).output().unwrap();
+    let text = String::from_utf8(output.stderr).unwrap();
+    let text: Vec<&str> = text.lines().filter(|l| !l.starts_with('✗')).collect();
+    expect![[r#"
+        kiln: reading /nonexistent/notebook.ipynb: No such file or directory (os error 2)"#]]
+    .assert_eq(&text.join("\n"));
+}
+
 #[test]
 fn a_reader_that_goes_away_ends_a_listing_quietly() {
     use std::os::unix::process::ExitStatusExt;

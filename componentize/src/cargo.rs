@@ -43,12 +43,44 @@ pub struct Outcome {
 
 /// What a build is doing, for progress displays.
 pub trait Progress {
-    /// A crate finished compiling (`name`), `done` so far.
-    fn compiled(&mut self, name: &str, done: usize);
+    /// A crate finished compiling (`name`), `done` so far, of about `total` (cargo does not
+    /// say; see [`units`]).
+    fn compiled(&mut self, name: &str, done: usize, total: Option<usize>);
 }
 
 impl Progress for () {
-    fn compiled(&mut self, _name: &str, _done: usize) {}
+    fn compiled(&mut self, _name: &str, _done: usize, _total: Option<usize>) {}
+}
+
+/// About how many compiler artifacts a build of `workspace` reports: one per library,
+/// build script and member binary of the packages resolved for this host. cargo's own bar
+/// knows the count but does not print it in its JSON, so this reads `cargo metadata`;
+/// `None` when that fails (the build then shows a count without a total).
+pub fn units(workspace: &Path) -> Option<usize> {
+    let version = command(workspace).arg("-vV").stdin(Stdio::null()).output().ok()?;
+    let version = String::from_utf8_lossy(&version.stdout);
+    let host = version.lines().find_map(|l| l.strip_prefix("host: "))?.trim().to_owned();
+    let output =
+        command(workspace).args(["metadata", "--format-version", "1", "--filter-platform", &host]).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    Some(count_units(&metadata))
+}
+
+fn count_units(metadata: &serde_json::Value) -> usize {
+    let members: Vec<&str> = metadata["workspace_members"].as_array().into_iter().flatten().filter_map(|m| m.as_str()).collect();
+    let packages: BTreeMap<&str, &serde_json::Value> =
+        metadata["packages"].as_array().into_iter().flatten().filter_map(|p| Some((p["id"].as_str()?, p))).collect();
+    let nodes = metadata["resolve"]["nodes"].as_array().into_iter().flatten().filter_map(|n| n["id"].as_str());
+    nodes
+        .filter_map(|id| Some((members.contains(&id), packages.get(id)?)))
+        .map(|(member, package)| {
+            let kinds = package["targets"].as_array().into_iter().flatten().flat_map(|t| t["kind"].as_array().into_iter().flatten().filter_map(|k| k.as_str()));
+            kinds.filter(|kind| matches!(*kind, "lib" | "rlib" | "proc-macro" | "custom-build") || (member && *kind == "bin")).count()
+        })
+        .sum()
 }
 
 /// A `cargo` command for `workspace`, with the environment of whoever runs Kiln cleared of
@@ -72,6 +104,8 @@ pub fn command(workspace: &Path) -> Command {
 
 /// Runs `cargo <args> --message-format=json` in `workspace`.
 pub fn run(workspace: &Path, args: &[&str], progress: &mut dyn Progress) -> Result<Outcome, CargoError> {
+    // Before the build starts: both would wait on cargo's package cache lock.
+    let total = units(workspace);
     let mut child = command(workspace)
         .args(args)
         .arg("--message-format=json")
@@ -95,7 +129,7 @@ pub fn run(workspace: &Path, args: &[&str], progress: &mut dyn Progress) -> Resu
             Some("compiler-artifact") => {
                 done += 1;
                 let name = message["target"]["name"].as_str().unwrap_or("");
-                progress.compiled(name, done);
+                progress.compiled(name, done, total);
                 if let Some(executable) = message["executable"].as_str() {
                     let package = message["target"]["name"].as_str().unwrap_or_default().to_owned();
                     outcome.executables.insert(package, PathBuf::from(executable));
@@ -133,4 +167,26 @@ fn parse_message(message: &serde_json::Value) -> Option<Message> {
         label: primary.and_then(|s| s["label"].as_str()).map(str::to_owned),
         rendered: message["rendered"].as_str().unwrap_or_default().to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One library with a build script, one proc macro, a member's binary; a test target and
+    /// a member's example do not count, nor a package outside the resolve.
+    #[test]
+    fn units_are_libraries_build_scripts_and_member_binaries() {
+        let metadata = serde_json::json!({
+            "workspace_members": ["member"],
+            "packages": [
+                {"id": "member", "targets": [{"kind": ["bin"]}, {"kind": ["example"]}, {"kind": ["test"]}]},
+                {"id": "serde", "targets": [{"kind": ["lib"]}, {"kind": ["custom-build"]}, {"kind": ["test"]}]},
+                {"id": "derive", "targets": [{"kind": ["proc-macro"]}, {"kind": ["bin"]}]},
+                {"id": "windows-sys", "targets": [{"kind": ["lib"]}]}
+            ],
+            "resolve": {"nodes": [{"id": "member"}, {"id": "serde"}, {"id": "derive"}]}
+        });
+        assert_eq!(count_units(&metadata), 4);
+    }
 }

@@ -98,11 +98,17 @@ pub struct Inputs<'a> {
 pub struct Workspace {
     pub files: BTreeMap<PathBuf, String>,
     pub maps: BTreeMap<PathBuf, SourceMap>,
+    /// The `Cargo.lock` a new workspace starts from: the SDK's own workspace's, so the
+    /// components get the versions the SDK is tested with (and reuse their builds where the
+    /// target directory is shared) instead of whatever is newest on the day.
+    pub lock_seed: Option<PathBuf>,
 }
 
 impl Workspace {
     /// Writes every file under `root`, leaving identical files untouched (so cargo's
-    /// fingerprints, which look at mtimes, see no change).
+    /// fingerprints, which look at mtimes, see no change). A workspace without a
+    /// `Cargo.lock` gets a copy of the seed; one that has a lock keeps it (cargo updates it
+    /// only as the notebook's dependencies change).
     pub fn write(&self, root: &Path) -> std::io::Result<()> {
         for (path, text) in &self.files {
             let path = root.join(path);
@@ -114,8 +120,19 @@ impl Workspace {
             }
             std::fs::write(&path, text)?;
         }
+        let lock = root.join("Cargo.lock");
+        if let Some(seed) = &self.lock_seed
+            && !lock.exists()
+        {
+            std::fs::copy(seed, &lock)?;
+        }
         Ok(())
     }
+}
+
+/// The `Cargo.lock` of the workspace the SDK at `sdk` belongs to: the nearest one above it.
+pub fn sdk_lock(sdk: &Path) -> Option<PathBuf> {
+    sdk.ancestors().map(|dir| dir.join("Cargo.lock")).find(|lock| lock.is_file())
 }
 
 /// The package name of a role's crate.
@@ -485,7 +502,7 @@ fn probe(inputs: &Inputs, analysis: &Analysis, pass: &Probe) -> (Writer, BTreeMa
 /// The whole workspace: the three components and the probe, sharing one `Cargo.lock` (the
 /// one the images' labels hash). Returns the probe's marker lines too (line → what it asks).
 pub fn workspace(inputs: &Inputs, analysis: &Analysis, pass: &Probe) -> (Workspace, BTreeMap<usize, String>) {
-    let mut ws = Workspace::default();
+    let mut ws = Workspace { lock_seed: sdk_lock(inputs.sdk), ..Workspace::default() };
     let roles: Vec<&str> = ROLES.iter().map(|r| r.name()).chain(std::iter::once("probe")).collect();
     let members: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
     ws.files.insert("Cargo.toml".into(), manifest(inputs, &members));
@@ -516,6 +533,24 @@ mod tests {
     use super::*;
     use crate::analysis::analyse;
     use crate::notebook::Notebook;
+
+    /// A new workspace starts from the SDK's lock; a later write keeps the lock it has.
+    #[test]
+    fn a_new_workspace_starts_from_the_sdk_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = dir.path().join("repo/server-client/client");
+        std::fs::create_dir_all(&sdk).unwrap();
+        std::fs::write(dir.path().join("repo/Cargo.lock"), "# the SDK's lock\n").unwrap();
+        assert_eq!(sdk_lock(&sdk), Some(dir.path().join("repo/Cargo.lock")));
+        let ws = Workspace { files: BTreeMap::from([("Cargo.toml".into(), "[workspace]\n".to_owned())]), lock_seed: sdk_lock(&sdk), ..Workspace::default() };
+        let root = dir.path().join("generated");
+        ws.write(&root).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("Cargo.lock")).unwrap(), "# the SDK's lock\n");
+        std::fs::write(root.join("Cargo.lock"), "# resolved for the notebook\n").unwrap();
+        ws.write(&root).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("Cargo.lock")).unwrap(), "# resolved for the notebook\n");
+        assert_eq!(sdk_lock(Path::new("/")), None);
+    }
 
     #[test]
     fn a_dataframe_input_serves_its_declared_columns() {

@@ -15,6 +15,7 @@ use crate::image::{self, Image, ImageError};
 use crate::kernel::KernelCells;
 use crate::notebook::{Notebook, NotebookError};
 use crate::tags::Step;
+pub use crate::types::Asking;
 use crate::types::{self, TypesError};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,9 @@ pub struct Options {
     pub rustflags: Vec<String>,
     /// What the Kiln kernel recorded when the notebook ran (its types are preferred).
     pub kernel: Option<KernelCells>,
+    /// How the compiler is asked for types; [`Asking::Build`] when the components' build
+    /// follows.
+    pub asking: Asking,
 }
 
 impl Options {
@@ -94,7 +98,14 @@ impl Analysed {
 pub fn analyse_file(path: &Path, options: &Options, types: bool, progress: &mut dyn Progress) -> Result<Analysed, PipelineError> {
     check_handle(&options.handle)?;
     let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read { path: path.display().to_string(), source })?;
-    let notebook = Notebook::parse(&text).map_err(|source| PipelineError::Notebook { path: path.display().to_string(), source })?;
+    analyse_text(path, &text, options, types, progress)
+}
+
+/// As [`analyse_file`], for a notebook's content that may not be saved yet (an editor's
+/// buffer): `path` still says where the notebook lives, for relative `:dep` paths and names.
+pub fn analyse_text(path: &Path, text: &str, options: &Options, types: bool, progress: &mut dyn Progress) -> Result<Analysed, PipelineError> {
+    check_handle(&options.handle)?;
+    let notebook = Notebook::parse(text).map_err(|source| PipelineError::Notebook { path: path.display().to_string(), source })?;
     let mut analysis = analyse(&notebook);
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
@@ -111,7 +122,7 @@ pub fn analyse_file(path: &Path, options: &Options, types: bool, progress: &mut 
         let target_dir = options.target_dir();
         let inputs = analysed.inputs(options, &target_dir);
         let mut analysis = analysed.analysis.clone();
-        types::infer(&options.workspace(), &inputs, &mut analysis, options.kernel.as_ref(), progress)?;
+        types::infer(&options.workspace(), &inputs, &mut analysis, options.kernel.as_ref(), options.asking, progress)?;
         analysed.analysis = analysis;
     }
     Ok(analysed)
@@ -146,12 +157,25 @@ impl Binaries {
 /// Writes the components and builds them in release, in one cargo run (one feature
 /// resolution, one target directory). Compiler errors come back at their cells.
 pub fn build(analysed: &Analysed, options: &Options, progress: &mut dyn Progress) -> Result<Binaries, PipelineError> {
+    let workspace = write(analysed, options)?;
+    compile(&workspace, options, progress)
+}
+
+/// Generates the components' workspace and writes it where [`compile`] builds it; refuses a
+/// notebook with problems, so nothing is generated from one.
+pub fn write(analysed: &Analysed, options: &Options) -> Result<Workspace, PipelineError> {
     if !analysed.analysis.diagnostics.is_empty() {
         return Err(PipelineError::Problems(analysed.analysis.diagnostics.clone()));
     }
     let root = options.workspace();
     let workspace = generate(analysed, options);
     workspace.write(&root).map_err(|source| PipelineError::Write { path: root.display().to_string(), source })?;
+    Ok(workspace)
+}
+
+/// Builds a written workspace's three components in release.
+pub fn compile(workspace: &Workspace, options: &Options, progress: &mut dyn Progress) -> Result<Binaries, PipelineError> {
+    let root = options.workspace();
     let packages: Vec<String> = ROLES.iter().map(|r| generate::package(&options.handle, r.name())).collect();
     let mut args = vec!["build", "--release"];
     for package in &packages {
@@ -197,60 +221,61 @@ pub struct Component {
 /// The three images: a shared runtime layer, then each binary; labels say what they were
 /// built from. Written to the layout at `out`.
 pub fn images(analysed: &Analysed, options: &Options, binaries: &Binaries, git_commit: Option<&str>, out: &Path) -> Result<Vec<Component>, PipelineError> {
+    let components = ROLES.into_iter().map(|role| component(analysed, options, binaries, git_commit, role)).collect::<Result<Vec<_>, _>>()?;
+    write_layout(out, &components)?;
+    Ok(components)
+}
+
+/// One role's image (the shared runtime layer, then its binary), not yet written anywhere.
+pub fn component(analysed: &Analysed, options: &Options, binaries: &Binaries, git_commit: Option<&str>, role: Step) -> Result<Component, PipelineError> {
     let mtime = image::source_date_epoch();
     let notebook_sha256 = hashes::notebook_sha256(&analysed.notebook);
-    let mut components = Vec::new();
-    for role in ROLES {
-        let name = generate::package(&options.handle, role.name());
-        let binary_path = binaries.get(role.name());
-        let binary = std::fs::read(binary_path).map_err(|source| PipelineError::Read { path: binary_path.display().to_string(), source })?;
-        let runtime = image::runtime_layer(&image::shared_libraries(binary_path)?, mtime)?;
-        let app = image::layer(vec![image::Entry::file(&format!("/app/{name}"), 0o755, binary)], mtime, &format!("kiln componentize: {name}"))?;
-        let cells = hashes::component_cells(&analysed.analysis, role);
-        let cells_json =
-            serde_json::to_string(&cells.iter().map(|(cell, sha)| serde_json::json!({"cell": cell, "sha256": sha})).collect::<Vec<_>>()).unwrap_or_default();
-        let mut labels = BTreeMap::from([
-            ("org.opencontainers.image.title".to_owned(), name.clone()),
-            (
-                "org.opencontainers.image.description".to_owned(),
-                format!("The {} step of `{}`, generated by kiln componentize from {}", role.name(), options.handle, analysed.file_name),
-            ),
-            ("dev.kiln.handle".to_owned(), options.handle.clone()),
-            ("dev.kiln.role".to_owned(), role.name().to_owned()),
-            ("dev.kiln.notebook".to_owned(), analysed.file_name.clone()),
-            ("dev.kiln.notebook.sha256".to_owned(), notebook_sha256.clone()),
-            ("dev.kiln.cells".to_owned(), cells_json),
-            ("dev.kiln.cargo-lock.sha256".to_owned(), binaries.cargo_lock_sha256.clone()),
-        ]);
-        if role != Step::Infer {
-            // What the step takes, for runners and exports that see only the image.
-            let params: Vec<serde_json::Value> =
-                analysed.analysis.parameters.iter().map(|p| serde_json::json!({"name": p.name, "type": p.ty, "default": p.default})).collect();
-            labels.insert("dev.kiln.parameters".to_owned(), serde_json::to_string(&params).unwrap_or_default());
-        }
-        if let Some(commit) = git_commit {
-            labels.insert("org.opencontainers.image.revision".to_owned(), commit.to_owned());
-            labels.insert("dev.kiln.git-commit".to_owned(), commit.to_owned());
-        }
-        let mut env = vec!["PATH=/app:/usr/bin:/bin".to_owned(), "HOME=/tmp".to_owned(), format!("KILN_HANDLE={}", options.handle)];
-        let mut ports = Vec::new();
-        if role == Step::Infer {
-            env.push("KILN_LISTEN=0.0.0.0:8080".into());
-            ports.push(8080);
-        }
-        let spec = image::Spec { name: name.clone(), entrypoint: vec![format!("/app/{name}")], env, exposed_ports: ports, labels };
-        let image = image::image(&spec, vec![runtime, app], mtime);
-        components.push(Component {
-            role,
-            image,
-            notebook_sha256: notebook_sha256.clone(),
-            cells,
-            cargo_lock_sha256: binaries.cargo_lock_sha256.clone(),
-            git_commit: git_commit.map(str::to_owned),
-        });
+    let name = generate::package(&options.handle, role.name());
+    let binary_path = binaries.get(role.name());
+    let binary = std::fs::read(binary_path).map_err(|source| PipelineError::Read { path: binary_path.display().to_string(), source })?;
+    let runtime = image::runtime_layer(&image::shared_libraries(binary_path)?, mtime)?;
+    let app = image::layer(vec![image::Entry::file(&format!("/app/{name}"), 0o755, binary)], mtime, &format!("kiln componentize: {name}"))?;
+    let cells = hashes::component_cells(&analysed.analysis, role);
+    let cells_json =
+        serde_json::to_string(&cells.iter().map(|(cell, sha)| serde_json::json!({"cell": cell, "sha256": sha})).collect::<Vec<_>>()).unwrap_or_default();
+    let mut labels = BTreeMap::from([
+        ("org.opencontainers.image.title".to_owned(), name.clone()),
+        (
+            "org.opencontainers.image.description".to_owned(),
+            format!("The {} step of `{}`, generated by kiln componentize from {}", role.name(), options.handle, analysed.file_name),
+        ),
+        ("dev.kiln.handle".to_owned(), options.handle.clone()),
+        ("dev.kiln.role".to_owned(), role.name().to_owned()),
+        ("dev.kiln.notebook".to_owned(), analysed.file_name.clone()),
+        ("dev.kiln.notebook.sha256".to_owned(), notebook_sha256.clone()),
+        ("dev.kiln.cells".to_owned(), cells_json),
+        ("dev.kiln.cargo-lock.sha256".to_owned(), binaries.cargo_lock_sha256.clone()),
+    ]);
+    if role != Step::Infer {
+        // What the step takes, for runners and exports that see only the image.
+        let params: Vec<serde_json::Value> =
+            analysed.analysis.parameters.iter().map(|p| serde_json::json!({"name": p.name, "type": p.ty, "default": p.default})).collect();
+        labels.insert("dev.kiln.parameters".to_owned(), serde_json::to_string(&params).unwrap_or_default());
     }
+    if let Some(commit) = git_commit {
+        labels.insert("org.opencontainers.image.revision".to_owned(), commit.to_owned());
+        labels.insert("dev.kiln.git-commit".to_owned(), commit.to_owned());
+    }
+    let mut env = vec!["PATH=/app:/usr/bin:/bin".to_owned(), "HOME=/tmp".to_owned(), format!("KILN_HANDLE={}", options.handle)];
+    let mut ports = Vec::new();
+    if role == Step::Infer {
+        env.push("KILN_LISTEN=0.0.0.0:8080".into());
+        ports.push(8080);
+    }
+    let spec = image::Spec { name: name.clone(), entrypoint: vec![format!("/app/{name}")], env, exposed_ports: ports, labels };
+    let image = image::image(&spec, vec![runtime, app], mtime);
+    Ok(Component { role, image, notebook_sha256, cells, cargo_lock_sha256: binaries.cargo_lock_sha256.clone(), git_commit: git_commit.map(str::to_owned) })
+}
+
+/// Adds the components' images to the OCI image layout at `out`.
+pub fn write_layout(out: &Path, components: &[Component]) -> Result<(), PipelineError> {
     let layout = image::Layout { root: out.to_path_buf() };
     let images: Vec<Image> = components.iter().map(|c| c.image.clone()).collect();
     layout.add(&images)?;
-    Ok(components)
+    Ok(())
 }

@@ -57,6 +57,18 @@ fn unnameable(ty: &str) -> Option<&'static str> {
     }
 }
 
+/// How the type probes run. A check compiles the dependencies only as far as their
+/// metadata, which the release build after it cannot reuse: before a build, the probe is
+/// built in release instead (its errors are the same), so the dependencies compile once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Asking {
+    /// `cargo check`: the quickest answer when nothing is built after it (`kiln show`).
+    #[default]
+    Check,
+    /// `cargo build --release`, as the components are built.
+    Build,
+}
+
 /// Whether generated code can write `ty` down.
 pub fn is_nameable(ty: &str) -> bool {
     unnameable(ty).is_none()
@@ -98,10 +110,14 @@ fn other_errors(errors: &[&Message], map: &SourceMap, stderr: &str, success: boo
     out
 }
 
-fn check(root: &Path, workspace: &Workspace, handle: &str, progress: &mut dyn Progress) -> Result<cargo::Outcome, TypesError> {
+fn check(root: &Path, workspace: &Workspace, handle: &str, asking: Asking, progress: &mut dyn Progress) -> Result<cargo::Outcome, TypesError> {
     workspace.write(root).map_err(|source| TypesError::Write { path: root.display().to_string(), source })?;
     let package = generate::package(handle, "probe");
-    Ok(cargo::run(root, &["check", "--quiet", "-p", &package], progress)?)
+    let command: &[&str] = match asking {
+        Asking::Check => &["check", "--quiet"],
+        Asking::Build => &["build", "--release", "--quiet"],
+    };
+    Ok(cargo::run(root, &[command, &["-p", &package]].concat(), progress)?)
 }
 
 /// The (cell, name) pairs whose types are needed, by cell: parameters, boundary values, and
@@ -131,7 +147,14 @@ fn needed(analysis: &Analysis) -> BTreeMap<usize, BTreeSet<String>> {
 ///
 /// With the kernel's records of the cells it ran (`kernel`), a cell whose source is the one
 /// that ran takes the types the kernel recorded, and the probe skips it.
-pub fn infer(root: &Path, inputs: &Inputs, analysis: &mut Analysis, kernel: Option<&KernelCells>, progress: &mut dyn Progress) -> Result<(), TypesError> {
+pub fn infer(
+    root: &Path,
+    inputs: &Inputs,
+    analysis: &mut Analysis,
+    kernel: Option<&KernelCells>,
+    asking: Asking,
+    progress: &mut dyn Progress,
+) -> Result<(), TypesError> {
     if !analysis.diagnostics.is_empty() {
         return Ok(());
     }
@@ -159,7 +182,7 @@ pub fn infer(root: &Path, inputs: &Inputs, analysis: &mut Analysis, kernel: Opti
         let pass = Probe::Types { upto: cell, ask };
         let (workspace, markers) = generate::workspace(inputs, analysis, &pass);
         let map = workspace.maps[Path::new(PROBE_FILE)].clone();
-        let outcome = check(root, &workspace, inputs.handle, progress)?;
+        let outcome = check(root, &workspace, inputs.handle, asking, progress)?;
         let mut rest = Vec::new();
         for error in &outcome.errors {
             let marker = (error.file.as_deref() == Some(PROBE_FILE)).then(|| markers.get(&error.line)).flatten();
@@ -229,7 +252,7 @@ pub fn infer(root: &Path, inputs: &Inputs, analysis: &mut Analysis, kernel: Opti
     // Pass 2: what the components rely on.
     let (workspace, markers) = generate::workspace(inputs, analysis, &Probe::Contracts);
     let map = workspace.maps[Path::new(PROBE_FILE)].clone();
-    let outcome = check(root, &workspace, inputs.handle, progress)?;
+    let outcome = check(root, &workspace, inputs.handle, asking, progress)?;
     let mut rest = Vec::new();
     let mut problems = Vec::new();
     for error in &outcome.errors {

@@ -39,6 +39,7 @@ fn check_with(handle: &str, cells: &[(&str, &str)], kernel: Option<&str>, expect
         sdk,
         rustflags: Vec::new(),
         kernel: kernel.map(|json| KernelCells::parse(json).unwrap()),
+        asking: Default::default(),
     };
     let analysed = analyse_file(&path, &options, true, &mut ()).unwrap();
     expected.assert_eq(&render(&analysed.analysis));

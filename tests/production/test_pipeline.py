@@ -158,11 +158,41 @@ def test_same_notebook_same_digests(kiln_server, tmp_path):
     workspace = pathlib.Path(os.environ.get("KILN_CACHE_DIR", pathlib.Path.home() / ".cache" / "kiln")) / "componentize" / HANDLE
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARGO")}
     run(["cargo", "clean", "--release", "-p", f"{HANDLE}-data", "-p", f"{HANDLE}-train", "-p", f"{HANDLE}-infer"], cwd=workspace, env=env)
-    second = componentize(kiln_server, "--out", str(tmp_path / "two"))
+    # The second build reports itself as the JupyterLab extension reads it: JSON events.
+    url, token = kiln_server
+    lines = run(
+        [kiln_binary(), "componentize", str(NOTEBOOK), "--handle", HANDLE, "--registry", registry(), "--progress", "json", "--out", str(tmp_path / "two")],
+        env={**os.environ, "KILN_SERVER": url, "KILN_TOKEN": token},
+    ).splitlines()
+    events = [json.loads(line) for line in lines]
+    assert_progress_events(events)
+    second = events[-1]
     assert [i["digest"] for i in first["images"]] == [i["digest"] for i in second["images"]]
     one = json.loads((tmp_path / "one" / "index.json").read_text())
     two = json.loads((tmp_path / "two" / "index.json").read_text())
     assert one == two
+
+
+def assert_progress_events(events):
+    """Each phase starts, then ends done, in the order the work goes; per component where the
+    work is per component; the compile phase moves forward; the summary comes last."""
+    phases = [e for e in events if e["event"] == "phase"]
+    ends = [(e["phase"], e.get("component")) for e in phases if e["state"] in ("done", "failed")]
+    roles = ["data", "train", "infer"]
+    assert ends == [("analyse", None), ("generate", None), ("compile", None)] + [(p, r) for p in ("package",) for r in roles] + [
+        (p, r) for p in ("push", "register") for r in roles
+    ], ends
+    assert all(e["state"] == "done" for e in phases if e["state"] in ("done", "failed"))
+    for phase, component in ends:
+        states = [e["state"] for e in phases if (e["phase"], e.get("component")) == (phase, component)]
+        assert states[0] == "started" and states[-1] == "done", (phase, component, states)
+    fractions = [e["progress"] for e in phases if e["phase"] == "compile" and "progress" in e]
+    assert fractions and fractions == sorted(fractions) and all(0 < f < 1 for f in fractions), fractions
+    packaged = {e["component"]: e["message"] for e in phases if e["phase"] == "package" and e["state"] == "done"}
+    result = events[-1]
+    assert result["event"] == "result" and [i["role"] for i in result["images"]] == roles
+    for image in result["images"]:
+        assert image["digest"] in packaged[image["role"]] and image["code_package"], image
 
 
 def kiln_run(store, *args):

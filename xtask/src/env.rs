@@ -123,6 +123,58 @@ pub fn ensure_venv() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The JupyterLab extension (`extension/`): its npm packages from the committed lock, the
+/// TypeScript built into the prebuilt labextension, and the Python package (labextension and
+/// server extension) installed into the venv. Each step is skipped when its inputs have not
+/// changed since it last ran.
+pub fn ensure_extension() -> anyhow::Result<()> {
+    let dir = root().join("extension");
+    let lock = std::fs::read_to_string(dir.join("package-lock.json")).context("reading extension/package-lock.json")?;
+    let installed = dir.join("node_modules/.kiln-lock");
+    if std::fs::read_to_string(&installed).ok().as_deref() != Some(lock.as_str()) {
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))?;
+        std::fs::write(&installed, &lock)?;
+    }
+    // jupyter-builder (PyPI, in the venv) drives the build; the sources decide whether to run it.
+    let sources = tree_stamp(&[dir.join("src"), dir.join("style"), dir.join("schema"), dir.join("package.json"), dir.join("tsconfig.json")])?;
+    let built = dir.join("kiln_jupyterlab/labextension/.kiln-sources");
+    if std::fs::read_to_string(&built).ok().as_deref() != Some(sources.as_str()) {
+        let path = std::env::join_paths(std::iter::once(venv().join("bin")).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))?;
+        run(Command::new("npm").args(["run", "build:prod"]).current_dir(&dir).env("PATH", path))?;
+        std::fs::write(&built, &sources)?;
+    }
+    let python = std::fs::read_to_string(dir.join("pyproject.toml"))? + &tree_stamp(&[dir.join("kiln_jupyterlab"), dir.join("jupyter-config")])?;
+    let stamp = venv().join(".kiln-extension");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(python.as_str()) {
+        run(Command::new(venv_bin("python")).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-build-isolation"]).arg(&dir))?;
+        std::fs::write(&stamp, python)?;
+    }
+    Ok(())
+}
+
+/// Every file's path, size and modification time under `paths`: changes when any changes.
+fn tree_stamp(paths: &[PathBuf]) -> anyhow::Result<String> {
+    let mut lines = Vec::new();
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                let entry = entry?.path();
+                if entry.file_name().is_some_and(|n| n == "node_modules" || n == "__pycache__") {
+                    continue;
+                }
+                stack.push(entry);
+            }
+        } else {
+            let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+            lines.push(format!("{} {} {modified}", path.display(), meta.len()));
+        }
+    }
+    lines.sort();
+    Ok(lines.join("\n"))
+}
+
 /// Builds the kernel in release (evcxr's embedded rust-analyzer is far too slow in debug)
 /// and installs its kernelspec into the venv.
 ///

@@ -119,20 +119,31 @@ impl Drop for S3 {
     }
 }
 
-/// An OCI registry (Debian's `docker-registry`, distribution 2.8) on 127.0.0.1, storing in a
-/// fresh directory.
+/// An OCI registry (Debian's `docker-registry`, distribution 2.8) on 127.0.0.1.
 pub struct Registry {
     child: std::process::Child,
     dir: PathBuf,
+    /// Whether the images stay when it stops (the lab's) or go (the tests').
+    kept: bool,
     /// `127.0.0.1:PORT`.
     pub host: String,
 }
 
 impl Registry {
+    /// A registry in a fresh directory under `parent`, removed when it stops.
     pub fn start(parent: &Path) -> anyhow::Result<Registry> {
-        env::ensure_debian_packages(&["docker-registry"])?;
         let dir = parent.join(format!("registry-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        Registry::serve(dir, false)
+    }
+
+    /// A registry whose images stay in `dir` from one start to the next.
+    pub fn start_kept(dir: &Path) -> anyhow::Result<Registry> {
+        Registry::serve(dir.to_path_buf(), true)
+    }
+
+    fn serve(dir: PathBuf, kept: bool) -> anyhow::Result<Registry> {
+        env::ensure_debian_packages(&["docker-registry"])?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let port = free_port()?;
         let config = format!(
@@ -148,7 +159,7 @@ impl Registry {
             .stderr(log)
             .spawn()
             .context("starting docker-registry")?;
-        let registry = Registry { child, dir, host: format!("127.0.0.1:{port}") };
+        let registry = Registry { child, dir, kept, host: format!("127.0.0.1:{port}") };
         wait_for_port(port, "docker-registry")?;
         Ok(registry)
     }
@@ -158,7 +169,9 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.kept {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub fn run() -> anyhow::Result<()> {
     env::ensure_debian_packages(&["mold", "postgresql", "docker-registry", "podman", "runc", "skopeo", "uidmap"])?;
     env::ensure_venv()?;
     env::build_and_install_kernel()?;
+    env::ensure_extension()?;
     std::fs::create_dir_all(env::evcxr_tmpdir())?;
 
     let mut failed = Vec::new();
@@ -72,10 +73,66 @@ pub fn run() -> anyhow::Result<()> {
     }
     drop(registry);
 
+    // The JupyterLab extension: its TypeScript logic (vitest), then the server extension in a
+    // real Jupyter server (pytest-jupyter, on its own: its fixtures move HOME for the server).
+    if let Err(error) = env::run(Command::new("npm").args(["test"]).current_dir(env::root().join("extension"))) {
+        failed.push(format!("extension unit tests: {error}"));
+    }
+    let mut server_extension = Command::new(env::venv_bin("python"));
+    server_extension.current_dir(env::root()).args(["-m", "pytest", "-v", "-p", "pytest_jupyter.jupyter_server", "tests/jupyterlab"]);
+    server_extension.env("KILN_BIN", env::target_dir().join("release/kiln")).env("KILN_CACHE_DIR", env::cache_dir());
+    env::jupyter_env(&mut server_extension);
+    if let Err(error) = env::run(&mut server_extension) {
+        failed.push(format!("pytest tests/jupyterlab: {error}"));
+    }
+    if let Err(error) = browser_tests() {
+        failed.push(format!("browser tests (extension/ui-tests): {error}"));
+    }
+
     if failed.is_empty() {
         eprintln!("xtask test: every suite passed");
         Ok(())
     } else {
         anyhow::bail!("xtask test: {} suite(s) failed:\n  {}", failed.len(), failed.join("\n  "))
     }
+}
+
+/// The extension in Debian's Chromium (Playwright with galata; no browser is downloaded)
+/// against a real JupyterLab started by Playwright, the real kernel, a fresh `kiln server`
+/// and a fresh registry. Screenshots of each view land in `$KILN_CACHE_DIR/ui-tests`.
+fn browser_tests() -> anyhow::Result<()> {
+    env::ensure_debian_packages(&["chromium"])?;
+    let dir = env::root().join("extension/ui-tests");
+    let lock = std::fs::read_to_string(dir.join("package-lock.json"))?;
+    let installed = dir.join("node_modules/.kiln-lock");
+    if std::fs::read_to_string(&installed).ok().as_deref() != Some(lock.as_str()) {
+        env::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))?;
+        std::fs::write(&installed, &lock)?;
+    }
+    let work = env::cache_dir().join(format!("ui-tests-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(work.join("root"))?;
+    let store = services::KilnServer::start(&work.join("store"), "127.0.0.1:0")?;
+    let registry = services::Registry::start(&work)?;
+    let output = env::cache_dir().join("ui-tests");
+    let _ = std::fs::remove_dir_all(&output);
+    let mut playwright = Command::new("npx");
+    playwright.current_dir(&dir).args(["playwright", "test"]);
+    playwright
+        .env("KILN_SERVER", &store.url)
+        .env("KILN_TOKEN", &store.token)
+        .env("KILN_REGISTRY", &registry.host)
+        .env("KILN_BIN", env::target_dir().join("release/kiln"))
+        .env("KILN_CACHE_DIR", env::cache_dir())
+        .env("KILN_UI_PORT", services::free_port()?.to_string())
+        .env("KILN_UI_ROOT", work.join("root"))
+        .env("KILN_UI_OUTPUT", &output)
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+    env::jupyter_env(&mut playwright);
+    let result = env::run(&mut playwright);
+    eprintln!("xtask test: browser screenshots in {}", output.display());
+    drop(registry);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&work);
+    result
 }

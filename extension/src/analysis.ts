@@ -1,0 +1,118 @@
+/**
+ * The shape of `kiln show --json` (the componentizer's analysis) and what the Pipeline panel
+ * draws from it. Field names are the CLI's; nothing here re-derives what Rust decided.
+ */
+
+export interface Diagnostic {
+  /** The cell's index among all cells; `null` for the notebook as a whole. */
+  cell: number | null;
+  cell_id: string | null;
+  /** 1-based line in the cell; 0 for the cell as a whole. */
+  line: number;
+  message: string;
+}
+
+export interface Flow {
+  name: string;
+  from: string;
+  to: string;
+  defined_in: number;
+  line: number;
+  type: string | null;
+  codec: string | null;
+  typed_by: string | null;
+}
+
+export interface Parameter {
+  name: string;
+  default: string;
+  cell: number;
+  line: number;
+  type: string | null;
+  typed_by: string | null;
+}
+
+/** The served `fn infer`: its cell, the line of the `fn`, each parameter (name, type as
+ * written, line) and the return type. */
+export interface Infer {
+  cell: number;
+  line: number;
+  params: [string, string, number][];
+  output: string;
+}
+
+/** `fn infer(a: &T, x: f64) -> f64`, as the panel shows it. */
+export function inferSignature(infer: Infer): string {
+  const params = infer.params.map(([name, type]) => `${name}: ${type}`).join(', ');
+  return `fn infer(${params}) -> ${infer.output}`;
+}
+
+export interface Analysis {
+  steps: Record<string, number[]>;
+  untagged: number[];
+  parameters: Parameter[];
+  flows: Flow[];
+  infer: Infer | null;
+  diagnostics: Diagnostic[];
+}
+
+/** A place in the notebook a panel row can take the user to. */
+export interface Place {
+  cell: number;
+  line: number;
+}
+
+export interface StepNode {
+  step: string;
+  cells: number[];
+}
+
+export interface Edge {
+  from: string;
+  to: string;
+  values: Flow[];
+}
+
+export interface PipelineGraph {
+  nodes: StepNode[];
+  edges: Edge[];
+}
+
+/** The steps that make components, in the order the work flows. */
+export const STAGES = ['data', 'train', 'infer'];
+
+/**
+ * The graph the panel lays out: one node per component step, in order (a step with no cells
+ * is still drawn, so a missing one shows), and one edge per pair of steps values cross,
+ * with those values (each once) in the order the notebook defines them.
+ */
+export function pipelineGraph(analysis: Analysis): PipelineGraph {
+  const nodes = STAGES.map(step => ({ step, cells: analysis.steps[step] ?? [] }));
+  const edges: Edge[] = [];
+  for (const flow of analysis.flows) {
+    let edge = edges.find(e => e.from === flow.from && e.to === flow.to);
+    if (!edge) {
+      edge = { from: flow.from, to: flow.to, values: [] };
+      edges.push(edge);
+    }
+    if (!edge.values.some(v => v.name === flow.name)) {
+      edge.values.push(flow);
+    }
+  }
+  const rank = (step: string) => {
+    const at = STAGES.indexOf(step);
+    return at < 0 ? -1 : at;
+  };
+  edges.sort((a, b) => rank(a.from) - rank(b.from) || rank(a.to) - rank(b.to));
+  return { nodes, edges };
+}
+
+/** Problems by cell index (the notebook's own under -1), for marks on cells. */
+export function problemsByCell(analysis: Analysis): Map<number, Diagnostic[]> {
+  const byCell = new Map<number, Diagnostic[]>();
+  for (const d of analysis.diagnostics) {
+    const key = d.cell ?? -1;
+    byCell.set(key, [...(byCell.get(key) ?? []), d]);
+  }
+  return byCell;
+}

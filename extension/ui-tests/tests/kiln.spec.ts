@@ -1,0 +1,185 @@
+/**
+ * Kiln's extension in a real JupyterLab, with the real Kiln kernel, `kiln server`, registry
+ * and CLI behind it (started by `cargo xtask test`): roles set from the UI land in the saved
+ * notebook, the Pipeline panel shows the compiler's types, a problem links to its cell, and
+ * "Componentize notebook" builds three images the registry holds, or stops when cancelled.
+ * Each view is saved as a screenshot in the test's output folder.
+ */
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { expect, test } from '@jupyterlab/galata';
+import type { IJupyterLabPageFixture } from '@jupyterlab/galata';
+
+const REPO = path.resolve(__dirname, '../../..');
+const SDK = path.join(REPO, 'server-client/client');
+const KILN = process.env.KILN_BIN ?? path.join(REPO, 'target/release/kiln');
+const REGISTRY = process.env.KILN_REGISTRY ?? '';
+const BUILD_MS = 12 * 60 * 1000;
+
+test.use({ autoGoto: true });
+
+/** The classifier notebook, its `:dep kiln` path made absolute so it builds from the test's folder. */
+function classifier(): string {
+  const text = fs.readFileSync(path.join(REPO, 'notebooks/classifier.ipynb'), 'utf8');
+  return text.split('path = \\"../server-client/client\\"').join(`path = \\"${SDK}\\"`);
+}
+
+async function upload(page: IJupyterLabPageFixture, tmpPath: string, name: string, content: string): Promise<string> {
+  const local = path.join(test.info().outputPath(), name);
+  fs.mkdirSync(path.dirname(local), { recursive: true });
+  fs.writeFileSync(local, content);
+  await page.contents.uploadFile(local, `${tmpPath}/${name}`);
+  return `${tmpPath}/${name}`;
+}
+
+async function open(page: IJupyterLabPageFixture, file: string): Promise<void> {
+  await page.filebrowser.refresh();
+  await page.notebook.openByPath(file);
+  await page.notebook.activate(path.basename(file));
+  await expect(page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')).toHaveCount(1, { timeout: 120000 });
+}
+
+async function savedNotebook(page: IJupyterLabPageFixture, file: string): Promise<{ cells: { metadata: { tags?: string[] } }[] }> {
+  const answer = await page.request.get(`/api/contents/${file}?content=1`);
+  expect(answer.ok()).toBeTruthy();
+  return (await answer.json()).content;
+}
+
+async function shot(page: IJupyterLabPageFixture, name: string): Promise<void> {
+  await page.screenshot({ path: test.info().outputPath(`${name}.png`) });
+}
+
+async function openPipeline(page: IJupyterLabPageFixture): Promise<void> {
+  await page.evaluate(async () => {
+    await window.jupyterapp.commands.execute('kiln:open-pipeline');
+  });
+  await expect(page.locator('#kiln-pipeline')).toBeVisible();
+}
+
+test('roles set from the cell toolbar and the commands land in the saved notebook', async ({ page, tmpPath }) => {
+  const cells = ['setup', 'parameters', 'data', 'train', 'infer', 'skip'].map((_, i) => ({
+    cell_type: 'code',
+    id: `c${i}`,
+    metadata: { tags: i === 0 ? ['keep-me'] : [] },
+    source: `let v${i} = ${i};`,
+    outputs: [],
+    execution_count: null
+  }));
+  const notebook = { nbformat: 4, nbformat_minor: 5, metadata: { kernelspec: { name: 'kiln', display_name: 'Rust (Kiln)', language: 'rust' } }, cells };
+  const file = await upload(page, tmpPath, 'roles.ipynb', JSON.stringify(notebook));
+  await open(page, file);
+  const roles = ['setup', 'parameters', 'data', 'train', 'infer'];
+  for (const [i, role] of roles.entries()) {
+    await page.notebook.selectCells(i);
+    const picker = page.locator('.jp-Cell.jp-mod-active select[aria-label="Kiln cell role"]');
+    await picker.selectOption(role);
+    await expect(page.locator(`.jp-Cell >> nth=${i}`).locator('.kiln-Badge')).toHaveAttribute('data-kiln-role', role);
+  }
+  // The last one through its command's keyboard shortcut, in command mode.
+  await page.notebook.selectCells(5);
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Control+Alt+6');
+  await expect(page.locator('.jp-Cell >> nth=5').locator('.kiln-Badge')).toHaveAttribute('data-kiln-role', 'skip');
+  await shot(page, 'roles');
+  await page.notebook.save();
+  const saved = await savedNotebook(page, file);
+  expect(saved.cells.map(c => c.metadata.tags ?? [])).toEqual([['keep-me', 'setup'], ['parameters'], ['data'], ['train'], ['infer'], ['skip']]);
+  // A role changed again replaces the first: one role per cell.
+  await page.notebook.selectCells(2);
+  await page.evaluate(async () => {
+    await window.jupyterapp.commands.execute('kiln:tag-train');
+  });
+  await page.notebook.save();
+  expect((await savedNotebook(page, file)).cells[2].metadata.tags).toEqual(['train']);
+});
+
+test('the Pipeline panel shows the compiler types and links a problem to its cell', async ({ page, tmpPath }) => {
+  const file = await upload(page, tmpPath, 'classifier.ipynb', classifier());
+  await open(page, file);
+  await openPipeline(page);
+  const panel = page.locator('#kiln-pipeline');
+  await expect(panel.locator('.kiln-PipelineStatus')).toHaveText('types from the compiler', { timeout: BUILD_MS });
+  // The same types the CLI gives for the same notebook.
+  const local = path.join(test.info().outputPath(), 'classifier.ipynb');
+  const analysis = JSON.parse(execFileSync(KILN, ['show', local, '--json', '--handle', 'iris-ui-show'], { encoding: 'utf8', maxBuffer: 1 << 26 }));
+  for (const flow of analysis.flows as { name: string; type: string }[]) {
+    await expect(panel.locator(`[data-kiln-value="${flow.name}"] .kiln-ValueType`).first()).toHaveText(flow.type);
+  }
+  for (const p of analysis.parameters as { name: string; type: string }[]) {
+    await expect(panel.locator(`[data-kiln-parameter="${p.name}"] .kiln-ValueType`)).toHaveText(p.type);
+  }
+  await expect(panel.locator('.kiln-Served')).toContainText('fn infer(');
+  // Badges: the directive and tag roles as Kiln reads them; the untagged cell is exploration.
+  await expect(page.locator('.jp-Cell >> nth=3').locator('.kiln-Badge')).toHaveAttribute('data-kiln-role', 'data');
+  await expect(page.locator('.jp-Cell >> nth=4').locator('.kiln-Badge')).toHaveAttribute('data-kiln-role', 'exploration');
+  await shot(page, 'pipeline');
+
+  // An edit that breaks the data step: a name only the untagged cell defines.
+  const data = await page.notebook.getCellTextInput(3);
+  await page.notebook.setCell(3, 'code', `${data}\nlet leak = scratch;`);
+  await page.notebook.setCell(4, 'code', 'let scratch = 1;');
+  const problem = panel.locator('.kiln-Diagnostic', { hasText: 'scratch' });
+  await expect(problem).toBeVisible();
+  await expect(problem.locator('.kiln-DiagnosticPlace')).toContainText('cell 3');
+  await expect(page.locator('.jp-Cell >> nth=3')).toHaveClass(/kiln-mod-problem/);
+  await page.notebook.selectCells(0);
+  await problem.click();
+  await expect(page.locator('.jp-Cell >> nth=3')).toHaveClass(/jp-mod-active/);
+  await shot(page, 'problem');
+});
+
+async function componentize(page: IJupyterLabPageFixture, handle: string): Promise<void> {
+  await page.locator('.jp-NotebookPanel-toolbar [data-jp-item-name="kiln-componentize"]').click();
+  const dialog = page.locator('.jp-Dialog');
+  await dialog.locator('input').fill(handle);
+  await dialog.locator('.jp-mod-accept').click();
+}
+
+test('Componentize notebook pushes three images the registry holds', async ({ page, tmpPath }) => {
+  expect(REGISTRY, 'KILN_REGISTRY: set by cargo xtask test').not.toBe('');
+  const file = await upload(page, tmpPath, 'classifier.ipynb', classifier());
+  await open(page, file);
+  await componentize(page, 'iris-ui');
+  const view = page.locator('.kiln-Componentize');
+  await expect(view.locator('.kiln-Rows tr[data-kiln-phase="compile"]')).toBeVisible({ timeout: BUILD_MS });
+  await shot(page, 'componentize-running');
+  await expect(view.locator('.kiln-ComponentizeState')).toHaveText('done: 3 images', { timeout: BUILD_MS });
+  for (const role of ['data', 'train', 'infer']) {
+    await expect(view.locator(`.kiln-Rows tr[data-kiln-phase="push"][data-kiln-component="${role}"]`)).toHaveAttribute('data-kiln-state', 'done');
+  }
+  const rows = view.locator('.kiln-Images tr[data-kiln-role]');
+  await expect(rows).toHaveCount(3);
+  for (const role of ['data', 'train', 'infer']) {
+    const digest = (await view.locator(`.kiln-Images tr[data-kiln-role="${role}"] td`).nth(2).textContent())?.trim();
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const inspected = JSON.parse(execFileSync('skopeo', ['inspect', '--tls-verify=false', `docker://${REGISTRY}/iris-ui-${role}:latest`], { encoding: 'utf8' }));
+    expect(inspected.Digest).toBe(digest);
+  }
+  await shot(page, 'componentize-done');
+});
+
+test('Cancel stops the build and leaves no image behind', async ({ page, tmpPath }) => {
+  const file = await upload(page, tmpPath, 'classifier.ipynb', classifier());
+  await open(page, file);
+  await componentize(page, 'iris-ui-cancelled');
+  const view = page.locator('.kiln-Componentize');
+  await expect(view.locator('.kiln-Rows tr')).not.toHaveCount(0, { timeout: 60000 });
+  await view.locator('button[aria-label="Cancel componentizing iris-ui-cancelled"]').click();
+  await expect(view.locator('.kiln-ComponentizeState')).toHaveText('cancelled: the build was stopped');
+  await expect(page.locator('.jp-toast-container', { hasText: 'was cancelled' })).toBeVisible();
+  await shot(page, 'componentize-cancelled');
+  // The CLI and everything it started are gone, and nothing reached the registry.
+  await expect
+    .poll(() => {
+      try {
+        return execFileSync('pgrep', ['-f', 'componentize .*--handle iris-ui-cancelled'], { encoding: 'utf8' }).trim();
+      } catch {
+        return '';
+      }
+    }, { timeout: 30000 })
+    .toBe('');
+  expect(() => execFileSync('skopeo', ['inspect', '--tls-verify=false', `docker://${REGISTRY}/iris-ui-cancelled-infer:latest`], { stdio: 'pipe' })).toThrow();
+});
+
