@@ -52,7 +52,8 @@ const RULES: &[Rule] = &[
     Rule {
         krate: "kiln-api",
         reach: Reach::Direct,
-        forbidden: Forbidden::AllBut(&["serde", "serde_json", "thiserror"]),
+        // serde_path_to_error: the JSON decoder whose errors name the field (pure serde).
+        forbidden: Forbidden::AllBut(&["serde", "serde_json", "serde_path_to_error", "thiserror"]),
         why: "kiln-api does no IO: wire types only",
     },
     Rule { krate: "kiln-api", reach: Reach::Linked, forbidden: Forbidden::Crates(HTTP_OR_SQL), why: "kiln-api needs no HTTP or SQL crate" },
