@@ -122,6 +122,8 @@ pub struct Analysis {
     pub steps: BTreeMap<Step, Vec<usize>>,
     /// Code cells with no step tag: exploration, left out of every component.
     pub untagged: Vec<usize>,
+    /// Cells tagged `skip`: left out on purpose.
+    pub skipped: Vec<usize>,
     pub parameters: Vec<Parameter>,
     pub flows: Vec<Flow>,
     pub infer: Option<Infer>,
@@ -170,7 +172,7 @@ fn diagnostic(cell: &Cell, line: usize, message: String) -> Diagnostic {
 /// pass a question, each adding what it finds wrong to `diagnostics`.
 pub fn analyse(notebook: &Notebook) -> Analysis {
     let mut diagnostics = Vec::new();
-    let (steps, untagged, parsed) = read_cells(notebook, &mut diagnostics);
+    let (steps, untagged, skipped, parsed) = read_cells(notebook, &mut diagnostics);
     let mut flows = flows_between_steps(&parsed, &mut diagnostics);
     let parameters = parameters(&parsed, &mut diagnostics);
     let mut infer = infer_contract(notebook, &steps, &parsed, &mut flows, &mut diagnostics);
@@ -185,20 +187,22 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
     diagnostics.dedup();
     let cells: Vec<StepCell> = parsed.into_iter().filter_map(|(cell, step, parsed)| Some(StepCell { cell: cell.clone(), step: step?, parsed })).collect();
     let carried = carried_values(&cells);
-    Analysis { steps, untagged, parameters, flows, infer, conditions, diagnostics, cells, carried, settled: BTreeMap::new(), kernel_typed: Default::default() }
+    Analysis { steps, untagged, skipped, parameters, flows, infer, conditions, diagnostics, cells, carried, settled: BTreeMap::new(), kernel_typed: Default::default() }
 }
 
 /// A cell kept for analysis: its step (`None`: untagged) and its parse, in notebook order.
 type ParsedCells<'a> = Vec<(&'a Cell, Option<Step>, ParsedCell)>;
 
-/// Each cell's step and parse; skipped cells dropped, a cell with several steps reported.
-fn read_cells<'a>(notebook: &'a Notebook, diagnostics: &mut Vec<Diagnostic>) -> (BTreeMap<Step, Vec<usize>>, Vec<usize>, ParsedCells<'a>) {
+/// Each cell's step and parse; skipped cells only listed, a cell with several steps reported.
+fn read_cells<'a>(notebook: &'a Notebook, diagnostics: &mut Vec<Diagnostic>) -> (BTreeMap<Step, Vec<usize>>, Vec<usize>, Vec<usize>, ParsedCells<'a>) {
     let mut steps: BTreeMap<Step, Vec<usize>> = BTreeMap::new();
     let mut untagged = Vec::new();
+    let mut skipped = Vec::new();
     let mut parsed: ParsedCells<'a> = Vec::new();
     for cell in &notebook.cells {
         let cell_steps = steps_of(cell);
         if cell_steps.contains(&Step::Skip) {
+            skipped.push(cell.index);
             continue;
         }
         if cell_steps.len() > 1 {
@@ -219,7 +223,7 @@ fn read_cells<'a>(notebook: &'a Notebook, diagnostics: &mut Vec<Diagnostic>) -> 
             }
         }
     }
-    (steps, untagged, parsed)
+    (steps, untagged, skipped, parsed)
 }
 
 /// The values a step uses from an earlier one (items travel as code, not as values); a use
@@ -508,6 +512,9 @@ pub fn render(analysis: &Analysis) -> String {
     }
     if !analysis.untagged.is_empty() {
         out.push_str(&format!("{:<10} cells {} (left out)\n", "untagged", list(&analysis.untagged)));
+    }
+    if !analysis.skipped.is_empty() {
+        out.push_str(&format!("{:<10} cells {} (left out)\n", "skip", list(&analysis.skipped)));
     }
     if !analysis.parameters.is_empty() {
         out.push_str("\nparameters\n");

@@ -46,6 +46,7 @@ fn a_clean_pipeline() {
             train      cells 5
             infer      cells 6
             untagged   cells 4 (left out)
+            skip       cells 7 (left out)
 
             parameters
               lr = 0.01  (cell 2, line 1)

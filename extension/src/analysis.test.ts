@@ -16,6 +16,7 @@ const flow = (name: string, from: string, to: string, type: string | null = 'f64
 const analysis = (flows: Flow[], steps: Record<string, number[]> = { data: [1], train: [2], infer: [3] }): Analysis => ({
   steps,
   untagged: [],
+  skipped: [],
   parameters: [],
   flows,
   infer: { cell: 3, line: 2, params: [['w', '&f64', 2], ['x', 'Vec<f64>', 2]], output: 'f64' },

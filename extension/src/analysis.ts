@@ -50,6 +50,8 @@ export function inferSignature(infer: Infer): string {
 export interface Analysis {
   steps: Record<string, number[]>;
   untagged: number[];
+  /** Cells tagged `skip`. */
+  skipped: number[];
   parameters: Parameter[];
   flows: Flow[];
   infer: Infer | null;

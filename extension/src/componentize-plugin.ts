@@ -93,6 +93,7 @@ export class ComponentizeView extends Widget {
   finished(text: string, images: ImageSummary[] | null): void {
     this.state.textContent = text;
     this.cancel.disabled = true;
+    this.cancel.hidden = true;
     if (!images) {
       return;
     }
@@ -227,6 +228,13 @@ export const componentizePlugin: JupyterFrontEndPlugin<void> = {
       }
     });
     palette?.addItem({ command: COMPONENTIZE, category: CATEGORY });
-    notebooks.currentChanged.connect(() => app.commands.notifyCommandChanged(COMPONENTIZE));
+    // The toolbar button asks `isVisible` when it is made, often before its notebook is the
+    // current one or its kernel is known: ask it again whenever either changes.
+    const changed = () => app.commands.notifyCommandChanged(COMPONENTIZE);
+    notebooks.currentChanged.connect(changed);
+    notebooks.widgetAdded.connect((_, panel) => {
+      void panel.revealed.then(changed);
+      panel.sessionContext.kernelChanged.connect(changed);
+    });
   }
 };

@@ -19,8 +19,9 @@ describe('withRole', () => {
 describe('rolesOf', () => {
   it('takes each cell role from the analysis, untagged cells as exploration', () => {
     const analysis: Analysis = {
-      steps: { setup: [1], data: [2, 3], train: [5], infer: [6], skip: [7] },
+      steps: { setup: [1], data: [2, 3], train: [5], infer: [6] },
       untagged: [4],
+      skipped: [7],
       parameters: [],
       flows: [],
       infer: null,

@@ -23,8 +23,8 @@ export function withRole(tags: readonly string[], role: Role | null): string[] {
 export type Badge = Role | 'exploration';
 
 /**
- * Each code cell's role by index, from the analysis: the steps' cells, skipped cells, and
- * the untagged cells (exploration). Cells the analysis does not list have no badge.
+ * Each code cell's role by index, from the analysis: the steps' cells, the untagged cells
+ * (exploration) and the skipped ones. Cells the analysis does not list have no badge.
  */
 export function rolesOf(analysis: Analysis): Map<number, Badge> {
   const roles = new Map<number, Badge>();
@@ -37,6 +37,9 @@ export function rolesOf(analysis: Analysis): Map<number, Badge> {
   }
   for (const cell of analysis.untagged) {
     roles.set(cell, 'exploration');
+  }
+  for (const cell of analysis.skipped) {
+    roles.set(cell, 'skip');
   }
   return roles;
 }

@@ -73,25 +73,30 @@ export class PipelineTracker implements IKilnPipeline {
       return null;
     }
     const comm = kernel.createComm('kiln');
+    // A kernel that is busy or gone must not hold the caller: whatever has not answered
+    // within the timeout counts as no records.
+    let timer = 0;
+    const timeout = new Promise<null>(resolve => {
+      timer = window.setTimeout(() => resolve(null), COMM_TIMEOUT_MS);
+    });
+    const answer = new Promise<unknown | null>(resolve => {
+      comm.onMsg = msg => {
+        const data = msg.content.data as { event?: string; cells?: unknown };
+        if (data.event === 'ready') {
+          comm.send({ request: 'cells' });
+        } else if (data.cells !== undefined) {
+          resolve({ cells: data.cells });
+        }
+      };
+      comm.onClose = () => resolve(null);
+    });
     try {
-      const answer = new Promise<unknown | null>(resolve => {
-        const timer = window.setTimeout(() => resolve(null), COMM_TIMEOUT_MS);
-        comm.onMsg = msg => {
-          const data = msg.content.data as { event?: string; cells?: unknown };
-          if (data.event === 'ready') {
-            comm.send({ request: 'cells' });
-          } else if (data.cells !== undefined) {
-            window.clearTimeout(timer);
-            resolve({ cells: data.cells });
-          }
-        };
-        comm.onClose = () => resolve(null);
-      });
-      await comm.open({}).done;
-      return await answer;
+      comm.open({});
+      return await Promise.race([answer, timeout]);
     } catch {
       return null;
     } finally {
+      window.clearTimeout(timer);
       if (!comm.isDisposed) {
         comm.close();
       }

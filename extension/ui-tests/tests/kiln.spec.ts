@@ -131,7 +131,9 @@ test('the Pipeline panel shows the compiler types and links a problem to its cel
 });
 
 async function componentize(page: IJupyterLabPageFixture, handle: string): Promise<void> {
-  await page.locator('.jp-NotebookPanel-toolbar [data-jp-item-name="kiln-componentize"]').click();
+  const button = page.locator('.jp-NotebookPanel-toolbar [data-jp-item-name="kiln-componentize"]');
+  await expect(button).toBeVisible();
+  await button.click();
   const dialog = page.locator('.jp-Dialog');
   await dialog.locator('input').fill(handle);
   await dialog.locator('.jp-mod-accept').click();
@@ -168,7 +170,7 @@ test('Cancel stops the build and leaves no image behind', async ({ page, tmpPath
   await expect(view.locator('.kiln-Rows tr')).not.toHaveCount(0, { timeout: 60000 });
   await view.locator('button[aria-label="Cancel componentizing iris-ui-cancelled"]').click();
   await expect(view.locator('.kiln-ComponentizeState')).toHaveText('cancelled: the build was stopped');
-  await expect(page.locator('.jp-toast-container', { hasText: 'was cancelled' })).toBeVisible();
+  await expect(page.getByText('Componentizing iris-ui-cancelled was cancelled.')).toBeVisible();
   await shot(page, 'componentize-cancelled');
   // The CLI and everything it started are gone, and nothing reached the registry.
   await expect
