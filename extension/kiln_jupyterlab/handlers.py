@@ -52,6 +52,19 @@ def _field(body, name, kind, required=True, default=None):
     return value
 
 
+def notebook_path(server_root, relative):
+    """The file behind `relative`, the notebook's path as the contents API names it, under
+    the server's root, which it must not leave. Jupyter writes a root inside the home
+    directory as `~/…` in its settings, so the root is expanded first."""
+    root = os.path.realpath(os.path.expanduser(server_root))
+    path = os.path.realpath(os.path.join(root, relative.lstrip("/")))
+    if os.path.commonpath([root, path]) != root:
+        raise BadRequest("path", f"{relative!r} is outside the server's root directory")
+    if not path.endswith(".ipynb"):
+        raise BadRequest("path", f"{relative!r} is not a notebook (.ipynb)")
+    return path
+
+
 class KilnHandler(APIHandler):
     """What every Kiln route shares: settings, the notebook's place on disk, JSON errors."""
 
@@ -64,16 +77,7 @@ class KilnHandler(APIHandler):
         self.finish(json.dumps(payload))
 
     def notebook_path(self, body):
-        """`path` is the notebook's path as the contents API names it (relative to the
-        server's root); it must stay inside that root."""
-        relative = _field(body, "path", str)
-        root = os.path.realpath(self.settings["server_root_dir"])
-        path = os.path.realpath(os.path.join(root, relative.lstrip("/")))
-        if os.path.commonpath([root, path]) != root:
-            raise BadRequest("path", f"{relative!r} is outside the server's root directory")
-        if not path.endswith(".ipynb"):
-            raise BadRequest("path", f"{relative!r} is not a notebook (.ipynb)")
-        return path
+        return notebook_path(self.settings["server_root_dir"], _field(body, "path", str))
 
     def child_env(self):
         env = dict(os.environ)

@@ -188,3 +188,14 @@ async def test_closing_the_request_stops_the_build(jp_serverapp, http_server_cli
     while group(pid):
         assert time.monotonic() < deadline, f"still running: {[p.info for p in group(pid)]}"
         await asyncio.sleep(0.2)
+
+
+def test_a_root_in_the_home_directory_is_found(tmp_path, monkeypatch):
+    """Jupyter keeps a root under HOME as `~/…` in its settings (`server_root_dir`)."""
+    from kiln_jupyterlab.handlers import BadRequest, notebook_path
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "work").mkdir()
+    assert notebook_path("~/work", "a/n.ipynb") == str(tmp_path / "work" / "a" / "n.ipynb")
+    with pytest.raises(BadRequest, match="outside"):
+        notebook_path("~/work", "../n.ipynb")

@@ -145,9 +145,12 @@ test('Componentize notebook pushes three images the registry holds', async ({ pa
   await open(page, file);
   await componentize(page, 'iris-ui');
   const view = page.locator('.kiln-Componentize');
-  await expect(view.locator('.kiln-Rows tr[data-kiln-phase="compile"]')).toBeVisible({ timeout: BUILD_MS });
+  const state = view.locator('.kiln-ComponentizeState');
+  // A failure ends the wait at once, and the assertion below then says why.
+  await expect(view.locator('.kiln-Rows tr[data-kiln-phase="compile"]').or(state.filter({ hasText: /^failed/ }))).toBeVisible({ timeout: BUILD_MS });
   await shot(page, 'componentize-running');
-  await expect(view.locator('.kiln-ComponentizeState')).toHaveText('done: 3 images', { timeout: BUILD_MS });
+  await expect(state).toHaveText(/^(done|failed|cancelled|ended)/, { timeout: BUILD_MS });
+  await expect(state).toHaveText('done: 3 images');
   for (const role of ['data', 'train', 'infer']) {
     await expect(view.locator(`.kiln-Rows tr[data-kiln-phase="push"][data-kiln-component="${role}"]`)).toHaveAttribute('data-kiln-state', 'done');
   }
