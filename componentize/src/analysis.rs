@@ -187,7 +187,20 @@ pub fn analyse(notebook: &Notebook) -> Analysis {
     diagnostics.dedup();
     let cells: Vec<StepCell> = parsed.into_iter().filter_map(|(cell, step, parsed)| Some(StepCell { cell: cell.clone(), step: step?, parsed })).collect();
     let carried = carried_values(&cells);
-    Analysis { steps, untagged, skipped, parameters, flows, infer, conditions, diagnostics, cells, carried, settled: BTreeMap::new(), kernel_typed: Default::default() }
+    Analysis {
+        steps,
+        untagged,
+        skipped,
+        parameters,
+        flows,
+        infer,
+        conditions,
+        diagnostics,
+        cells,
+        carried,
+        settled: BTreeMap::new(),
+        kernel_typed: Default::default(),
+    }
 }
 
 /// A cell kept for analysis: its step (`None`: untagged) and its parse, in notebook order.
