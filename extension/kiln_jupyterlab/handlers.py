@@ -79,6 +79,12 @@ class KilnHandler(APIHandler):
     def notebook_path(self, body):
         return notebook_path(self.settings["server_root_dir"], _field(body, "path", str))
 
+    def on_connection_close(self):
+        """The browser went away (or cancelled): the child it started stops with it."""
+        process = getattr(self, "_process", None)
+        if process is not None and process.returncode is None:
+            asyncio.ensure_future(child.stop(process))
+
     def child_env(self):
         env = dict(os.environ)
         if self.kiln.store_url:
@@ -124,11 +130,6 @@ class ShowHandler(KilnHandler):
                 return self.reply(422, {"message": child.last_lines(text, 5) or "kiln show failed"})
             return self.reply(200, {"ok": process.returncode == 0, "analysis": analysis})
         return self.reply(500, {"message": f"kiln show exited {process.returncode}: {child.last_lines(text, 5)}"})
-
-    def on_connection_close(self):
-        process = getattr(self, "_process", None)
-        if process is not None and process.returncode is None:
-            asyncio.ensure_future(child.stop(process))
 
 
 class ComponentizeHandler(KilnHandler):
@@ -190,11 +191,6 @@ class ComponentizeHandler(KilnHandler):
     async def send_line(self, line):
         self.write(line)
         await self.flush()
-
-    def on_connection_close(self):
-        process = getattr(self, "_process", None)
-        if process is not None and process.returncode is None:
-            asyncio.ensure_future(child.stop(process))
 
 
 class StatusHandler(KilnHandler):

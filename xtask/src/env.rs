@@ -129,12 +129,7 @@ pub fn ensure_venv() -> anyhow::Result<()> {
 /// changed since it last ran.
 pub fn ensure_extension() -> anyhow::Result<()> {
     let dir = root().join("extension");
-    let lock = std::fs::read_to_string(dir.join("package-lock.json")).context("reading extension/package-lock.json")?;
-    let installed = dir.join("node_modules/.kiln-lock");
-    if std::fs::read_to_string(&installed).ok().as_deref() != Some(lock.as_str()) {
-        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))?;
-        std::fs::write(&installed, &lock)?;
-    }
+    npm_ci(&dir)?;
     // jupyter-builder (PyPI, in the venv) drives the build; the sources decide whether to run it.
     let sources = tree_stamp(&[dir.join("src"), dir.join("style"), dir.join("schema"), dir.join("package.json"), dir.join("tsconfig.json")])?;
     let built = dir.join("kiln_jupyterlab/labextension/.kiln-sources");
@@ -148,6 +143,18 @@ pub fn ensure_extension() -> anyhow::Result<()> {
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(python.as_str()) {
         run(Command::new(venv_bin("python")).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-build-isolation"]).arg(&dir))?;
         std::fs::write(&stamp, python)?;
+    }
+    Ok(())
+}
+
+/// `npm ci` in `dir` from its committed lock, unless that lock is what is installed; never
+/// downloads a browser.
+pub fn npm_ci(dir: &std::path::Path) -> anyhow::Result<()> {
+    let lock = std::fs::read_to_string(dir.join("package-lock.json")).with_context(|| format!("reading {}/package-lock.json", dir.display()))?;
+    let installed = dir.join("node_modules/.kiln-lock");
+    if std::fs::read_to_string(&installed).ok().as_deref() != Some(lock.as_str()) {
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))?;
+        std::fs::write(&installed, &lock)?;
     }
     Ok(())
 }

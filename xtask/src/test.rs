@@ -103,12 +103,7 @@ pub fn run() -> anyhow::Result<()> {
 fn browser_tests() -> anyhow::Result<()> {
     env::ensure_debian_packages(&["chromium"])?;
     let dir = env::root().join("extension/ui-tests");
-    let lock = std::fs::read_to_string(dir.join("package-lock.json"))?;
-    let installed = dir.join("node_modules/.kiln-lock");
-    if std::fs::read_to_string(&installed).ok().as_deref() != Some(lock.as_str()) {
-        env::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))?;
-        std::fs::write(&installed, &lock)?;
-    }
+    env::npm_ci(&dir)?;
     let work = env::cache_dir().join(format!("ui-tests-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(work.join("root"))?;
