@@ -227,6 +227,7 @@ pub fn run(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow::Resu
 fn componentize(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow::Result<()> {
     let format = args.progress;
     let options = options(&args.handle, &args.work, Asking::Build)?;
+    preflight(args, store.as_ref(), format)?;
     let analysed = analyse(&args.notebook, None, &options, true, format)?;
     if !analysed.analysis.diagnostics.is_empty() {
         problems(format, &analysed.analysis.diagnostics, || render(&analysed.analysis));
@@ -321,17 +322,20 @@ fn componentize(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow:
 
     let mut code_packages = vec![None, None, None];
     if let Some(client) = &store {
-        for (i, (component, reference)) in components.iter().zip(&references).enumerate() {
-            let step = Step::with(format, "register", Some(component.role.name()));
-            match client.register_code_package(&code_package(&args.handle, component, reference)) {
-                Ok(package) => {
-                    step.done(&format!("code package {} of `{}` in {}", package.id, args.handle, client.url()));
-                    code_packages[i] = Some(package.id);
-                }
-                Err(error) => {
-                    step.fail();
-                    return Err(error).with_context(|| format!("registering {} in the store at {}", component.image.name, client.url()));
-                }
+        // The three together, in one transaction: never some of a notebook's components
+        // registered and not the others.
+        let step = Step::with(format, "register", None);
+        let requests: Vec<RegisterCodePackage> =
+            components.iter().zip(&references).map(|(component, reference)| code_package(&args.handle, component, reference)).collect();
+        match client.register_code_packages(&requests) {
+            Ok(packages) => {
+                let ids: Vec<String> = packages.iter().map(|p| p.id.clone()).collect();
+                step.done(&format!("code packages {} of `{}` in {}", ids.join(", "), args.handle, client.url()));
+                code_packages = ids.into_iter().map(Some).collect();
+            }
+            Err(error) => {
+                step.fail();
+                return Err(error).with_context(|| format!("registering {}'s components in the store at {} (none was registered)", args.handle, client.url()));
             }
         }
     }
@@ -370,6 +374,45 @@ fn componentize(args: &ComponentizeArgs, store: Option<kiln::Client>) -> anyhow:
         println!("{table}");
     }
     Ok(())
+}
+
+/// Before minutes of building: the handle must make image names, and the registry and the
+/// store this run pushes to and registers in must answer (the store with the token given),
+/// so that a run which cannot finish fails before it starts and leaves nothing behind.
+fn preflight(args: &ComponentizeArgs, store: Option<&kiln::Client>, format: Format) -> anyhow::Result<()> {
+    if args.registry.is_none() && store.is_none() {
+        return Ok(());
+    }
+    let step = Step::with(format, "connect", None);
+    let checked = (|| {
+        if let Some(host) = &args.registry {
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("starting the async runtime: {e}"))?;
+            runtime.block_on(Registry::new(host).answers(&args.handle))?;
+        }
+        if let Some(client) = store {
+            client.code_packages(&args.handle).map_err(|error| match error {
+                kiln::Error::Api { status: status @ (401 | 403), error, .. } => {
+                    format!("the store at {} refused the token (HTTP {status}: {error})", client.url())
+                }
+                kiln::Error::Api { status, error, .. } => format!("the store at {} answered HTTP {status}: {error}", client.url()),
+                kiln::Error::Transport { message, .. } => format!("the store at {} does not answer ({message})", client.url()),
+                other => format!("the store at {}: {other}", client.url()),
+            })?;
+        }
+        Ok::<(), String>(())
+    })();
+    match checked {
+        Ok(()) => {
+            let what: Vec<String> =
+                [args.registry.as_ref().map(|h| format!("registry {h}")), store.map(|c| format!("store {}", c.url()))].into_iter().flatten().collect();
+            step.done(&format!("{} answer", what.join(" and ")));
+            Ok(())
+        }
+        Err(reason) => {
+            step.fail();
+            bail!("{reason}; nothing was built")
+        }
+    }
 }
 
 /// The notebook's problems: an event with each one (cell, line, message) for programs, the

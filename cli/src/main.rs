@@ -119,12 +119,13 @@ impl Cli {
             let path = default_data_dir().join("admin.token");
             std::fs::read_to_string(path).ok().map(|t| t.trim().to_owned())
         });
-        kiln::Client::new(self.server.as_deref().unwrap_or(DEFAULT_SERVER), token)
+        kiln::Client::new(self.server.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or(DEFAULT_SERVER), token)
     }
 
     /// The store when one was named (`--server` or `KILN_SERVER`).
+    /// An empty `KILN_SERVER=` names none, as an unset one.
     fn named_store(&self) -> Option<kiln::Client> {
-        self.server.as_ref().map(|_| self.client())
+        self.server.as_ref().filter(|s| !s.trim().is_empty()).map(|_| self.client())
     }
 }
 

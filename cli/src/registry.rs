@@ -25,6 +25,25 @@ impl Registry {
         format!("{}/{name}:{tag}", self.host)
     }
 
+    /// Whether the registry answers for `handle`'s images (their names are valid, and a
+    /// blob query gets an answer, found or not), before anything is built for it. The
+    /// reason, when not, is said for people: the name, or the innermost cause.
+    pub async fn answers(&self, handle: &str) -> Result<(), String> {
+        let name = format!("{handle}-data");
+        let reference: Reference =
+            self.reference(&name, "latest").parse().map_err(|error| format!("the handle `{handle}` does not make a valid image name (`{name}`: {error})"))?;
+        self.client.store_auth_if_needed(reference.resolve_registry(), &RegistryAuth::Anonymous).await;
+        let nothing = format!("sha256:{}", "0".repeat(64));
+        self.client.blob_exists(&reference, &nothing).await.map_err(|error| {
+            let mut cause: &dyn std::error::Error = &error;
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
+            format!("the registry at {} does not answer ({cause})", self.host)
+        })?;
+        Ok(())
+    }
+
     /// Pushes `image` as `NAME:TAG` for each tag; returns the bytes uploaded (blobs the
     /// registry already had are skipped).
     pub async fn push(&self, image: &Image, tags: &[&str]) -> anyhow::Result<u64> {

@@ -302,3 +302,71 @@ fn exit_codes_are_the_documented_ones() {
         assert!(text.ends_with(&format!("exit {code}\n")), "kiln {}: want exit {code}, got\n{text}", args.join(" "));
     }
 }
+
+/// `kiln componentize` asks the registry and the store before it builds anything: a run
+/// that could not push or register fails in a moment, saying which and why, and leaves no
+/// generated crate, image or code package behind.
+#[test]
+fn componentize_asks_the_registry_and_the_store_first() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let notebook = dir.path().join("petals.ipynb");
+    std::fs::write(&notebook, r#"{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}"#).unwrap();
+    let work = dir.path().join("work");
+    let cases: &[(&str, &[&str], &str, &str)] = &[
+        ("registry down", &["--handle", "petals", "--registry", "127.0.0.1:1"], &server.url, &server.token),
+        ("store down", &["--handle", "petals"], "http://127.0.0.1:1", "t"),
+        ("token refused", &["--handle", "petals"], &server.url, "not-a-token"),
+        ("handle not an image name", &["--handle", "Petals Two", "--registry", "127.0.0.1:1"], &server.url, &server.token),
+    ];
+    let mut said = String::new();
+    for (case, args, url, token) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("componentize")
+            .arg(&notebook)
+            .args(*args)
+            .arg("--work-dir")
+            .arg(&work)
+            .env("KILN_SERVER", url)
+            .env("KILN_TOKEN", token)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap().replace(&server.url, "STORE");
+        // The step's time varies; what it says does not.
+        let stderr: String =
+            stderr.lines().map(|l| if l.starts_with('✗') { l.split(" after ").next().unwrap_or(l) } else { l }).map(|l| format!("{l}\n")).collect();
+        said += &format!("{case}: exit {}\n{stderr}", output.status.code().unwrap_or(-1));
+        assert!(!work.exists(), "{case}: nothing is generated");
+    }
+    assert!(server_packages(&server).is_empty(), "nothing is registered");
+    // An empty KILN_SERVER names no store, as an unset one: nothing to ask.
+    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("componentize")
+        .arg(&notebook)
+        .args(["--handle", "petals", "--work-dir"])
+        .arg(&work)
+        .env("KILN_SERVER", "")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains("connect") && !stderr.contains("store"), "{stderr}");
+    expect![[r#"
+        registry down: exit 1
+        ✗ connect    failed
+        kiln: the registry at 127.0.0.1:1 does not answer (Connection refused (os error 111)); nothing was built
+        store down: exit 1
+        ✗ connect    failed
+        kiln: the store at http://127.0.0.1:1 does not answer (io: Connection refused (os error 111)); nothing was built
+        token refused: exit 1
+        ✗ connect    failed
+        kiln: the store at STORE refused the token (HTTP 401: the bearer token is not known to this server); nothing was built
+        handle not an image name: exit 1
+        ✗ connect    failed
+        kiln: the handle `Petals Two` does not make a valid image name (`Petals Two-data`: invalid reference format); nothing was built
+    "#]]
+    .assert_eq(&said);
+}
+
+fn server_packages(server: &Server) -> Vec<kiln::api::CodePackage> {
+    kiln::Client::new(&server.url, Some(server.token.clone())).code_packages("").unwrap()
+}

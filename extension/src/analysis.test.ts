@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { Analysis, Flow, inferSignature, pipelineGraph, problemsByCell } from './analysis';
+import { Analysis, Flow, carryTypes, inferSignature, pipelineGraph, problemsByCell } from './analysis';
 
 const flow = (name: string, from: string, to: string, type: string | null = 'f64'): Flow => ({
   name,
@@ -60,5 +60,25 @@ describe('inferSignature', () => {
   it('writes the served function as the notebook does', () => {
     const infer = analysis([]).infer;
     expect(infer && inferSignature(infer)).toBe('fn infer(w: &f64, x: Vec<f64>) -> f64');
+  });
+});
+
+describe('carryTypes', () => {
+  const parameter = (name: string, type: string | null) => ({ name, default: '1', cell: 0, line: 1, type, typed_by: type ? 'compiler' : null });
+  const typed = { ...analysis([flow('x', 'data', 'train', 'Vec<f64>'), flow('w', 'train', 'infer', 'f64')]), parameters: [parameter('rate', 'f32')] };
+
+  it.each([
+    ['a syntactic answer keeps the last types, marked carried', [flow('x', 'data', 'train', null)], [parameter('rate', null)], ['Vec<f64>', true], ['f32', true]],
+    ['a new type replaces the old one', [flow('x', 'data', 'train', 'Vec<f32>')], [parameter('rate', 'f64')], ['Vec<f32>', undefined], ['f64', undefined]],
+    ['a value that now crosses other steps is a new value', [flow('x', 'data', 'infer', null)], [parameter('epochs', null)], [null, undefined], [null, undefined]]
+  ])('%s', (_, flows, parameters, [flowType, flowCarried], [paramType, paramCarried]) => {
+    const next = carryTypes(typed, { ...analysis(flows), parameters });
+    expect([next.flows[0].type, next.flows[0].carried]).toEqual([flowType, flowCarried]);
+    expect([next.parameters[0].type, next.parameters[0].carried]).toEqual([paramType, paramCarried]);
+  });
+
+  it('without an earlier answer, nothing changes', () => {
+    const next = analysis([flow('x', 'data', 'train', null)]);
+    expect(carryTypes(null, next)).toBe(next);
   });
 });

@@ -21,6 +21,9 @@ export interface Flow {
   type: string | null;
   codec: string | null;
   typed_by: string | null;
+  /** Set by the extension, not the CLI: the type is the last one known for this value, kept
+   * while the compiler has not answered since an edit (or could not, the code not building). */
+  carried?: boolean;
 }
 
 export interface Parameter {
@@ -30,6 +33,8 @@ export interface Parameter {
   line: number;
   type: string | null;
   typed_by: string | null;
+  /** As `Flow.carried`. */
+  carried?: boolean;
 }
 
 /** The served `fn infer`: its cell, the line of the `fn`, each parameter (name, type as
@@ -117,4 +122,31 @@ export function problemsByCell(analysis: Analysis): Map<number, Diagnostic[]> {
     byCell.set(key, [...(byCell.get(key) ?? []), d]);
   }
   return byCell;
+}
+
+/**
+ * `next` with the types it lacks taken from `previous`, marked `carried`: after an edit the
+ * syntactic answer comes first, and a cell that stops compiling leaves the compiler with no
+ * types at all; the panel then shows the last types it knew rather than none. A value is
+ * the same value when its name and its steps (a flow) or its name (a parameter) are.
+ */
+export function carryTypes(previous: Analysis | null, next: Analysis): Analysis {
+  if (!previous) {
+    return next;
+  }
+  const flows = next.flows.map(flow => {
+    if (flow.type !== null) {
+      return flow;
+    }
+    const known = previous.flows.find(f => f.name === flow.name && f.from === flow.from && f.to === flow.to && f.type !== null);
+    return known ? { ...flow, type: known.type, codec: flow.codec ?? known.codec, carried: true } : flow;
+  });
+  const parameters = next.parameters.map(p => {
+    if (p.type !== null) {
+      return p;
+    }
+    const known = previous.parameters.find(q => q.name === p.name && q.type !== null);
+    return known ? { ...p, type: known.type, carried: true } : p;
+  });
+  return { ...next, flows, parameters };
 }

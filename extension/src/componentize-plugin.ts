@@ -6,14 +6,14 @@
  * the reason, and a link to the cell when there is one.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, InputDialog, MainAreaWidget, Notification } from '@jupyterlab/apputils';
+import { Dialog, ICommandPalette, MainAreaWidget, Notification, showDialog } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
 import { Diagnostic } from './analysis';
 import { ImageSummary, KilnEvent, Row, foldRows } from './events';
 import { reveal } from './places';
-import { KilnError, streamKiln } from './request';
+import { KilnError, requestKiln, streamKiln } from './request';
 import { defaultHandle } from './roles';
 import { CATEGORY } from './roles-plugin';
 import { IKilnPipeline } from './tokens';
@@ -122,6 +122,54 @@ export class ComponentizeView extends Widget {
   }
 }
 
+interface Target {
+  handle: string;
+  /** `HOST:PORT`; empty: the server extension's registry (KILN_REGISTRY). */
+  registry: string;
+}
+
+function field(label: string, name: string, value: string, placeholder: string): [HTMLLabelElement, HTMLInputElement] {
+  const input = document.createElement('input');
+  input.className = 'jp-mod-styled';
+  input.name = name;
+  input.value = value;
+  input.placeholder = placeholder;
+  const wrapper = document.createElement('label');
+  wrapper.className = 'kiln-Field';
+  wrapper.append(cellText(document.createElement('span'), label), input);
+  return [wrapper, input];
+}
+
+/** The dialog's form: the handle (names the images and the model) and the registry. */
+export class TargetForm extends Widget implements Dialog.IBodyWidget<Target> {
+  private readonly handle: HTMLInputElement;
+  private readonly registry: HTMLInputElement;
+
+  constructor(handle: string, registry: string) {
+    super();
+    this.addClass('kiln-TargetForm');
+    const [handleRow, handleInput] = field('Handle (names the images and the model)', 'handle', handle, 'iris');
+    const [registryRow, registryInput] = field('Push to registry (HOST:PORT)', 'registry', registry, 'the server\'s registry');
+    this.handle = handleInput;
+    this.registry = registryInput;
+    this.node.append(handleRow, registryRow);
+  }
+
+  getValue(): Target {
+    return { handle: this.handle.value.trim(), registry: this.registry.value.trim() };
+  }
+}
+
+/** The registry the server extension pushes to by default, if it says. */
+async function defaultRegistry(): Promise<string> {
+  try {
+    const status = await requestKiln<{ registry?: { host?: string | null } }>('status');
+    return status.registry?.host ?? '';
+  } catch {
+    return '';
+  }
+}
+
 function notifyProblems(panel: NotebookPanel, problems: Diagnostic[]): void {
   for (const problem of problems.slice(0, 5)) {
     const where = problem.cell === null ? 'notebook' : `cell ${problem.cell}${problem.line > 0 ? `, line ${problem.line}` : ''}`;
@@ -135,15 +183,16 @@ function notifyProblems(panel: NotebookPanel, problems: Diagnostic[]): void {
 
 async function componentize(app: JupyterFrontEnd, panel: NotebookPanel, pipeline: IKilnPipeline): Promise<void> {
   await panel.context.save();
-  const asked = await InputDialog.getText({
+  const asked = await showDialog({
     title: 'Componentize notebook',
-    label: 'Handle (names the images and the model)',
-    text: defaultHandle(panel.context.path)
+    body: new TargetForm(defaultHandle(panel.context.path), await defaultRegistry()),
+    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Componentize' })],
+    focusNodeSelector: 'input[name="handle"]'
   });
   if (!asked.button.accept || asked.value === null) {
     return;
   }
-  const handle = asked.value.trim();
+  const { handle, registry } = asked.value;
   const analysis = pipeline.current?.notebook === panel ? pipeline.current.analysis : null;
   const steps = analysis
     ? `${panel.context.path}: data (cells ${(analysis.steps.data ?? []).join(', ')}) → train (cells ${(analysis.steps.train ?? []).join(', ')}) → infer (cells ${(analysis.steps.infer ?? []).join(', ')}); ${analysis.flows.length} value(s) cross the steps.`
@@ -158,6 +207,9 @@ async function componentize(app: JupyterFrontEnd, panel: NotebookPanel, pipeline
   app.shell.add(widget, 'main', { mode: 'split-right' });
 
   const body: Record<string, unknown> = { path: panel.context.path, handle };
+  if (registry) {
+    body.registry = registry;
+  }
   const cells = await pipeline.kernelCells(panel);
   if (cells) {
     body.kernel_cells = cells;

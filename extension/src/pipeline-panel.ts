@@ -34,6 +34,15 @@ function element<K extends keyof HTMLElementTagNameMap>(tag: K, className: strin
   return node;
 }
 
+/** A value's type; a carried one (the last known, not yet confirmed since an edit) says so. */
+function typeOf(value: { type: string | null; carried?: boolean }): HTMLElement {
+  const node = element('code', `kiln-ValueType${value.carried ? ' kiln-mod-carried' : ''}`, value.type ?? '…');
+  if (value.carried) {
+    node.title = 'The last type the compiler gave; it has not confirmed it since the edit';
+  }
+  return node;
+}
+
 export class PipelinePanel extends Widget {
   constructor(pipeline: IKilnPipeline) {
     super();
@@ -108,7 +117,7 @@ export class PipelinePanel extends Widget {
           const row = element('span', 'kiln-Value');
           row.dataset.kilnValue = value.name;
           row.append(element('code', 'kiln-ValueName', value.name));
-          row.append(element('code', 'kiln-ValueType', value.type ?? '…'));
+          row.append(typeOf(value));
           if (value.codec) {
             row.append(element('span', 'kiln-ValueCodec', value.codec));
           }
@@ -125,7 +134,7 @@ export class PipelinePanel extends Widget {
       for (const p of analysis.parameters) {
         const row = element('li', 'kiln-Parameter');
         row.dataset.kilnParameter = p.name;
-        row.append(element('code', 'kiln-ValueName', p.name), element('code', 'kiln-ValueType', p.type ?? '…'), element('span', 'kiln-ParameterDefault', `= ${p.default}`));
+        row.append(element('code', 'kiln-ValueName', p.name), typeOf(p), element('span', 'kiln-ParameterDefault', `= ${p.default}`));
         this.place(row, state, p.cell, p.line);
         list.append(row);
       }

@@ -8,7 +8,7 @@ import { Notification } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import type { Analysis } from './analysis';
+import { Analysis, carryTypes } from './analysis';
 import { requestKiln } from './request';
 import { IKilnPipeline, IPipelineState } from './tokens';
 
@@ -183,7 +183,8 @@ export class PipelineTracker implements IKilnPipeline {
         (current.editedAt > editedAt || (current.editedAt === editedAt && current.typed && !types));
       if (!stale) {
         this.lastError = null;
-        this.publish({ notebook: panel, analysis: reply.analysis, typed: types, editedAt, answeredAt: performance.now(), error: null });
+        const analysis = carryTypes(current?.analysis ?? null, reply.analysis);
+        this.publish({ notebook: panel, analysis, typed: types, editedAt, answeredAt: performance.now(), error: null });
       }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

@@ -11,4 +11,5 @@ configure_jupyter_server(c)
 c.ServerApp.port = int(os.environ.get("KILN_UI_PORT", "8888"))
 c.ServerApp.ip = "127.0.0.1"
 c.ServerApp.allow_root = True
+os.makedirs(os.environ["KILN_UI_ROOT"], exist_ok=True)
 c.ServerApp.root_dir = os.environ["KILN_UI_ROOT"]

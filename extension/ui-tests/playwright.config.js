@@ -6,6 +6,23 @@
 const baseConfig = require('@jupyterlab/galata/lib/playwright-config');
 
 const port = process.env.KILN_UI_PORT || '8888';
+// A second JupyterLab whose store does not answer (nothing listens on port 1): what the
+// extension says then is tested against it, by the `store-down` project.
+const downPort = process.env.KILN_UI_DOWN_PORT || '8889';
+const DEAD_STORE = 'http://127.0.0.1:1';
+const bench = Boolean(process.env.KILN_UI_BENCH);
+
+function jupyterLab(serverPort, env) {
+  return {
+    command: `jupyter lab --config jupyter_server_test_config.py`,
+    url: `http://127.0.0.1:${serverPort}/lab`,
+    timeout: 120 * 1000,
+    reuseExistingServer: false,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: { KILN_UI_PORT: serverPort, ...env }
+  };
+}
 
 module.exports = {
   ...baseConfig,
@@ -17,7 +34,6 @@ module.exports = {
   outputDir: process.env.KILN_UI_OUTPUT || 'test-results',
   use: {
     ...baseConfig.use,
-    baseURL: `http://127.0.0.1:${port}`,
     trace: 'off',
     video: 'off',
     screenshot: 'only-on-failure',
@@ -26,12 +42,17 @@ module.exports = {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
     }
   },
-  webServer: {
-    command: `jupyter lab --config jupyter_server_test_config.py`,
-    url: `http://127.0.0.1:${port}/lab`,
-    timeout: 120 * 1000,
-    reuseExistingServer: false,
-    stdout: 'pipe',
-    stderr: 'pipe'
-  }
+  // `cargo xtask bench lab` sets KILN_UI_BENCH: the benchmark alone, on the real store.
+  projects: bench
+    ? [{ name: 'bench', testMatch: /\.bench\.ts$/, use: { baseURL: `http://127.0.0.1:${port}` } }]
+    : [
+        { name: 'kiln', testIgnore: /store-down/, use: { baseURL: `http://127.0.0.1:${port}` } },
+        { name: 'store-down', testMatch: /store-down/, use: { baseURL: `http://127.0.0.1:${downPort}` } }
+      ],
+  webServer: bench
+    ? [jupyterLab(port, {})]
+    : [
+        jupyterLab(port, {}),
+        jupyterLab(downPort, { KILN_SERVER: DEAD_STORE, KILN_TOKEN: 'unused', KILN_UI_ROOT: `${process.env.KILN_UI_ROOT || '.'}/store-down` })
+      ]
 };

@@ -179,9 +179,10 @@ def assert_progress_events(events):
     phases = [e for e in events if e["event"] == "phase"]
     ends = [(e["phase"], e.get("component")) for e in phases if e["state"] in ("done", "failed")]
     roles = ["data", "train", "infer"]
-    assert ends == [("analyse", None), ("generate", None), ("compile", None)] + [(p, r) for p in ("package",) for r in roles] + [
-        (p, r) for p in ("push", "register") for r in roles
-    ], ends
+    # Registry and store are asked first; the three code packages are registered together.
+    assert ends == [("connect", None), ("analyse", None), ("generate", None), ("compile", None)] + [("package", r) for r in roles] + [
+        ("push", r) for r in roles
+    ] + [("register", None)], ends
     assert all(e["state"] == "done" for e in phases if e["state"] in ("done", "failed"))
     for phase, component in ends:
         states = [e["state"] for e in phases if (e["phase"], e.get("component")) == (phase, component)]

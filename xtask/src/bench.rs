@@ -45,6 +45,14 @@ pub enum Which {
         #[arg(long, default_value_t = 1)]
         gateway_workers: usize,
     },
+    /// The JupyterLab extension in Chromium vs the CLI in a terminal: an edit and a role
+    /// change until the Pipeline panel shows them (syntactic, typed) vs `kiln show`, and
+    /// "Componentize notebook" vs `kiln componentize`, on the classifier and 60 cells.
+    Lab {
+        /// Timed edits (and role changes, twice as many) per notebook.
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+    },
     /// The Kiln store vs `mlflow server` (SQLite), over the same MLflow REST calls.
     Store {
         /// Single-call metrics logged to Kiln.
@@ -64,6 +72,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Kernel { runs, skip_polars } => kernel(runs, skip_polars),
         Which::Store { single, single_anchor, runs } => store(single, single_anchor, runs),
         Which::Componentize { runs, skip_cold } => componentize(runs, skip_cold),
+        Which::Lab { runs } => lab(runs),
         Which::Serving { seconds, connections, rounds, gateway_workers } => serving(seconds, connections, rounds, gateway_workers),
     }
 }
@@ -138,6 +147,42 @@ fn disk_usage(path: &std::path::Path) -> anyhow::Result<u64> {
     let out = Command::new("du").arg("-sb").arg(path).output()?;
     anyhow::ensure!(out.status.success(), "du -sb {} failed", path.display());
     Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("0").parse()?)
+}
+
+fn lab(runs: u32) -> anyhow::Result<()> {
+    env::ensure_debian_packages(&["mold", "docker-registry", "podman", "skopeo"])?;
+    env::ensure_venv()?;
+    env::build_and_install_kernel()?;
+    env::ensure_extension()?;
+    let bench = env::cache_dir().join("bench/lab");
+    std::fs::create_dir_all(&bench)?;
+    let figures_file = bench.join("figures.json");
+    let _ = std::fs::remove_file(&figures_file);
+    let mut playwright = crate::test::Playwright::new(&bench.join("output"))?;
+    playwright.command.env("KILN_UI_BENCH", "1").env("KILN_UI_BENCH_RUNS", runs.to_string()).env("KILN_UI_BENCH_OUT", &figures_file);
+    env::run(&mut playwright.command)?;
+    drop(playwright);
+    let figures: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&figures_file)?)?;
+    let median_of = |key: &str| {
+        let values: Vec<f64> = figures["figures"][key].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect();
+        median(values)
+    };
+    println!("\n## The JupyterLab extension vs the CLI (this machine, one run, medians of {runs})\n");
+    println!("| notebook · what | UI (ms) | CLI (ms) | UI / CLI |");
+    println!("|---|---:|---:|---:|");
+    for notebook in ["classifier.ipynb", "sixty-cells.ipynb"] {
+        for what in ["edit, syntactic", "edit, typed", "role change, syntactic", "role change, typed"] {
+            let ui = median_of(&format!("{notebook}: {what} (UI)"));
+            let cli = median_of(&format!("{notebook}: {what} (kiln show)"));
+            println!("| {notebook} · {what} | {ui:.0} | {cli:.0} | {:.2}× |", ui / cli);
+        }
+    }
+    let ui = median_of("classifier.ipynb: componentize after a train edit (UI)");
+    let cli = median_of("classifier.ipynb: componentize after a train edit (kiln componentize)");
+    println!("| classifier.ipynb · Componentize after a train edit | {ui:.0} | {cli:.0} | {:.2}× |", ui / cli);
+    println!("\nThe UI column includes the extension's wait after an edit (250 ms before the syntactic");
+    println!("request, 1 500 ms before the typed one), the Jupyter server and the page drawing the answer.");
+    Ok(())
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -43,17 +43,16 @@ pub fn run() -> anyhow::Result<()> {
     }
     drop(s3);
     drop(postgres);
-    // The SDK with its optional codecs: polars tables and Parquet, candle safetensors (a
-    // separate build: polars takes minutes the first time).
+    // The SDK with its optional codecs: polars tables and Parquet, candle safetensors.
     if let Err(error) =
         env::run(env::cargo().args(["clippy", "--release", "-p", "kiln", "--features", "parquet,candle,serve", "--all-targets", "--", "-D", "warnings"]))
     {
         failed.push(format!("clippy -p kiln --features parquet,candle,serve: {error}"));
     }
-    let mut codecs = env::cargo();
-    codecs.args(["test", "--release", "-p", "kiln", "--features", "parquet,candle,serve"]);
-    if let Err(error) = env::run(&mut codecs) {
-        failed.push(format!("cargo test -p kiln --features parquet,candle,serve: {error}"));
+    for features in SDK_CODECS {
+        if let Err(error) = env::run(&mut sdk_codec_tests(features)) {
+            failed.push(format!("cargo test -p kiln --features {features}: {error}"));
+        }
     }
     // Python: jupyter_kernel_test, nbclient over every notebook, the mlflow client against
     // `kiln server`, and a notebook componentized, pushed to a real registry and run under
@@ -97,37 +96,98 @@ pub fn run() -> anyhow::Result<()> {
     }
 }
 
+/// The SDK's codec tests, a build for each notebook family: polars as `dataframes.ipynb`
+/// asks for it (`:dep polars = { …, features = ["lazy"] }`, so its default features too),
+/// candle as `classifier.ipynb` does. Features that differ by one make every crate above
+/// them a different build; `cargo tree -e features` in both places shows the same sets for
+/// polars. Not for candle: the SDK's dev-dependency expect-test turns on once_cell's
+/// `default` feature, which the components' graph lacks, and candle sits above once_cell
+/// (through ahash and gemm), so the classifier's components still build candle once more.
+const SDK_CODECS: [&str; 2] = ["parquet,serve,polars/default,polars/lazy", "candle,serve"];
+
+/// `cargo test -p kiln --features FEATURES`, built as `kiln componentize` builds a notebook's
+/// components: in its target directory, with its release profile (no debug info, stripped,
+/// not incremental) and its linker flags. Every dependency then compiles to the very
+/// artifacts the components' builds look for, so polars, a quarter of an hour on two cores,
+/// compiles once in a cold run instead of once here and again for the components.
+fn sdk_codec_tests(features: &str) -> Command {
+    let mut cargo = env::cargo();
+    cargo.args(["test", "--release", "-p", "kiln", "--features", features]);
+    cargo
+        .env("CARGO_TARGET_DIR", env::cache_dir().join("componentize/target"))
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "true")
+        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
+        // tests/values.rs round-trips values through a real `kiln server`.
+        .env("KILN_BIN", env::target_dir().join("release/kiln"));
+    // As cli/src/componentize.rs's `rustflags`: mold when it is on PATH.
+    let has_mold = std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("mold").is_file()));
+    if has_mold {
+        cargo.env("RUSTFLAGS", "-C link-arg=-fuse-ld=mold");
+    } else {
+        cargo.env_remove("RUSTFLAGS");
+    }
+    cargo
+}
+
 /// The extension in Debian's Chromium (Playwright with galata; no browser is downloaded)
 /// against a real JupyterLab started by Playwright, the real kernel, a fresh `kiln server`
 /// and a fresh registry. Screenshots of each view land in `$KILN_CACHE_DIR/ui-tests`.
 fn browser_tests() -> anyhow::Result<()> {
-    env::ensure_debian_packages(&["chromium"])?;
-    let dir = env::root().join("extension/ui-tests");
-    env::npm_ci(&dir)?;
-    let work = env::cache_dir().join(format!("ui-tests-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(work.join("root"))?;
-    let store = services::KilnServer::start(&work.join("store"), "127.0.0.1:0")?;
-    let registry = services::Registry::start(&work)?;
     let output = env::cache_dir().join("ui-tests");
-    let _ = std::fs::remove_dir_all(&output);
-    let mut playwright = Command::new("npx");
-    playwright.current_dir(&dir).args(["playwright", "test"]);
-    playwright
-        .env("KILN_SERVER", &store.url)
-        .env("KILN_TOKEN", &store.token)
-        .env("KILN_REGISTRY", &registry.host)
-        .env("KILN_BIN", env::target_dir().join("release/kiln"))
-        .env("KILN_CACHE_DIR", env::cache_dir())
-        .env("KILN_UI_PORT", services::free_port()?.to_string())
-        .env("KILN_UI_ROOT", work.join("root"))
-        .env("KILN_UI_OUTPUT", &output)
-        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
-    env::jupyter_env(&mut playwright);
-    let result = env::run(&mut playwright);
+    let mut playwright = Playwright::new(&output)?;
+    let result = env::run(&mut playwright.command);
     eprintln!("xtask test: browser screenshots in {}", output.display());
-    drop(registry);
-    drop(store);
-    let _ = std::fs::remove_dir_all(&work);
     result
+}
+
+/// `npx playwright test` in `extension/ui-tests`, with what its JupyterLabs use started: a
+/// fresh `kiln server` and registry (stopped, with their folder removed, on drop), two free
+/// ports (the second JupyterLab's store does not answer), and the CLI this checkout built.
+pub struct Playwright {
+    pub command: Command,
+    work: std::path::PathBuf,
+    servers: Option<(services::KilnServer, services::Registry)>,
+}
+
+impl Playwright {
+    pub fn new(output: &std::path::Path) -> anyhow::Result<Playwright> {
+        env::ensure_debian_packages(&["chromium"])?;
+        let dir = env::root().join("extension/ui-tests");
+        env::npm_ci(&dir)?;
+        let work = env::cache_dir().join(format!("ui-tests-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(work.join("root"))?;
+        let store = services::KilnServer::start(&work.join("store"), "127.0.0.1:0")?;
+        let registry = services::Registry::start(&work)?;
+        let _ = std::fs::remove_dir_all(output);
+        let ui_port = services::free_port()?;
+        let mut down_port = services::free_port()?;
+        while down_port == ui_port {
+            down_port = services::free_port()?;
+        }
+        let mut command = Command::new("npx");
+        command.current_dir(&dir).args(["playwright", "test"]);
+        command
+            .env("KILN_SERVER", &store.url)
+            .env("KILN_TOKEN", &store.token)
+            .env("KILN_REGISTRY", &registry.host)
+            .env("KILN_BIN", env::target_dir().join("release/kiln"))
+            .env("KILN_CACHE_DIR", env::cache_dir())
+            .env("KILN_UI_PORT", ui_port.to_string())
+            .env("KILN_UI_DOWN_PORT", down_port.to_string())
+            .env("KILN_UI_ROOT", work.join("root"))
+            .env("KILN_UI_OUTPUT", output)
+            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+        env::jupyter_env(&mut command);
+        Ok(Playwright { command, work, servers: Some((store, registry)) })
+    }
+}
+
+impl Drop for Playwright {
+    fn drop(&mut self) {
+        // Stopped first, then their folder removed.
+        drop(self.servers.take());
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
 }

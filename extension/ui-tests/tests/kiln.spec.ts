@@ -6,57 +6,13 @@
  * Each view is saved as a screenshot in the test's output folder.
  */
 import { execFileSync } from 'child_process';
-import * as fs from 'fs';
 import * as path from 'path';
 
 import { expect, test } from '@jupyterlab/galata';
-import type { IJupyterLabPageFixture } from '@jupyterlab/galata';
 
-const REPO = path.resolve(__dirname, '../../..');
-const SDK = path.join(REPO, 'server-client/client');
-const KILN = process.env.KILN_BIN ?? path.join(REPO, 'target/release/kiln');
-const REGISTRY = process.env.KILN_REGISTRY ?? '';
-const BUILD_MS = 12 * 60 * 1000;
+import { BUILD_MS, KILN, REGISTRY, classifier, codePackages, componentize, open, openPipeline, savedNotebook, shot, upload } from './helpers';
 
 test.use({ autoGoto: true });
-
-/** The classifier notebook, its `:dep kiln` path made absolute so it builds from the test's folder. */
-function classifier(): string {
-  const text = fs.readFileSync(path.join(REPO, 'notebooks/classifier.ipynb'), 'utf8');
-  return text.split('path = \\"../server-client/client\\"').join(`path = \\"${SDK}\\"`);
-}
-
-async function upload(page: IJupyterLabPageFixture, tmpPath: string, name: string, content: string): Promise<string> {
-  const local = path.join(test.info().outputPath(), name);
-  fs.mkdirSync(path.dirname(local), { recursive: true });
-  fs.writeFileSync(local, content);
-  await page.contents.uploadFile(local, `${tmpPath}/${name}`);
-  return `${tmpPath}/${name}`;
-}
-
-async function open(page: IJupyterLabPageFixture, file: string): Promise<void> {
-  await page.filebrowser.refresh();
-  await page.notebook.openByPath(file);
-  await page.notebook.activate(path.basename(file));
-  await expect(page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')).toHaveCount(1, { timeout: 120000 });
-}
-
-async function savedNotebook(page: IJupyterLabPageFixture, file: string): Promise<{ cells: { metadata: { tags?: string[] } }[] }> {
-  const answer = await page.request.get(`/api/contents/${file}?content=1`);
-  expect(answer.ok()).toBeTruthy();
-  return (await answer.json()).content;
-}
-
-async function shot(page: IJupyterLabPageFixture, name: string): Promise<void> {
-  await page.screenshot({ path: test.info().outputPath(`${name}.png`) });
-}
-
-async function openPipeline(page: IJupyterLabPageFixture): Promise<void> {
-  await page.evaluate(async () => {
-    await window.jupyterapp.commands.execute('kiln:open-pipeline');
-  });
-  await expect(page.locator('#kiln-pipeline')).toBeVisible();
-}
 
 test('roles set from the cell toolbar and the commands land in the saved notebook', async ({ page, tmpPath }) => {
   const cells = ['setup', 'parameters', 'data', 'train', 'infer', 'skip'].map((_, i) => ({
@@ -124,20 +80,16 @@ test('the Pipeline panel shows the compiler types and links a problem to its cel
   await expect(problem).toBeVisible();
   await expect(problem.locator('.kiln-DiagnosticPlace')).toContainText('cell 3');
   await expect(page.locator('.jp-Cell >> nth=3')).toHaveClass(/kiln-mod-problem/);
+  // The code no longer builds: the panel keeps the last types it knew, rather than none.
+  await expect(panel.locator('.kiln-PipelineStatus')).toHaveText('types from the compiler', { timeout: BUILD_MS });
+  for (const flow of analysis.flows as { name: string; type: string }[]) {
+    await expect(panel.locator(`[data-kiln-value="${flow.name}"] .kiln-ValueType`).first()).toHaveText(flow.type);
+  }
   await page.notebook.selectCells(0);
   await problem.click();
   await expect(page.locator('.jp-Cell >> nth=3')).toHaveClass(/jp-mod-active/);
   await shot(page, 'problem');
 });
-
-async function componentize(page: IJupyterLabPageFixture, handle: string): Promise<void> {
-  const button = page.locator('.jp-NotebookPanel-toolbar [data-jp-item-name="kiln-componentize"]');
-  await expect(button).toBeVisible();
-  await button.click();
-  const dialog = page.locator('.jp-Dialog');
-  await dialog.locator('input').fill(handle);
-  await dialog.locator('.jp-mod-accept').click();
-}
 
 test('Componentize notebook pushes three images the registry holds', async ({ page, tmpPath }) => {
   expect(REGISTRY, 'KILN_REGISTRY: set by cargo xtask test').not.toBe('');
@@ -188,3 +140,24 @@ test('Cancel stops the build and leaves no image behind', async ({ page, tmpPath
   expect(() => execFileSync('skopeo', ['inspect', '--tls-verify=false', `docker://${REGISTRY}/iris-ui-cancelled-infer:latest`], { stdio: 'pipe' })).toThrow();
 });
 
+
+test('a registry that does not answer or a handle that is no image name: the reason, and nothing built or registered', async ({ page, tmpPath }) => {
+  const file = await upload(page, tmpPath, 'classifier.ipynb', classifier());
+  await open(page, file);
+  const cases: [string, string, RegExp][] = [
+    ['iris-ui-unreachable', '127.0.0.1:1', /the registry at 127\.0\.0\.1:1 does not answer/],
+    ['Iris UI', REGISTRY, /the handle `Iris UI` does not make a valid image name/]
+  ];
+  for (const [handle, registry, reason] of cases) {
+    await componentize(page, handle, registry);
+    const view = page.locator('.kiln-Componentize').last();
+    await expect(view.locator('.kiln-ComponentizeState')).toHaveText(reason, { timeout: 60000 });
+    await expect(view.locator('.kiln-ComponentizeState')).toContainText('nothing was built');
+    await expect(page.locator('.Toastify__toast', { hasText: reason }).first()).toBeVisible();
+    // It stopped before building: no compile row, and the store holds nothing for it.
+    await expect(view.locator('.kiln-Rows tr[data-kiln-phase="compile"]')).toHaveCount(0);
+    await expect(view.locator('.kiln-Rows tr[data-kiln-phase="connect"]')).toHaveAttribute('data-kiln-state', 'failed');
+    expect(await codePackages(handle)).toEqual([]);
+    await shot(page, `componentize-${handle === 'Iris UI' ? 'bad-handle' : 'registry-down'}`);
+  }
+});

@@ -449,6 +449,13 @@ pub struct RegisterCodePackage {
     pub git_commit: Option<String>,
 }
 
+/// `POST /api/v1/code-packages/batch`: all of them, or none (a notebook's components are
+/// registered together). The answer is the same list, registered, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodePackages<T> {
+    pub packages: Vec<T>,
+}
+
 /// `POST /api/v1/runs/{id}/inputs`: what a run read and ran.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunInputs {

@@ -7,8 +7,8 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use kiln_api::{
-    ApiError, Artifact, AttachArtifact, CodePackage, CreateExperiment, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, CreateToken, Dataset,
-    DatasetVersion, Deploy, Deployment, Experiment, Health, Lineage, LogBatch, MetricHistory, ModelVersion, NewToken, RegisterCodePackage,
+    ApiError, Artifact, AttachArtifact, CodePackage, CodePackages, CreateExperiment, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, CreateToken,
+    Dataset, DatasetVersion, Deploy, Deployment, Experiment, Health, Lineage, LogBatch, MetricHistory, ModelVersion, NewToken, RegisterCodePackage,
     RegisterDatasetVersion, RegisteredModel, Run, RunArtifact, RunInputs, RunPage, RunView, Schedule, SearchRuns, SetAlias, Traffic, UpdateRun, limits,
 };
 use serde::Serialize;
@@ -290,6 +290,13 @@ impl Client {
 
     pub fn register_code_package(&self, request: &RegisterCodePackage) -> Result<CodePackage, Error> {
         self.send("POST", "/code-packages", request)
+    }
+
+    /// All of `requests` or none (one transaction in the store); in order.
+    pub fn register_code_packages(&self, requests: &[RegisterCodePackage]) -> Result<Vec<CodePackage>, Error> {
+        let body = CodePackages { packages: requests.to_vec() };
+        let answer: CodePackages<CodePackage> = self.send("POST", "/code-packages/batch", &body)?;
+        Ok(answer.packages)
     }
 
     /// Code packages of `handle` (all when empty), newest first.

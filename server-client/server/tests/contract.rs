@@ -21,6 +21,7 @@ contract_tests!(
     the_sdk_batches_metrics_in_the_background,
     models_have_numbered_versions_and_moving_aliases,
     lineage_links_a_model_version_to_its_data_and_code,
+    a_notebooks_code_packages_register_together,
     schedules_fire_their_workflow_and_record_how_it_ended,
     deployments_route_count_traffic_and_reach_lineage,
 );
@@ -412,6 +413,41 @@ fn lineage_links_a_model_version_to_its_data_and_code(backend: Backend) {
     assert_eq!(client.register_code_package(&bad_package).unwrap_err().api_error().unwrap().field.as_deref(), Some("digest"));
     assert_eq!(code(&client.lineage("visual_recognition", 7).unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
     assert_eq!(client.datasets().unwrap()[0].versions, 1);
+}
+
+/// `kiln componentize` registers a notebook's three components in one request: all of them
+/// or, when one is refused, none (nothing half-registered), the refusal naming its place.
+fn a_notebooks_code_packages_register_together(backend: Backend) {
+    use kiln::api::{RegisterCodePackage, Role};
+    let server = TestServer::start(backend);
+    let client = server.client();
+    let package = |role: Role| RegisterCodePackage {
+        handle: "petals".into(),
+        role,
+        image: format!("127.0.0.1:5000/petals-{}:latest", role.as_str()),
+        digest: format!("sha256:{}", "e".repeat(64)),
+        notebook_sha256: "a".repeat(64),
+        cell_sha256: vec!["b".repeat(64)],
+        cargo_lock_sha256: "d".repeat(64),
+        git_commit: None,
+    };
+    let mut bad = vec![package(Role::Data), package(Role::Train), package(Role::Infer)];
+    bad[1].cargo_lock_sha256 = "Cargo.lock".into();
+    let refused = client.register_code_packages(&bad).unwrap_err();
+    assert_eq!(code(&refused), (400, ErrorCode::InvalidParameterValue));
+    assert_eq!(refused.api_error().unwrap().field.as_deref(), Some("packages[1].cargo_lock_sha256"));
+    assert_eq!(client.code_packages("petals").unwrap(), [], "none of the three was registered");
+    assert_eq!(code(&client.register_code_packages(&[]).unwrap_err()), (400, ErrorCode::InvalidParameterValue));
+
+    let good = [package(Role::Data), package(Role::Train), package(Role::Infer)];
+    let registered = client.register_code_packages(&good).unwrap();
+    assert_eq!(registered.iter().map(|p| p.role).collect::<Vec<_>>(), [Role::Data, Role::Train, Role::Infer]);
+    assert_eq!(client.register_code_packages(&good).unwrap(), registered, "the same three again are the first three");
+    let mut stored = client.code_packages("petals").unwrap();
+    stored.sort_by_key(|p| p.role.as_str());
+    let mut expected = registered.clone();
+    expected.sort_by_key(|p| p.role.as_str());
+    assert_eq!(stored, expected);
 }
 
 fn schedules_fire_their_workflow_and_record_how_it_ended(backend: Backend) {

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use kiln_api::{
-    ApiError, Artifact, AttachArtifact, CodePackage, CreateExperiment, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, CreateToken, Dataset,
-    DatasetVersion, Deploy, Deployment, Experiment, Health, Lineage, LogBatch, MetricHistory, ModelVersion, NewToken, RegisterCodePackage,
+    ApiError, Artifact, AttachArtifact, CodePackage, CodePackages, CreateExperiment, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, CreateToken,
+    Dataset, DatasetVersion, Deploy, Deployment, Experiment, Health, Lineage, LogBatch, MetricHistory, ModelVersion, NewToken, RegisterCodePackage,
     RegisterDatasetVersion, RegisteredModel, Run, RunArtifact, RunInputs, RunPage, RunView, Schedule, SearchRuns, SetAlias, Traffic, UpdateRun, limits,
 };
 use serde::Deserialize;
@@ -43,6 +43,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/datasets", get(datasets))
         .route("/datasets/{name}/versions", get(dataset_versions).post(register_dataset_version))
         .route("/code-packages", get(code_packages).post(register_code_package))
+        .route("/code-packages/batch", post(register_code_packages))
         .route("/runs/{id}/inputs", post(add_run_inputs))
         .route("/lineage/{name}/{version}", get(lineage))
         .route("/schedules", get(schedules).post(create_schedule))
@@ -249,6 +250,10 @@ async fn code_packages(State(state): Shared, Query(query): Query<HandleQuery>) -
 
 async fn register_code_package(State(state): Shared, JsonBody(body): JsonBody<RegisterCodePackage>) -> Reply<CodePackage> {
     Ok(Json(state.store.register_code_package(&body).await?))
+}
+
+async fn register_code_packages(State(state): Shared, JsonBody(body): JsonBody<CodePackages<RegisterCodePackage>>) -> Reply<CodePackages<CodePackage>> {
+    Ok(Json(CodePackages { packages: state.store.register_code_packages(&body.packages).await? }))
 }
 
 async fn add_run_inputs(State(state): Shared, Path(id): Path<String>, JsonBody(body): JsonBody<RunInputs>) -> Reply<serde_json::Value> {

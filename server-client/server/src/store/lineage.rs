@@ -126,60 +126,73 @@ impl Store {
     }
 
     pub async fn register_code_package(&self, request: &RegisterCodePackage) -> Result<CodePackage> {
-        limits::name("handle", &request.handle)?;
-        limits::sha256("notebook_sha256", &request.notebook_sha256)?;
-        limits::sha256("cargo_lock_sha256", &request.cargo_lock_sha256)?;
-        for (i, cell) in request.cell_sha256.iter().enumerate() {
-            limits::sha256(&format!("cell_sha256[{i}]"), cell)?;
+        validate(request, &|field| field.to_owned())?;
+        let mut packages = self.insert(std::slice::from_ref(request)).await?;
+        Ok(packages.remove(0))
+    }
+
+    /// All of `requests` in one transaction, or none of them: a notebook's components are
+    /// registered together, so a failure (bad input in one, the store going away) never leaves
+    /// some of a notebook's components registered and the others not. Bad input names its
+    /// place (`packages[1].digest`).
+    pub async fn register_code_packages(&self, requests: &[RegisterCodePackage]) -> Result<Vec<CodePackage>> {
+        if requests.is_empty() {
+            return Err(ApiError::invalid("packages", "must not be empty").into());
         }
-        match request.digest.strip_prefix("sha256:") {
-            Some(hex) => limits::sha256("digest", hex)?,
-            None => return Err(ApiError::invalid("digest", format!("'{}' is not an OCI digest (sha256:…)", request.digest)).into()),
+        for (i, request) in requests.iter().enumerate() {
+            validate(request, &|field| format!("packages[{i}].{field}"))?;
         }
-        if request.image.trim().is_empty() {
-            return Err(ApiError::invalid("image", "must not be empty").into());
-        }
+        self.insert(requests).await
+    }
+
+    /// Valid requests, in one transaction; the same (handle, role, digest) again is the first.
+    async fn insert(&self, requests: &[RegisterCodePackage]) -> Result<Vec<CodePackage>> {
         let mut w = self.write().await?;
-        let existing =
-            sqlx::query(super::audited(format!("SELECT {PACKAGE_COLUMNS} FROM code_packages c WHERE c.handle = $1 AND c.role = $2 AND c.digest = $3")))
-                .bind(&request.handle)
-                .bind(request.role.as_str())
-                .bind(&request.digest)
-                .fetch_optional(&mut *w.tx)
-                .await?;
-        if let Some(row) = existing {
-            return code_package_from_row(&row);
+        let mut registered = Vec::with_capacity(requests.len());
+        for request in requests {
+            let existing =
+                sqlx::query(super::audited(format!("SELECT {PACKAGE_COLUMNS} FROM code_packages c WHERE c.handle = $1 AND c.role = $2 AND c.digest = $3")))
+                    .bind(&request.handle)
+                    .bind(request.role.as_str())
+                    .bind(&request.digest)
+                    .fetch_optional(&mut *w.tx)
+                    .await?;
+            if let Some(row) = existing {
+                registered.push(code_package_from_row(&row)?);
+                continue;
+            }
+            let package = CodePackage {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                handle: request.handle.clone(),
+                role: request.role,
+                image: request.image.clone(),
+                digest: request.digest.clone(),
+                notebook_sha256: request.notebook_sha256.clone(),
+                cell_sha256: request.cell_sha256.clone(),
+                cargo_lock_sha256: request.cargo_lock_sha256.clone(),
+                git_commit: request.git_commit.clone(),
+                created_at: now_millis(),
+            };
+            sqlx::query(
+                "INSERT INTO code_packages (id, handle, role, image, digest, notebook_sha256, cell_sha256, cargo_lock_sha256, git_commit, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&package.id)
+            .bind(&package.handle)
+            .bind(package.role.as_str())
+            .bind(&package.image)
+            .bind(&package.digest)
+            .bind(&package.notebook_sha256)
+            .bind(serde_json::to_string(&package.cell_sha256).unwrap_or_else(|_| "[]".into()))
+            .bind(&package.cargo_lock_sha256)
+            .bind(package.git_commit.clone())
+            .bind(package.created_at)
+            .execute(&mut *w.tx)
+            .await?;
+            registered.push(package);
         }
-        let package = CodePackage {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            handle: request.handle.clone(),
-            role: request.role,
-            image: request.image.clone(),
-            digest: request.digest.clone(),
-            notebook_sha256: request.notebook_sha256.clone(),
-            cell_sha256: request.cell_sha256.clone(),
-            cargo_lock_sha256: request.cargo_lock_sha256.clone(),
-            git_commit: request.git_commit.clone(),
-            created_at: now_millis(),
-        };
-        sqlx::query(
-            "INSERT INTO code_packages (id, handle, role, image, digest, notebook_sha256, cell_sha256, cargo_lock_sha256, git_commit, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&package.id)
-        .bind(&package.handle)
-        .bind(package.role.as_str())
-        .bind(&package.image)
-        .bind(&package.digest)
-        .bind(&package.notebook_sha256)
-        .bind(serde_json::to_string(&package.cell_sha256).unwrap_or_else(|_| "[]".into()))
-        .bind(&package.cargo_lock_sha256)
-        .bind(package.git_commit.clone())
-        .bind(package.created_at)
-        .execute(&mut *w.tx)
-        .await?;
         w.commit().await?;
-        Ok(package)
+        Ok(registered)
     }
 
     /// Code packages of `handle` (every handle when empty), newest first.
@@ -264,4 +277,22 @@ impl Store {
         .collect::<Result<_>>()?;
         Ok(Lineage { model_version, run: Some(run), datasets_read, datasets_produced, code_packages, deployments })
     }
+}
+
+/// A code package's fields, each named by `place` when it is bad.
+fn validate(request: &RegisterCodePackage, place: &dyn Fn(&str) -> String) -> Result<(), ApiError> {
+    limits::name(&place("handle"), &request.handle)?;
+    limits::sha256(&place("notebook_sha256"), &request.notebook_sha256)?;
+    limits::sha256(&place("cargo_lock_sha256"), &request.cargo_lock_sha256)?;
+    for (i, cell) in request.cell_sha256.iter().enumerate() {
+        limits::sha256(&place(&format!("cell_sha256[{i}]")), cell)?;
+    }
+    match request.digest.strip_prefix("sha256:") {
+        Some(hex) => limits::sha256(&place("digest"), hex)?,
+        None => return Err(ApiError::invalid(place("digest"), format!("'{}' is not an OCI digest (sha256:…)", request.digest))),
+    }
+    if request.image.trim().is_empty() {
+        return Err(ApiError::invalid(place("image"), "must not be empty"));
+    }
+    Ok(())
 }

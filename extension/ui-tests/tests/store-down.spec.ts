@@ -1,0 +1,31 @@
+/**
+ * A JupyterLab whose Kiln store does not answer (its server extension points at a port
+ * nothing listens on; the registry, kernel and CLI are the real ones): the status bar says
+ * so with the reason, and "Componentize notebook" stops before building, says why in a
+ * notification, and pushes nothing to the registry.
+ */
+import { execFileSync } from 'child_process';
+
+import { expect, test } from '@jupyterlab/galata';
+
+import { REGISTRY, classifier, componentize, open, shot, upload } from './helpers';
+
+test.use({ autoGoto: true });
+
+test('a store that does not answer: the status bar and Componentize say so, and nothing is pushed', async ({ page, tmpPath }) => {
+  expect(REGISTRY, 'KILN_REGISTRY: set by cargo xtask test').not.toBe('');
+  const file = await upload(page, tmpPath, 'classifier.ipynb', classifier());
+  await open(page, file);
+  const status = page.locator('.kiln-Status');
+  await expect(status).toContainText('store ✗', { timeout: 30000 });
+  await expect(status).toHaveAttribute('title', /store: .*127\.0\.0\.1:1/);
+  await expect(status).toContainText('registry ✓');
+
+  await componentize(page, 'iris-ui-no-store');
+  const state = page.locator('.kiln-Componentize .kiln-ComponentizeState');
+  await expect(state).toHaveText(/the store at http:\/\/127\.0\.0\.1:1 does not answer/, { timeout: 60000 });
+  await expect(state).toContainText('nothing was built');
+  await expect(page.locator('.Toastify__toast', { hasText: 'the store at http://127.0.0.1:1 does not answer' }).first()).toBeVisible();
+  await shot(page, 'store-down');
+  expect(() => execFileSync('skopeo', ['inspect', '--tls-verify=false', `docker://${REGISTRY}/iris-ui-no-store-data:latest`], { stdio: 'pipe' })).toThrow();
+});
