@@ -44,4 +44,12 @@ describe('foldRows', () => {
     const rows = [phase('compile', 'running', { progress: 0.5, message: 'half' }), phase('compile', 'running')].reduce<Row[]>(foldRows, []);
     expect(rows[0]).toMatchObject({ progress: 0.5, message: 'half' });
   });
+
+  it.each([
+    ['a failed phase that never moved', [phase('connect', 'started'), phase('connect', 'failed')], 0],
+    ['a failed phase that had moved', [phase('compile', 'running', { progress: 0.4 }), phase('compile', 'failed')], 0.4],
+    ['a phase under way that has not moved', [phase('compile', 'started')], null]
+  ])('%s shows its bar as it stopped', (_, events, progress) => {
+    expect(events.reduce<Row[]>(foldRows, [])[0].progress).toBe(progress);
+  });
 });

@@ -111,7 +111,8 @@ export function foldRows(rows: readonly Row[], event: KilnEvent): Row[] {
     phase: event.phase,
     component,
     state: event.state,
-    progress: event.state === 'done' ? 1 : (event.progress ?? before?.progress ?? null),
+    // Only a phase still under way may show an indeterminate bar: a failed one stops where it was.
+    progress: event.state === 'done' ? 1 : (event.progress ?? before?.progress ?? (event.state === 'failed' ? 0 : null)),
     message: event.message ?? before?.message ?? '',
     seconds: event.seconds
   };

@@ -10,44 +10,12 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { Widget } from '@lumino/widgets';
 
 import { requestKiln } from './request';
+import { Status, describe } from './status';
 import { CATEGORY } from './roles-plugin';
 import { IKilnPipeline } from './tokens';
 
 export const CHECK_STATUS = 'kiln:check-status';
 const EVERY_MS = 10000;
-
-interface Part {
-  ok: boolean;
-  reason?: string;
-  url?: string | null;
-  host?: string | null;
-}
-
-export interface Status {
-  cli: Part;
-  store: Part;
-  registry: Part;
-}
-
-/** One line for each part: what it is and whether it answers, the reason when not. */
-export function describe(status: Status | string, kernel: boolean | null): { text: string; title: string; ok: boolean } {
-  if (typeof status === 'string') {
-    return { text: 'Kiln: unreachable', title: `The Jupyter server's Kiln extension does not answer: ${status}`, ok: false };
-  }
-  const mark = (ok: boolean) => (ok ? '✓' : '✗');
-  const parts: [string, Part][] = [
-    ['store', status.store],
-    ['registry', status.registry],
-    ['kiln CLI', status.cli]
-  ];
-  const lines = parts.map(([name, p]) => `${name}: ${p.ok ? `answers${p.url ? ` (${p.url})` : p.host ? ` (${p.host})` : ''}` : p.reason ?? 'does not answer'}`);
-  if (kernel !== null) {
-    lines.push(`kernel: ${kernel ? "Kiln's" : 'not Kiln\'s: choose "Rust (Kiln)" to record cells and types'}`);
-  }
-  const ok = parts.every(([, p]) => p.ok) && kernel !== false;
-  const text = `Kiln: store ${mark(status.store.ok)} registry ${mark(status.registry.ok)}${kernel === null ? '' : ` kernel ${mark(kernel)}`}`;
-  return { text, title: lines.join('\n'), ok };
-}
 
 class StatusItem extends Widget {
   status: Status | string = 'not asked yet';

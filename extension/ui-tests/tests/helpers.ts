@@ -66,6 +66,17 @@ export async function componentize(page: IJupyterLabPageFixture, handle: string,
   await dialog.locator('.jp-mod-accept').click();
 }
 
+/** Closes the Componentize views, so the notebook has its whole width (and its toolbar). */
+export async function closeComponentizeViews(page: IJupyterLabPageFixture): Promise<void> {
+  await page.evaluate(() => {
+    for (const widget of Array.from(window.jupyterapp.shell.widgets('main'))) {
+      if (widget.id.startsWith('kiln-componentize-')) {
+        widget.close();
+      }
+    }
+  });
+}
+
 /** The store's code packages of `handle`, asked directly (the test has the store's token). */
 export async function codePackages(handle: string): Promise<unknown[]> {
   const answer = await fetch(`${process.env.KILN_SERVER}/api/v1/code-packages?handle=${handle}`, {

@@ -10,7 +10,7 @@ import * as path from 'path';
 
 import { expect, test } from '@jupyterlab/galata';
 
-import { BUILD_MS, KILN, REGISTRY, classifier, codePackages, componentize, open, openPipeline, savedNotebook, shot, upload } from './helpers';
+import { BUILD_MS, KILN, REGISTRY, classifier, closeComponentizeViews, codePackages, componentize, open, openPipeline, savedNotebook, shot, upload } from './helpers';
 
 test.use({ autoGoto: true });
 
@@ -159,5 +159,8 @@ test('a registry that does not answer or a handle that is no image name: the rea
     await expect(view.locator('.kiln-Rows tr[data-kiln-phase="connect"]')).toHaveAttribute('data-kiln-state', 'failed');
     expect(await codePackages(handle)).toEqual([]);
     await shot(page, `componentize-${handle === 'Iris UI' ? 'bad-handle' : 'registry-down'}`);
+    // Back to the notebook at its full width for the next case.
+    await closeComponentizeViews(page);
+    await page.notebook.activate('classifier.ipynb');
   }
 });

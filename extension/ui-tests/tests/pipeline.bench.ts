@@ -20,7 +20,7 @@ import * as path from 'path';
 import { expect, test } from '@jupyterlab/galata';
 import type { IJupyterLabPageFixture } from '@jupyterlab/galata';
 
-import { BUILD_MS, KILN, REGISTRY, SDK, classifier, componentize, open, openPipeline, upload } from './helpers';
+import { BUILD_MS, KILN, REGISTRY, SDK, classifier, closeComponentizeViews, componentize, open, openPipeline, upload } from './helpers';
 
 test.use({ autoGoto: true });
 
@@ -202,7 +202,7 @@ async function measureComponentize(page: IJupyterLabPageFixture, tmpPath: string
     await expect(state).toHaveText(/^(done|failed|cancelled|ended)/, { timeout: BUILD_MS });
     const ui = performance.now() - start;
     await expect(state).toHaveText('done: 3 images');
-    await page.evaluate(() => window.jupyterapp.shell.currentWidget?.close());
+    await closeComponentizeViews(page);
     await page.notebook.activate('componentize.ipynb');
 
     editTrainOnDisk(onDisk, trainCell, run);

@@ -18,7 +18,7 @@ test('a store that does not answer: the status bar and Componentize say so, and 
   await open(page, file);
   const status = page.locator('.kiln-Status');
   await expect(status).toContainText('store ✗', { timeout: 30000 });
-  await expect(status).toHaveAttribute('title', /store: .*127\.0\.0\.1:1/);
+  await expect(status).toHaveAttribute('title', /store \(http:\/\/127\.0\.0\.1:1\): does not answer/);
   await expect(status).toContainText('registry ✓');
 
   await componentize(page, 'iris-ui-no-store');
