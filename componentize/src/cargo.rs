@@ -57,6 +57,23 @@ impl Progress for () {
 /// knows the count but does not print it in its JSON, so this reads `cargo metadata`;
 /// `None` when that fails (the build then shows a count without a total).
 pub fn units(workspace: &Path) -> Option<usize> {
+    // The type probes run cargo once per round, on the same manifests: asking cargo
+    // (`-vV` and `metadata`, about 0.6 s) once per manifest text, not once per round.
+    static KNOWN: std::sync::Mutex<BTreeMap<(PathBuf, String), Option<usize>>> = std::sync::Mutex::new(BTreeMap::new());
+    let manifests =
+        std::fs::read_to_string(workspace.join("Cargo.toml")).unwrap_or_default() + &std::fs::read_to_string(workspace.join("Cargo.lock")).unwrap_or_default();
+    let key = (workspace.to_path_buf(), manifests);
+    if let Some(known) = KNOWN.lock().ok().and_then(|k| k.get(&key).copied()) {
+        return known;
+    }
+    let counted = count(workspace);
+    if let Ok(mut known) = KNOWN.lock() {
+        known.insert(key, counted);
+    }
+    counted
+}
+
+fn count(workspace: &Path) -> Option<usize> {
     let version = command(workspace).arg("-vV").stdin(Stdio::null()).output().ok()?;
     let version = String::from_utf8_lossy(&version.stdout);
     let host = version.lines().find_map(|l| l.strip_prefix("host: "))?.trim().to_owned();
