@@ -385,6 +385,7 @@ fn preflight(args: &ComponentizeArgs, store: Option<&kiln::Client>, format: Form
     }
     let step = Step::with(format, "connect", None);
     let checked = (|| {
+        pipeline::check_handle(&args.handle).map_err(|error| error.to_string())?;
         if let Some(host) = &args.registry {
             let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("starting the async runtime: {e}"))?;
             runtime.block_on(Registry::new(host).answers(&args.handle))?;

@@ -25,13 +25,15 @@ impl Registry {
         format!("{}/{name}:{tag}", self.host)
     }
 
-    /// Whether the registry answers for `handle`'s images (their names are valid, and a
-    /// blob query gets an answer, found or not), before anything is built for it. The
-    /// reason, when not, is said for people: the name, or the innermost cause.
+    /// Whether the registry answers for `handle`'s images (a blob query gets an answer,
+    /// found or not), before anything is built for it. The reason, when not, is said for
+    /// people: the reference, or the innermost cause.
     pub async fn answers(&self, handle: &str) -> Result<(), String> {
         let name = format!("{handle}-data");
+        // The handle is checked before (`check_handle`); what is left to refuse is the host.
+        let text = self.reference(&name, "latest");
         let reference: Reference =
-            self.reference(&name, "latest").parse().map_err(|error| format!("the handle `{handle}` does not make a valid image name (`{name}`: {error})"))?;
+            text.parse().map_err(|error| format!("`{text}` is not a valid image reference ({error}): check the registry `{}`", self.host))?;
         self.client.store_auth_if_needed(reference.resolve_registry(), &RegistryAuth::Anonymous).await;
         let nothing = format!("sha256:{}", "0".repeat(64));
         self.client.blob_exists(&reference, &nothing).await.map_err(|error| {

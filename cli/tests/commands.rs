@@ -362,7 +362,7 @@ fn componentize_asks_the_registry_and_the_store_first() {
         kiln: the store at STORE refused the token (HTTP 401: the bearer token is not known to this server); nothing was built
         handle not an image name: exit 1
         ✗ connect    failed
-        kiln: the handle `Petals Two` does not make a valid image name (`Petals Two-data`: invalid reference format); nothing was built
+        kiln: `Petals Two` cannot be a handle: use lowercase letters, digits and single `.`, `_` or `-` between them (it names images and the model); nothing was built
     "#]]
     .assert_eq(&said);
 }

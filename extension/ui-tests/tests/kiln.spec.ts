@@ -146,7 +146,7 @@ test('a registry that does not answer or a handle that is no image name: the rea
   await open(page, file);
   const cases: [string, string, RegExp][] = [
     ['iris-ui-unreachable', '127.0.0.1:1', /the registry at 127\.0\.0\.1:1 does not answer/],
-    ['Iris UI', REGISTRY, /the handle `Iris UI` does not make a valid image name/]
+    ['Iris UI', REGISTRY, /`Iris UI` cannot be a handle/]
   ];
   for (const [handle, registry, reason] of cases) {
     await componentize(page, handle, registry);
