@@ -16,7 +16,8 @@ import { reveal } from './places';
 import { KilnError, requestKiln, streamKiln } from './request';
 import { defaultHandle } from './roles';
 import { CATEGORY } from './roles-plugin';
-import { IKilnPipeline } from './tokens';
+import { Status } from './status';
+import { IKilnPipeline, IKilnStatus } from './tokens';
 
 export const COMPONENTIZE = 'kiln:componentize';
 
@@ -160,11 +161,16 @@ export class TargetForm extends Widget implements Dialog.IBodyWidget<Target> {
   }
 }
 
-/** The registry the server extension pushes to by default, if it says. */
-async function defaultRegistry(): Promise<string> {
+/** The registry the server extension pushes to by default: as the status item last heard
+ * it, else asked now. */
+async function defaultRegistry(status: IKilnStatus | null): Promise<string> {
+  const known = status?.current;
+  if (known !== undefined && typeof known !== 'string') {
+    return known.registry.host ?? '';
+  }
   try {
-    const status = await requestKiln<{ registry?: { host?: string | null } }>('status');
-    return status.registry?.host ?? '';
+    const asked = await requestKiln<Status>('status');
+    return asked.registry.host ?? '';
   } catch {
     return '';
   }
@@ -181,11 +187,11 @@ function notifyProblems(panel: NotebookPanel, problems: Diagnostic[]): void {
   }
 }
 
-async function componentize(app: JupyterFrontEnd, panel: NotebookPanel, pipeline: IKilnPipeline): Promise<void> {
+async function componentize(app: JupyterFrontEnd, panel: NotebookPanel, pipeline: IKilnPipeline, status: IKilnStatus | null): Promise<void> {
   await panel.context.save();
   const asked = await showDialog({
     title: 'Componentize notebook',
-    body: new TargetForm(defaultHandle(panel.context.path), await defaultRegistry()),
+    body: new TargetForm(defaultHandle(panel.context.path), await defaultRegistry(status)),
     buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Componentize' })],
     focusNodeSelector: 'input[name="handle"]'
   });
@@ -259,8 +265,8 @@ export const componentizePlugin: JupyterFrontEndPlugin<void> = {
   description: 'The "Componentize notebook" toolbar button and command.',
   autoStart: true,
   requires: [INotebookTracker, IKilnPipeline],
-  optional: [ICommandPalette],
-  activate: (app: JupyterFrontEnd, notebooks: INotebookTracker, pipeline: IKilnPipeline, palette: ICommandPalette | null) => {
+  optional: [ICommandPalette, IKilnStatus],
+  activate: (app: JupyterFrontEnd, notebooks: INotebookTracker, pipeline: IKilnPipeline, palette: ICommandPalette | null, status: IKilnStatus | null) => {
     app.commands.addCommand(COMPONENTIZE, {
       label: 'Componentize notebook',
       caption: 'Build the notebook\'s data, train and infer components as OCI images, push and register them',
@@ -273,7 +279,7 @@ export const componentizePlugin: JupyterFrontEndPlugin<void> = {
           return;
         }
         try {
-          await componentize(app, panel, pipeline);
+          await componentize(app, panel, pipeline, status);
         } catch (error) {
           Notification.error(`Componentize failed: ${error instanceof Error ? error.message : String(error)}`, { autoClose: false });
         }

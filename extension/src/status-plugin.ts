@@ -12,13 +12,17 @@ import { Widget } from '@lumino/widgets';
 import { requestKiln } from './request';
 import { Status, describe } from './status';
 import { CATEGORY } from './roles-plugin';
-import { IKilnPipeline } from './tokens';
+import { IKilnPipeline, IKilnStatus } from './tokens';
 
 export const CHECK_STATUS = 'kiln:check-status';
 const EVERY_MS = 10000;
 
-class StatusItem extends Widget {
+class StatusItem extends Widget implements IKilnStatus {
   status: Status | string = 'not asked yet';
+
+  get current(): Status | string {
+    return this.status;
+  }
 
   constructor() {
     super();
@@ -35,12 +39,13 @@ class StatusItem extends Widget {
   }
 }
 
-export const statusPlugin: JupyterFrontEndPlugin<void> = {
+export const statusPlugin: JupyterFrontEndPlugin<IKilnStatus> = {
   id: 'kiln-jupyterlab:status',
   description: 'Whether the Kiln store, registry and kernel answer.',
   autoStart: true,
   requires: [INotebookTracker, IKilnPipeline],
   optional: [IStatusBar, ICommandPalette],
+  provides: IKilnStatus,
   activate: (app: JupyterFrontEnd, notebooks: INotebookTracker, pipeline: IKilnPipeline, statusBar: IStatusBar | null, palette: ICommandPalette | null) => {
     const item = new StatusItem();
     const kernel = () => (notebooks.currentWidget ? pipeline.isKilnNotebook(notebooks.currentWidget) : null);
@@ -62,5 +67,6 @@ export const statusPlugin: JupyterFrontEndPlugin<void> = {
     notebooks.widgetAdded.connect((_, panel) => panel.sessionContext.kernelChanged.connect(() => item.draw(kernel())));
     void check();
     window.setInterval(() => void check(), EVERY_MS);
+    return item;
   }
 };

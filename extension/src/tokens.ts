@@ -7,6 +7,7 @@ import { Token } from '@lumino/coreutils';
 import { ISignal } from '@lumino/signaling';
 
 import type { Analysis } from './analysis';
+import type { Status } from './status';
 
 /** The current notebook's analysis, as `kiln show` last gave it. */
 export interface IPipelineState {
@@ -37,3 +38,11 @@ export interface IKilnPipeline {
 }
 
 export const IKilnPipeline = new Token<IKilnPipeline>('kiln-jupyterlab:IKilnPipeline', 'The Kiln pipeline of the current notebook.');
+
+/** What the status item last heard from the server extension's `status` route (a reason
+ * when it did not answer), so other plugins need not ask again. */
+export interface IKilnStatus {
+  readonly current: Status | string;
+}
+
+export const IKilnStatus = new Token<IKilnStatus>('kiln-jupyterlab:IKilnStatus', "The Kiln store's, registry's and CLI's last known status.");
