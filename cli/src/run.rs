@@ -103,6 +103,7 @@ fn cached(client: &kiln::Client, handle: &str, key: &str, value: &str, wanted: &
         order_by: vec!["start_time DESC".into()],
         max_results: Some(20),
         page_token: None,
+        changed_since: None,
     };
     let page = match client.search_runs(&request) {
         Ok(page) => page,

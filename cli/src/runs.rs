@@ -86,6 +86,7 @@ pub fn run(client: &kiln::Client, command: &RunsCommand) -> anyhow::Result<()> {
                 order_by: order_by.clone(),
                 max_results: Some(*max),
                 page_token: None,
+                changed_since: None,
             })?;
             if *json {
                 return print_json(&page);

@@ -56,6 +56,17 @@ pub fn cell_id(metadata: &Value, execution_count: u32) -> String {
     }
 }
 
+/// Tells the runtime child which cell runs now (`kiln_protocol::markers::running_cell`):
+/// the frontend's `cellId`, or nothing for a request without one (a console, a test client).
+/// Best effort: a run started in a cell that could not be noted is simply not linked to it.
+pub fn note_running(metadata: &Value) {
+    let Some(path) = std::env::var_os(kiln_protocol::markers::CELL_FILE_ENV) else { return };
+    let id = metadata.get("cellId").and_then(Value::as_str).unwrap_or("");
+    if let Err(error) = std::fs::write(&path, id) {
+        tracing::debug!(%error, "the running cell's id could not be written");
+    }
+}
+
 /// Tags from the cell metadata, then from the cell's directive (`kiln_protocol::directive`);
 /// without duplicates.
 pub fn tags(metadata: &Value, code: &str) -> Vec<String> {

@@ -264,6 +264,7 @@ impl Engine {
             }
         }
         self.shared.set_output_parent(if silent { None } else { Some(msg.clone()) });
+        cells::note_running(&msg.metadata);
         let variables_before = self.variables();
 
         if let Some(path) = introspect::help_query(&code) {

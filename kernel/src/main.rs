@@ -90,6 +90,8 @@ fn main() -> anyhow::Result<()> {
             let slot = workdir::take();
             if let Some(slot) = &slot {
                 // SAFETY: as above, no other thread exists yet.
+                unsafe { std::env::set_var(kiln_protocol::markers::CELL_FILE_ENV, slot.dir.join("running-cell")) };
+                // SAFETY: as above, no other thread exists yet.
                 if let Err(error) = unsafe { fast_build::install(&slot.dir) } {
                     tracing::warn!(%error, "cells build through cargo every time");
                 }

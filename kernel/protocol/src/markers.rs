@@ -16,6 +16,11 @@ pub const PREFIX: &str = "\u{1b}]kiln-";
 /// Set by the Kiln kernel in the runtime child's environment.
 pub const KERNEL_ENV: &str = "KILN_KERNEL";
 
+/// Set by the Kiln kernel in the runtime child's environment: a file that holds the id of
+/// the cell running now (JupyterLab's `cellId`), written before each cell. A run the SDK
+/// starts in a cell is tagged with it, so a run can lead back to the cell that made it.
+pub const CELL_FILE_ENV: &str = "KILN_CELL_FILE";
+
 const PARTIAL: &str = "\u{1b}]kiln-partial;";
 const DISPLAY: &str = "\u{1b}]kiln-display;";
 const PANIC: &str = "\u{1b}]kiln-panic";

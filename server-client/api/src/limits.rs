@@ -16,6 +16,10 @@ pub const MAX_BATCH_ENTITIES: usize = 1000;
 /// Largest JSON body the server reads for a non-artifact request.
 pub const MAX_JSON_BODY: usize = 1 << 20;
 pub const MAX_SEARCH_RESULTS: u32 = 50_000;
+/// Series one history request may ask for (runs × keys), and points per series.
+pub const MAX_HISTORY_SERIES: usize = 500;
+pub const MIN_HISTORY_POINTS: u32 = 4;
+pub const MAX_HISTORY_POINTS: u32 = 100_000;
 
 /// A metric, param or tag key: 1–250 characters of letters, digits, `_ - . / space`.
 pub fn key(field: &str, key: &str) -> Result<(), ApiError> {
@@ -76,6 +80,32 @@ pub fn alias(field: &str, alias: &str) -> Result<(), ApiError> {
 pub fn sha256(field: &str, digest: &str) -> Result<(), ApiError> {
     if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return Err(ApiError::invalid(field, format!("'{digest}' is not a lowercase hex sha256")));
+    }
+    Ok(())
+}
+
+/// Everything about a history request that can be checked without the store.
+pub fn history(request: &crate::HistoryRequest) -> Result<(), ApiError> {
+    if request.runs.is_empty() {
+        return Err(ApiError::invalid("runs", "name at least one run"));
+    }
+    if request.keys.is_empty() {
+        return Err(ApiError::invalid("keys", "name at least one metric key"));
+    }
+    let series = request.runs.len() * request.keys.len();
+    if series > MAX_HISTORY_SERIES {
+        return Err(ApiError::invalid("runs", format!("{series} series (runs × keys); at most {MAX_HISTORY_SERIES} per request")));
+    }
+    for (i, key) in request.keys.iter().enumerate() {
+        self::key(&format!("keys[{i}]"), key)?;
+    }
+    if !(MIN_HISTORY_POINTS..=MAX_HISTORY_POINTS).contains(&request.max_points) {
+        return Err(ApiError::invalid("max_points", format!("{} is outside {MIN_HISTORY_POINTS}..={MAX_HISTORY_POINTS}", request.max_points)));
+    }
+    if let (Some(from), Some(to)) = (request.from, request.to)
+        && from > to
+    {
+        return Err(ApiError::invalid("to", format!("the range ends ({to}) before it starts ({from})")));
     }
     Ok(())
 }
@@ -180,6 +210,31 @@ mod tests {
         ];
         for (batch_, expected) in cases {
             assert_eq!(rejected(batch_), expected);
+        }
+    }
+
+    #[test]
+    fn each_bad_history_request_names_its_field() {
+        let ok = crate::HistoryRequest { runs: vec!["r".into()], keys: vec!["loss".into()], max_points: 1000, axis: Default::default(), from: None, to: None };
+        assert!(history(&ok).is_ok());
+        let cases: Vec<(crate::HistoryRequest, &str)> = vec![
+            (crate::HistoryRequest { runs: vec![], ..ok.clone() }, "runs: name at least one run"),
+            (crate::HistoryRequest { keys: vec![], ..ok.clone() }, "keys: name at least one metric key"),
+            (
+                crate::HistoryRequest { keys: vec!["loss".into(), "a\"b".into()], ..ok.clone() },
+                "keys[1]: 'a\"b' contains '\"'; keys may hold letters, digits, '_', '-', '.', '/' and spaces",
+            ),
+            (crate::HistoryRequest { max_points: 3, ..ok.clone() }, "max_points: 3 is outside 4..=100000"),
+            (crate::HistoryRequest { max_points: 100_001, ..ok.clone() }, "max_points: 100001 is outside 4..=100000"),
+            (crate::HistoryRequest { from: Some(10), to: Some(9), ..ok.clone() }, "to: the range ends (9) before it starts (10)"),
+            (
+                crate::HistoryRequest { runs: (0..51).map(|i| i.to_string()).collect(), keys: (0..10).map(|i| format!("k{i}")).collect(), ..ok.clone() },
+                "runs: 510 series (runs × keys); at most 500 per request",
+            ),
+        ];
+        for (request, expected) in cases {
+            let error = history(&request).expect_err(expected);
+            assert_eq!((error.message.as_str(), error.field.as_deref()), (expected, expected.split_once(": ").map(|(field, _)| field)));
         }
     }
 

@@ -123,8 +123,10 @@ struct Lexer<'a> {
 }
 
 impl Lexer<'_> {
+    /// The column counts characters, not bytes, so an editor can put a caret under it.
     fn error_at(&self, pos: usize, message: &str) -> ApiError {
-        ApiError::invalid("filter", format!("at column {}: {message} (in \"{}\")", pos + 1, self.text))
+        let column = self.text[..pos].chars().count() + 1;
+        ApiError::invalid("filter", format!("at column {column}: {message} (in \"{}\")", self.text))
     }
 
     fn skip_space(&mut self) {
@@ -460,6 +462,8 @@ mod tests {
             expect![[r#"error: filter: at column 13: expected an operator (=, !=, >, >=, <, <=, LIKE, ILIKE, IN, NOT IN) (in "metrics.acc ~ 1")"#]],
         );
         check("tags.x = 'open", expect![[r#"error: filter: at column 10: unterminated ' quote (in "tags.x = 'open")"#]]);
+        // Columns count characters: `é` is one column, though two bytes.
+        check("tags.é = 'open", expect![[r#"error: filter: at column 10: unterminated ' quote (in "tags.é = 'open")"#]]);
         check("colour = 'red'", expect![[r#"error: filter: at column 1: unknown attribute 'colour' (in "colour = 'red'")"#]]);
         check(
             "datasets.x = 'a'",

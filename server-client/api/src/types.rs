@@ -177,6 +177,16 @@ pub struct RunView {
     pub metrics: Vec<Metric>,
     pub tags: Vec<Tag>,
     pub artifacts: Vec<RunArtifact>,
+    /// The model versions this run registered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelRef>,
+}
+
+/// A model version by name and number (`iris@3`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub name: String,
+    pub version: i64,
 }
 
 /// `GET /api/v1/runs/{id}/metrics/{key}`.
@@ -200,8 +210,15 @@ pub struct SearchRuns {
     pub order_by: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_results: Option<u32>,
+    /// A cursor from an earlier page (`next_page_token`): the next page of the same answer.
+    /// Runs created after the first page was read are left out of later pages, so paging never
+    /// repeats or skips a run while new ones start; they come through `changed_since`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_token: Option<String>,
+    /// Only runs whose status, name, params, metrics or tags changed at or after this
+    /// [`RunPage::cursor`]: what a live view polls for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_since: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,6 +226,66 @@ pub struct RunPage {
     pub runs: Vec<RunView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
+    /// Pass as `changed_since` to get what changed after this answer was read. It lies a
+    /// little before the server's clock at the read, so a write committing during the read
+    /// is never missed; a run may come twice.
+    #[serde(default)]
+    pub cursor: Millis,
+}
+
+/// The axis a metric history is bucketed and zoomed along.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryAxis {
+    #[default]
+    Step,
+    /// Wall time: the points' timestamps.
+    Time,
+}
+
+/// `POST /api/v1/metrics/history`: the series of several runs and keys in one answer,
+/// down-sampled on the server to at most `max_points` points each, so a 100 000-point curve
+/// costs what its picture needs. Down-sampling keeps, in each of `max_points / 4` buckets of
+/// the axis, the first, last, lowest and highest point, so no spike is ever hidden; a zoom
+/// asks again with `from`/`to` and gets the detail of that range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRequest {
+    pub runs: Vec<String>,
+    pub keys: Vec<String>,
+    #[serde(default = "default_max_points")]
+    pub max_points: u32,
+    #[serde(default)]
+    pub axis: HistoryAxis,
+    /// The range on `axis`, both ends included (a step, or a timestamp in milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<i64>,
+}
+
+pub fn default_max_points() -> u32 {
+    1000
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histories {
+    /// One per run and key, in the order asked (runs, then keys); a run that never logged a
+    /// key has an empty series.
+    pub series: Vec<Series>,
+}
+
+/// One run's series of one metric, as columns (what chart libraries draw from).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub run_id: String,
+    pub key: String,
+    /// How many points the range holds before down-sampling.
+    pub total: u64,
+    /// Whether the points are a down-sample of those.
+    pub sampled: bool,
+    pub steps: Vec<i64>,
+    pub timestamps: Vec<Millis>,
+    pub values: Vec<f64>,
 }
 
 /// Stored bytes, named by their sha256 (hex). Uploading the same bytes twice stores them once.

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use kiln_api::{
     ApiError, Artifact, AttachArtifact, CodePackage, CodePackages, CreateExperiment, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, CreateToken,
-    Dataset, DatasetVersion, Deploy, Deployment, Experiment, Health, Lineage, LogBatch, MetricHistory, ModelVersion, NewToken, RegisterCodePackage,
-    RegisterDatasetVersion, RegisteredModel, Run, RunArtifact, RunInputs, RunPage, RunView, Schedule, SearchRuns, SetAlias, Traffic, UpdateRun, limits,
+    Dataset, DatasetVersion, Deploy, Deployment, Experiment, Health, Histories, HistoryRequest, Lineage, LogBatch, MetricHistory, ModelVersion, NewToken,
+    RegisterCodePackage, RegisterDatasetVersion, RegisteredModel, Run, RunArtifact, RunInputs, RunPage, RunView, Schedule, SearchRuns, SetAlias, Traffic,
+    UpdateRun, limits,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -175,6 +176,12 @@ impl Client {
 
     pub fn metric_history(&self, run_id: &str, key: &str) -> Result<MetricHistory, Error> {
         self.get(&format!("/runs/{}/metric-history?key={}", escape(run_id), escape(key)))
+    }
+
+    /// Several runs' metric series at once, down-sampled by the server (see [`HistoryRequest`]).
+    pub fn histories(&self, request: &HistoryRequest) -> Result<Histories, Error> {
+        limits::history(request)?;
+        self.send("POST", "/metrics/history", request)
     }
 
     pub fn search_runs(&self, request: &SearchRuns) -> Result<RunPage, Error> {

@@ -26,6 +26,26 @@ const DISPLAY_EVERY: Duration = Duration::from_millis(250);
 /// The run a component belongs to: set by whoever runs the pipeline (`kiln run`, a test).
 pub const RUN_ENV: &str = "KILN_RUN_ID";
 
+/// Tags of a run started in a notebook: the notebook's path (relative to the Jupyter server's
+/// root, as jupyter_server gives it to the kernel in `JPY_SESSION_NAME`) and the id of the
+/// cell that started it, so the Experiments panel can go back to that cell and pick the
+/// experiment a notebook last logged to.
+pub const NOTEBOOK_TAG: &str = "kiln.notebook";
+pub const CELL_TAG: &str = "kiln.cell";
+
+/// Where a run started in the Kiln kernel comes from: its notebook and cell, when known.
+fn origin_tags() -> Vec<Tag> {
+    if !display::in_kernel() {
+        return Vec::new();
+    }
+    let notebook = std::env::var("JPY_SESSION_NAME").ok().filter(|path| !path.trim().is_empty());
+    let cell = std::env::var_os(kiln_protocol::markers::CELL_FILE_ENV)
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty());
+    [(NOTEBOOK_TAG, notebook), (CELL_TAG, cell)].into_iter().filter_map(|(key, value)| Some(Tag { key: key.to_owned(), value: value? })).collect()
+}
+
 /// Starts a run in `experiment` (created if new) on the server named by `KILN_SERVER`.
 ///
 /// Inside a component (`KILN_RUN_ID` set) it joins that run instead, so a cell that calls
@@ -73,8 +93,13 @@ impl ActiveRun {
             None if display::in_kernel() => RunSource::Notebook,
             None => RunSource::External,
         };
-        let run =
-            client.create_run(&CreateRun { experiment: experiment.to_owned(), name: name.map(str::to_owned), source, start_time: None, tags: Vec::new() })?;
+        let run = client.create_run(&CreateRun {
+            experiment: experiment.to_owned(),
+            name: name.map(str::to_owned),
+            source,
+            start_time: None,
+            tags: origin_tags(),
+        })?;
         ActiveRun::with_run(client, run, true)
     }
 

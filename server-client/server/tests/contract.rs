@@ -4,7 +4,8 @@
 mod support;
 
 use kiln::api::{
-    AttachArtifact, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, ErrorCode, LogBatch, Metric, Param, RunStatus, SearchRuns, Tag, UpdateRun,
+    AttachArtifact, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, ErrorCode, HistoryAxis, HistoryRequest, LogBatch, Metric, ModelRef, Param,
+    RunStatus, SearchRuns, Tag, UpdateRun,
 };
 use serde_json::json;
 use support::{Backend, TestServer};
@@ -15,6 +16,8 @@ contract_tests!(
     params_are_write_once_and_batches_all_or_nothing,
     a_finished_run_takes_no_more_metrics,
     search_filters_orders_and_pages,
+    pages_stay_stable_while_runs_start_and_changes_are_polled,
+    histories_are_down_sampled_keeping_the_ends_and_every_extreme,
     artifacts_are_content_addressed,
     writes_need_a_token,
     bad_input_names_the_field,
@@ -149,8 +152,7 @@ fn search_filters_orders_and_pages(backend: Backend) {
                 experiments: experiments.iter().map(|e| e.to_string()).collect(),
                 filter: filter.into(),
                 order_by: order.iter().map(|o| o.to_string()).collect(),
-                max_results: None,
-                page_token: None,
+                ..Default::default()
             })
             .unwrap();
         page.runs.into_iter().map(|r| r.run.name).collect()
@@ -180,6 +182,124 @@ fn search_filters_orders_and_pages(backend: Backend) {
     let bad = client.search_runs(&SearchRuns { filter: "metrics.acc > 'x'".into(), ..Default::default() }).unwrap_err();
     assert_eq!(code(&bad), (400, ErrorCode::InvalidParameterValue));
     assert_eq!(bad.api_error().unwrap().field.as_deref(), Some("filter"));
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_millis() as i64
+}
+
+fn pages_stay_stable_while_runs_start_and_changes_are_polled(backend: Backend) {
+    let server = TestServer::start(backend);
+    let client = server.client();
+    let ids: Vec<String> = (0..5).map(|i| new_run(&client, "live", &format!("run-{i}"))).collect();
+    let page = |token: Option<String>, since: Option<i64>| {
+        let order_by = vec!["run_name DESC".into()];
+        client
+            .search_runs(&SearchRuns {
+                experiments: vec!["live".into()],
+                order_by,
+                max_results: Some(2),
+                page_token: token,
+                changed_since: since,
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let names = |page: &kiln::api::RunPage| page.runs.iter().map(|r| r.run.name.clone()).collect::<Vec<_>>();
+    // A run that starts while someone pages neither repeats nor hides one of the first answer.
+    let first = page(None, None);
+    assert!(first.cursor <= now_millis(), "a cursor from the server's clock: {}", first.cursor);
+    new_run(&client, "live", "started-while-paging");
+    let mut seen = names(&first);
+    let mut token = first.next_page_token.clone();
+    while let Some(next) = token {
+        let answer = page(Some(next), None);
+        seen.extend(names(&answer));
+        token = answer.next_page_token;
+    }
+    assert_eq!(seen, ["run-4", "run-3", "run-2", "run-1", "run-0"]);
+    assert_eq!(names(&page(None, None))[0], "started-while-paging", "a new answer has it");
+
+    // Changes since a moment: status, name, metrics, tags and a registered version each count.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let moment = now_millis();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(page(None, Some(moment)).runs.is_empty(), "nothing changed since");
+    client.log_batch(&ids[1], &LogBatch { metrics: vec![metric("loss", 0.5, 7)], ..Default::default() }).unwrap();
+    client.update_run(&ids[3], &UpdateRun { name: Some("renamed".into()), ..Default::default() }).unwrap();
+    let changed = page(None, Some(moment));
+    assert_eq!(names(&changed), ["run-1", "renamed"]);
+    assert_eq!(changed.runs[0].metrics, [metric("loss", 0.5, 7)], "a change comes with the run's latest values");
+    client.create_model(&CreateModel { name: "m".into(), description: String::new(), tags: vec![] }).unwrap();
+    let after_rename = now_millis();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    client.create_model_version("m", &CreateModelVersion { source: "s".into(), run_id: Some(ids[0].clone()), ..Default::default() }).unwrap();
+    let changed = page(None, Some(after_rename));
+    assert_eq!(names(&changed), ["run-0"]);
+    assert_eq!(changed.runs[0].models, [ModelRef { name: "m".into(), version: 1 }]);
+    // A token that is not this server's is refused by name.
+    let bad = client.search_runs(&SearchRuns { page_token: Some("x.y".into()), ..Default::default() }).unwrap_err();
+    assert_eq!(bad.api_error().unwrap().field.as_deref(), Some("page_token"));
+}
+
+fn histories_are_down_sampled_keeping_the_ends_and_every_extreme(backend: Backend) {
+    let server = TestServer::start(backend);
+    let client = server.client();
+    let long = new_run(&client, "curves", "long");
+    let short = new_run(&client, "curves", "short");
+    let value = |step: i64| match step {
+        4321 => 100.0,
+        7000 => -100.0,
+        _ => (step as f64 / 300.0).sin(),
+    };
+    for chunk in (0..10_000i64).collect::<Vec<_>>().chunks(1000) {
+        client.log_batch(&long, &LogBatch { metrics: chunk.iter().map(|&s| metric("loss", value(s), s)).collect(), ..Default::default() }).unwrap();
+    }
+    client.log_batch(&short, &LogBatch { metrics: (0..10).map(|s| metric("loss", s as f64, s)).collect(), ..Default::default() }).unwrap();
+    let ask = |runs: &[&str], from: Option<i64>, to: Option<i64>, axis: HistoryAxis| {
+        client.histories(&HistoryRequest {
+            runs: runs.iter().map(|r| r.to_string()).collect(),
+            keys: vec!["loss".into(), "acc".into()],
+            max_points: 400,
+            axis,
+            from,
+            to,
+        })
+    };
+    let answer = ask(&[long.as_str(), short.as_str()], None, None, HistoryAxis::Step).unwrap();
+    let shape: Vec<(&str, &str, u64, bool)> = answer.series.iter().map(|s| (s.run_id.as_str(), s.key.as_str(), s.total, s.sampled)).collect();
+    assert_eq!(
+        shape,
+        [(long.as_str(), "loss", 10_000, true), (long.as_str(), "acc", 0, false), (short.as_str(), "loss", 10, false), (short.as_str(), "acc", 0, false)]
+    );
+    let sampled = &answer.series[0];
+    // 100 buckets of 100 steps: each keeps two to four points.
+    assert!((200..=400).contains(&sampled.values.len()), "{} points", sampled.values.len());
+    assert_eq!((sampled.steps.first(), sampled.steps.last()), (Some(&0), Some(&9_999)), "the ends stay");
+    assert!(sampled.steps.windows(2).all(|w| w[0] < w[1]), "in step order, each point once");
+    for (step, expected) in [(4321, 100.0), (7000, -100.0)] {
+        let at = sampled.steps.iter().position(|&s| s == step).unwrap_or_else(|| panic!("the spike at step {step} was dropped"));
+        assert_eq!((sampled.values[at], sampled.timestamps[at]), (expected, 1_700_000_000_000 + step));
+    }
+    // Every bucket's lowest and highest point is kept: the sampled curve spans the full one's range.
+    let (min, max) = sampled.values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    assert_eq!((min, max), (-100.0, 100.0));
+    assert_eq!(answer.series[2].values, (0..10).map(|s| s as f64).collect::<Vec<_>>(), "a short series comes whole");
+
+    // Zooming asks for the range again: the detail comes back whole when it fits.
+    let zoom = ask(&[long.as_str()], Some(4_300), Some(4_350), HistoryAxis::Step).unwrap();
+    assert_eq!((zoom.series[0].total, zoom.series[0].sampled), (51, false));
+    assert_eq!(zoom.series[0].steps, (4_300..=4_350).collect::<Vec<_>>());
+    let by_time = ask(&[long.as_str()], Some(1_700_000_000_000 + 4_300), Some(1_700_000_000_000 + 4_350), HistoryAxis::Time).unwrap();
+    assert_eq!(by_time.series[0].steps, zoom.series[0].steps);
+
+    // Refusals name what is wrong.
+    let unknown = ask(&[long.as_str(), "nope"], None, None, HistoryAxis::Step).unwrap_err();
+    assert_eq!(code(&unknown).0, 404);
+    assert!(unknown.to_string().contains("runs[1]: run 'nope' not found"), "{unknown}");
+    let (status, body) =
+        server.raw("POST", "/api/v1/metrics/history", Some(&json!({"runs": [long], "keys": ["loss"], "max_points": 2}).to_string()), Some(&server.token));
+    assert_eq!((status, body["field"].as_str()), (400, Some("max_points")), "{body}");
 }
 
 fn artifacts_are_content_addressed(backend: Backend) {
@@ -238,6 +358,10 @@ fn writes_need_a_token(backend: Backend) {
     // Open reads: GETs without a token, writes still refused.
     let open = TestServer::start_with(backend, |config| config.open_reads = true);
     assert!(open.anonymous().experiments().is_ok());
+    // Searches and histories are reads, though POSTed.
+    assert!(open.anonymous().search_runs(&SearchRuns::default()).is_ok());
+    let history = HistoryRequest { runs: vec!["none".into()], keys: vec!["loss".into()], max_points: 100, axis: HistoryAxis::Step, from: None, to: None };
+    assert_eq!(code(&open.anonymous().histories(&history).unwrap_err()).0, 404, "past authentication, to the missing run");
     assert_eq!(code(&open.anonymous().create_experiment("e").unwrap_err()), (401, ErrorCode::Unauthenticated));
     #[cfg(unix)]
     {

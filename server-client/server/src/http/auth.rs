@@ -28,7 +28,10 @@ impl Caller {
 
 fn is_read(request: &Request) -> bool {
     let path = request.uri().path();
-    matches!(*request.method(), Method::GET | Method::HEAD) || path.ends_with("/runs/search") || path.ends_with("/experiments/search")
+    matches!(*request.method(), Method::GET | Method::HEAD)
+        || path.ends_with("/runs/search")
+        || path.ends_with("/experiments/search")
+        || path.ends_with("/api/v1/metrics/history")
 }
 
 pub async fn require_token(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Result<Response, Failure> {

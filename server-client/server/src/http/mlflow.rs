@@ -335,6 +335,7 @@ async fn search_runs(State(state): Shared, JsonBody(body): JsonBody<SearchBody>)
             order_by: body.order_by,
             max_results: body.max_results.map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
             page_token: body.page_token.filter(|t| !t.is_empty()),
+            changed_since: None,
         })
         .await?;
     let mut reply = json!({"runs": page.runs.iter().map(run_json).collect::<Vec<_>>()});

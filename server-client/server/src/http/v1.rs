@@ -10,8 +10,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use kiln_api::{
     ApiError, Artifact, AttachArtifact, CodePackage, CodePackages, CreateExperiment, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, CreateToken,
-    Dataset, DatasetVersion, Deploy, Deployment, Experiment, Health, Lineage, LogBatch, MetricHistory, ModelVersion, NewToken, RegisterCodePackage,
-    RegisterDatasetVersion, RegisteredModel, Run, RunArtifact, RunInputs, RunPage, RunView, Schedule, SearchRuns, SetAlias, Traffic, UpdateRun, limits,
+    Dataset, DatasetVersion, Deploy, Deployment, Experiment, Health, Histories, HistoryRequest, Lineage, LogBatch, MetricHistory, ModelVersion, NewToken,
+    RegisterCodePackage, RegisterDatasetVersion, RegisteredModel, Run, RunArtifact, RunInputs, RunPage, RunView, Schedule, SearchRuns, SetAlias, Traffic,
+    UpdateRun, limits,
 };
 use serde::Deserialize;
 
@@ -31,6 +32,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/runs/{id}", get(run).patch(update_run))
         .route("/runs/{id}/log", post(log_batch))
         .route("/runs/{id}/metric-history", get(metric_history))
+        .route("/metrics/history", post(histories))
         .route("/runs/{id}/artifacts", post(attach_artifact))
         .route("/artifacts", post(upload_artifact))
         .route("/artifacts/{sha256}", get(download_artifact))
@@ -152,6 +154,10 @@ struct HistoryQuery {
 
 async fn metric_history(State(state): Shared, Path(id): Path<String>, Query(query): Query<HistoryQuery>) -> Reply<MetricHistory> {
     Ok(Json(state.store.metric_history(&id, &query.key).await?))
+}
+
+async fn histories(State(state): Shared, JsonBody(body): JsonBody<HistoryRequest>) -> Reply<Histories> {
+    Ok(Json(state.store.histories(&body).await?))
 }
 
 async fn search_runs(State(state): Shared, JsonBody(body): JsonBody<SearchRuns>) -> Reply<RunPage> {

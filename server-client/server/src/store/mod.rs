@@ -6,6 +6,7 @@
 //! applied whole or not at all.
 
 mod deployments;
+mod history;
 mod lineage;
 mod models;
 mod runs;

@@ -147,6 +147,9 @@ impl Store {
             .execute(&mut *w.tx)
             .await?;
         write_tags(&mut w, name, version, &request.tags).await?;
+        if let Some(run_id) = &request.run_id {
+            super::runs::touch(&mut w.tx, run_id).await?;
+        }
         w.commit().await?;
         self.model_version(name, version).await
     }

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use kiln_api::{
-    ApiError, AttachArtifact, CreateRun, Experiment, LogBatch, Metric, MetricHistory, Param, Run, RunArtifact, RunSource, RunStatus, RunView, Tag, UpdateRun,
-    limits,
+    ApiError, AttachArtifact, CreateRun, Experiment, LogBatch, Metric, MetricHistory, ModelRef, Param, Run, RunArtifact, RunSource, RunStatus, RunView, Tag,
+    UpdateRun, limits,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -97,6 +97,7 @@ impl Store {
             .execute(&mut *w.tx)
             .await?;
         write_tags(&mut w.tx, &run.id, &request.tags).await?;
+        touch(&mut w.tx, &run.id).await?;
         w.commit().await?;
         Ok(run)
     }
@@ -141,6 +142,7 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
+        touch(&mut w.tx, id).await?;
         w.commit().await?;
         Ok(run)
     }
@@ -161,6 +163,7 @@ impl Store {
         write_params(&mut w.tx, run_id, &batch.params).await?;
         write_metrics(&mut w.tx, run_id, &batch.metrics).await?;
         write_tags(&mut w.tx, run_id, &batch.tags).await?;
+        touch(&mut w.tx, run_id).await?;
         w.commit().await?;
         Ok(())
     }
@@ -203,6 +206,7 @@ impl Store {
         .bind(&attach.media_type)
         .execute(&mut *w.tx)
         .await?;
+        touch(&mut w.tx, run_id).await?;
         w.commit().await?;
         Ok(RunArtifact { path: attach.path.clone(), sha256: attach.sha256.clone(), size: size as u64, media_type: attach.media_type.clone() })
     }
@@ -242,6 +246,7 @@ impl Store {
         let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
         let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
         let mut artifacts: HashMap<String, Vec<RunArtifact>> = HashMap::new();
+        let mut models: HashMap<String, Vec<ModelRef>> = HashMap::new();
         for row in bind_all(sqlx::query(super::audited(format!("SELECT run_id, key, value FROM params WHERE run_id IN ({list}) ORDER BY key"))), &ids)
             .fetch_all(&self.pool)
             .await?
@@ -285,9 +290,19 @@ impl Store {
                 media_type: row.try_get("media_type")?,
             });
         }
+        for row in bind_all(
+            sqlx::query(super::audited(format!("SELECT run_id, name, version FROM model_versions WHERE run_id IN ({list}) ORDER BY name, version"))),
+            &ids,
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            models.entry(row.try_get("run_id")?).or_default().push(ModelRef { name: row.try_get("name")?, version: row.try_get("version")? });
+        }
         Ok(runs
             .into_iter()
             .map(|run| RunView {
+                models: models.remove(&run.id).unwrap_or_default(),
                 params: params.remove(&run.id).unwrap_or_default(),
                 metrics: metrics.remove(&run.id).unwrap_or_default(),
                 tags: tags.remove(&run.id).unwrap_or_default(),
@@ -305,6 +320,19 @@ fn bind_all<'q>(mut query: AnyQuery<'q>, values: &[&str]) -> AnyQuery<'q> {
         query = query.bind(value.to_string());
     }
     query
+}
+
+/// Notes that `run_id` changed now (and was created now, if it has no clock yet): see the
+/// `run_clock` table. Part of the write's transaction, so the change and its time land together.
+pub(super) async fn touch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO run_clock (run_id, created_at, changed_at) VALUES ($1, $2, $2) ON CONFLICT (run_id) DO UPDATE SET changed_at = excluded.changed_at",
+    )
+    .bind(run_id)
+    .bind(super::now_millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Inserts an experiment; returns its id.

@@ -15,6 +15,16 @@ CREATE TABLE IF NOT EXISTS runs (
     end_time BIGINT
 );
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs(experiment_id, start_time);
+-- When a run was created and last changed (status, name, params, metrics, tags, artifacts,
+-- a model version), by the server's clock: what live views poll (`changed_since`) and what
+-- keeps a paged answer stable. A table of its own, so a store made before it needs no
+-- migration: a run without a row counts as old and unchanged.
+CREATE TABLE IF NOT EXISTS run_clock (
+    run_id TEXT PRIMARY KEY REFERENCES runs(id),
+    created_at BIGINT NOT NULL,
+    changed_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS run_clock_by_change ON run_clock(changed_at);
 CREATE TABLE IF NOT EXISTS params (
     run_id TEXT NOT NULL REFERENCES runs(id),
     key TEXT NOT NULL,

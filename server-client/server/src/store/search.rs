@@ -1,12 +1,25 @@
 //! Run search: the parsed filter ([`kiln_api::search`]) becomes one SQL query with bound values.
 
 use kiln_api::search::{Attribute, Clause, Op, OrderBy, Target, Value, parse_filter, parse_order_by};
-use kiln_api::{ApiError, RunPage, SearchRuns, limits};
+use kiln_api::{ApiError, Millis, RunPage, SearchRuns, limits};
 
 use super::runs::run_from_row;
 use super::{Result, Store};
 
 const DEFAULT_MAX_RESULTS: u32 = 1000;
+/// How far before the server's clock a [`RunPage::cursor`] lies: a write stamps its run with
+/// the time it started, so one still committing while a poll reads is caught by the next
+/// poll; the margin also covers servers sharing one PostgreSQL whose clocks differ a little.
+const CURSOR_MARGIN_MILLIS: Millis = 5_000;
+
+/// Where the next page starts and the moment the first page was read (`OFFSET.AS_OF`; a bare
+/// offset from an older server has no moment).
+fn parse_page_token(token: &str) -> Option<(i64, Option<Millis>)> {
+    match token.split_once('.') {
+        Some((offset, as_of)) => Some((offset.parse().ok()?, Some(as_of.parse().ok()?))),
+        None => Some((token.parse().ok()?, None)),
+    }
+}
 
 /// A value to bind, in placeholder order.
 enum Bind {
@@ -100,17 +113,23 @@ fn order_sql(sql: &mut Sql, order: &OrderBy) -> String {
 
 impl Store {
     /// Runs matching `request.filter`, sorted by `order_by` then newest first, one page at a time.
-    /// The page token is the offset of the next page.
+    /// The page token holds the offset of the next page and the moment the first was read:
+    /// runs created after it are left out of later pages, so a run starting while someone
+    /// pages can neither push another run onto the next page twice nor hide one.
     pub async fn search_runs(&self, request: &SearchRuns) -> Result<RunPage> {
+        let now = super::now_millis();
         let filter = parse_filter(&request.filter)?;
         let orders = request.order_by.iter().map(|o| parse_order_by(o)).collect::<Result<Vec<_>, ApiError>>()?;
         let limit = request.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
         if limit == 0 || limit > limits::MAX_SEARCH_RESULTS {
             return Err(ApiError::invalid("max_results", format!("{limit} is outside 1..={}", limits::MAX_SEARCH_RESULTS)).into());
         }
-        let offset: i64 = match &request.page_token {
-            None => 0,
-            Some(token) => token.parse().map_err(|_| ApiError::invalid("page_token", format!("'{token}' is not a page token from this server")))?,
+        let (offset, as_of) = match &request.page_token {
+            None => (0, now),
+            Some(token) => match parse_page_token(token) {
+                Some((offset, as_of)) if offset >= 0 => (offset, as_of.unwrap_or(Millis::MAX)),
+                _ => return Err(ApiError::invalid("page_token", format!("'{token}' is not a page token from this server")).into()),
+            },
         };
         let mut sql = Sql::default();
         let mut conditions = Vec::new();
@@ -121,6 +140,14 @@ impl Store {
         for clause in &filter.clauses {
             conditions.push(clause_sql(&mut sql, clause));
         }
+        if request.page_token.is_some() {
+            let as_of = sql.bind(Bind::Int(as_of));
+            conditions.push(format!("COALESCE(c.created_at, 0) <= {as_of}"));
+        }
+        if let Some(since) = request.changed_since {
+            let since = sql.bind(Bind::Int(since));
+            conditions.push(format!("c.changed_at >= {since}"));
+        }
         let mut order: Vec<String> = orders.iter().map(|o| order_sql(&mut sql, o)).collect();
         order.push("r.start_time DESC".into());
         order.push("r.id ASC".into());
@@ -130,7 +157,8 @@ impl Store {
         let offset_at = sql.bind(Bind::Int(offset));
         let text = format!(
             "SELECT r.id, r.experiment_id, r.name, r.status, r.source, r.start_time, r.end_time \
-             FROM runs r JOIN experiments e ON e.id = r.experiment_id {where_} ORDER BY {} LIMIT {limit_at} OFFSET {offset_at}",
+             FROM runs r JOIN experiments e ON e.id = r.experiment_id LEFT JOIN run_clock c ON c.run_id = r.id \
+             {where_} ORDER BY {} LIMIT {limit_at} OFFSET {offset_at}",
             order.join(", ")
         );
         let mut query = sqlx::query(super::audited(text));
@@ -145,10 +173,10 @@ impl Store {
         let mut runs = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
         let next_page_token = if runs.len() > limit as usize {
             runs.truncate(limit as usize);
-            Some((offset + i64::from(limit)).to_string())
+            Some(format!("{}.{as_of}", offset + i64::from(limit)))
         } else {
             None
         };
-        Ok(RunPage { runs: self.views(runs).await?, next_page_token })
+        Ok(RunPage { runs: self.views(runs).await?, next_page_token, cursor: now - CURSOR_MARGIN_MILLIS })
     }
 }
