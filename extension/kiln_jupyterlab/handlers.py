@@ -199,7 +199,10 @@ class StatusHandler(KilnHandler):
     @tornado.web.authenticated
     async def get(self):
         cli, store, registry = await asyncio.gather(self.cli(), self.store(), self.registry())
-        self.reply(200, {"cli": cli, "store": store, "registry": registry})
+        # Where notebooks live, as a kernel may name them (runs carry their notebook's path).
+        root = os.path.expanduser(self.settings["server_root_dir"])
+        roots = sorted({os.path.abspath(root), os.path.realpath(root)})
+        self.reply(200, {"cli": cli, "store": store, "registry": registry, "root": roots})
 
     async def cli(self):
         try:

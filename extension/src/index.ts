@@ -1,9 +1,10 @@
-/** Kiln's JupyterLab extension: small plugins around one shared service (`IKilnPipeline`). */
+/** Kiln's JupyterLab extension: small plugins around shared services (`tokens.ts`). */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { INotebookTracker } from '@jupyterlab/notebook';
 
 import { badgesPlugin } from './badges-plugin';
 import { componentizePlugin } from './componentize-plugin';
+import { experimentsPlugin } from './experiments-panel';
 import { pipelinePanelPlugin } from './pipeline-panel';
 import { rolesPlugin } from './roles-plugin';
 import { statusPlugin } from './status-plugin';
@@ -21,4 +22,4 @@ const pipelinePlugin: JupyterFrontEndPlugin<IKilnPipeline> = {
 
 export { IKilnPipeline } from './tokens';
 
-export default [pipelinePlugin, rolesPlugin, badgesPlugin, pipelinePanelPlugin, componentizePlugin, statusPlugin];
+export default [pipelinePlugin, rolesPlugin, badgesPlugin, pipelinePanelPlugin, componentizePlugin, statusPlugin, experimentsPlugin];

@@ -10,6 +10,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { Analysis, inferSignature, pipelineGraph } from './analysis';
+import { element } from './dom';
 import { reveal } from './places';
 import { CATEGORY } from './roles-plugin';
 import { IKilnPipeline, IPipelineState } from './tokens';
@@ -24,15 +25,6 @@ const pipelineIcon = new LabIcon({
     '<rect x="17" y="9" width="5" height="6" rx="1"/><rect x="7" y="11.3" width="2.5" height="1.4"/>' +
     '<rect x="14.5" y="11.3" width="2.5" height="1.4"/></g></svg>'
 });
-
-function element<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text?: string): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 /** A value's type; a carried one (the last known, not yet confirmed since an edit) says so. */
 function typeOf(value: { type: string | null; carried?: boolean }): HTMLElement {

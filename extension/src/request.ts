@@ -71,6 +71,12 @@ export async function requestKiln<T>(
   }
 }
 
+/** The raw bytes a Kiln route answers (an artifact's download). */
+export async function downloadKiln(path: string, settings: ServerConnection.ISettings = ServerConnection.makeSettings()): Promise<Blob> {
+  const response = await fetchKiln(path, {}, settings);
+  return response.blob();
+}
+
 /** A POST whose answer is a stream of events, one JSON object a line, each handed to
  * `onEvent` as it arrives. Aborting `signal` closes the request, which stops the work. */
 export async function streamKiln(

@@ -15,6 +15,8 @@ export interface Status {
   cli: Part;
   store: Part;
   registry: Part;
+  /** The Jupyter server's root directory (as given and resolved): where notebooks live. */
+  root?: string[];
 }
 
 /** One line for each part: what it is and whether it answers, the reason when not. */

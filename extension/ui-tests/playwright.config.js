@@ -10,7 +10,8 @@ const port = process.env.KILN_UI_PORT || '8888';
 // extension says then is tested against it, by the `store-down` project.
 const downPort = process.env.KILN_UI_DOWN_PORT || '8889';
 const DEAD_STORE = 'http://127.0.0.1:1';
-const bench = Boolean(process.env.KILN_UI_BENCH);
+// `cargo xtask bench lab` sets KILN_UI_BENCH=lab, `cargo xtask bench ui` KILN_UI_BENCH=ui.
+const bench = process.env.KILN_UI_BENCH || '';
 
 function jupyterLab(serverPort, env) {
   return {
@@ -42,9 +43,9 @@ module.exports = {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
     }
   },
-  // `cargo xtask bench lab` sets KILN_UI_BENCH: the benchmark alone, on the real store.
+  // A benchmark alone, on the real store.
   projects: bench
-    ? [{ name: 'bench', testMatch: /\.bench\.ts$/, use: { baseURL: `http://127.0.0.1:${port}` } }]
+    ? [{ name: 'bench', testMatch: bench === 'ui' ? /experiments\.bench\.ts$/ : /pipeline\.bench\.ts$/, use: { baseURL: `http://127.0.0.1:${port}` } }]
     : [
         { name: 'kiln', testIgnore: /store-down/, use: { baseURL: `http://127.0.0.1:${port}` } },
         { name: 'store-down', testMatch: /store-down/, use: { baseURL: `http://127.0.0.1:${downPort}` } }

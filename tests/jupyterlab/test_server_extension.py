@@ -77,6 +77,9 @@ async def test_the_store_token_is_added_here_and_never_echoed(jp_fetch, store):
     assert missing.code == 404 and json.loads(missing.body)
     status = await jp_fetch("kiln", "status", raise_error=False)
     assert json.loads(status.body)["store"] == {"ok": True, "url": url}
+    # The server's root, as a kernel names a notebook (the Experiments panel goes from a run's
+    # notebook path back to the file under it).
+    assert str(ROOT) in json.loads(status.body)["root"]
     for answer in (created, listed, missing, status):
         assert token not in answer.body.decode(), "the store token reached the browser"
         assert all(token not in value for _, value in answer.headers.get_all())

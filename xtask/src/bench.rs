@@ -53,6 +53,17 @@ pub enum Which {
         #[arg(long, default_value_t = 5)]
         runs: u32,
     },
+    /// The Experiments panel: what it asks of the store (Kiln vs `mlflow server`, same data:
+    /// 1 000 runs × 5 params × 3 metrics and a 100 000-point curve), then in Chromium the
+    /// table's first paint, a sort, a filter, the long curve drawn and a zoom.
+    Ui {
+        /// Rounds of the page timings (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Repetitions of each store request.
+        #[arg(long, default_value_t = 7)]
+        repeats: u32,
+    },
     /// The Kiln store vs `mlflow server` (SQLite), over the same MLflow REST calls.
     Store {
         /// Single-call metrics logged to Kiln.
@@ -73,6 +84,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Store { single, single_anchor, runs } => store(single, single_anchor, runs),
         Which::Componentize { runs, skip_cold } => componentize(runs, skip_cold),
         Which::Lab { runs } => lab(runs),
+        Which::Ui { runs, repeats } => ui(runs, repeats),
         Which::Serving { seconds, connections, rounds, gateway_workers } => serving(seconds, connections, rounds, gateway_workers),
     }
 }
@@ -159,7 +171,7 @@ fn lab(runs: u32) -> anyhow::Result<()> {
     let figures_file = bench.join("figures.json");
     let _ = std::fs::remove_file(&figures_file);
     let mut playwright = crate::test::Playwright::new(&bench.join("output"))?;
-    playwright.command.env("KILN_UI_BENCH", "1").env("KILN_UI_BENCH_RUNS", runs.to_string()).env("KILN_UI_BENCH_OUT", &figures_file);
+    playwright.command.env("KILN_UI_BENCH", "lab").env("KILN_UI_BENCH_RUNS", runs.to_string()).env("KILN_UI_BENCH_OUT", &figures_file);
     env::run(&mut playwright.command)?;
     drop(playwright);
     let figures: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&figures_file)?)?;
@@ -182,6 +194,46 @@ fn lab(runs: u32) -> anyhow::Result<()> {
     println!("| classifier.ipynb · Componentize after a train edit | {ui:.0} | {cli:.0} | {:.2}× |", ui / cli);
     println!("\nThe UI column includes the extension's wait after an edit (250 ms before the syntactic");
     println!("request, 1 500 ms before the typed one), the Jupyter server and the page drawing the answer.");
+    Ok(())
+}
+
+fn ui(runs: u32, repeats: u32) -> anyhow::Result<()> {
+    env::ensure_debian_packages(&["mold"])?;
+    env::ensure_venv()?;
+    env::build_and_install_kernel()?;
+    env::ensure_extension()?;
+    let bench = env::cache_dir().join("bench/ui");
+    std::fs::create_dir_all(&bench)?;
+    // The store's half, against MLflow: it prints its own table.
+    env::run(
+        Command::new(env::venv_bin("python"))
+            .arg(env::root().join("xtask/bench/experiments.py"))
+            .arg("--kiln")
+            .arg(env::target_dir().join("release/kiln"))
+            .arg("--mlflow")
+            .arg(mlflow_venv()?.join("bin/mlflow"))
+            .arg("--work")
+            .arg(bench.join("stores"))
+            .args(["--repeats", &repeats.to_string(), "--out"])
+            .arg(bench.join("stores.json")),
+    )?;
+    // The page's half, on Kiln alone.
+    let figures_file = bench.join("page.json");
+    let _ = std::fs::remove_file(&figures_file);
+    let mut playwright = crate::test::Playwright::new(&bench.join("output"))?;
+    playwright.command.env("KILN_UI_BENCH", "ui").env("KILN_UI_BENCH_RUNS", runs.to_string()).env("KILN_UI_BENCH_OUT", &figures_file);
+    env::run(&mut playwright.command)?;
+    drop(playwright);
+    let figures: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&figures_file)?)?;
+    let median_of = |key: &str| median(figures["figures"][key].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect());
+    println!("\n## The Experiments panel in Chromium (this machine, medians of {runs})\n");
+    println!("| what | ms | target |");
+    println!("|---|---:|---:|");
+    println!("| runs table, first paint of 1 001 runs (choose the experiment → rows drawn) | {:.0} | 1 000 |", median_of("table"));
+    println!("| sort by a metric | {:.0} | |", median_of("sort"));
+    println!("| filter (metrics.m0 > 0.5), store included | {:.0} | |", median_of("filter"));
+    println!("| 100 000-point curve drawn (Compare → curve; charts loaded, store's down-sample) | {:.0} | 500 |", median_of("curve"));
+    println!("| zoom with the wheel → the range's detail drawn (250 ms wait included) | {:.0} | |", median_of("zoom"));
     Ok(())
 }
 

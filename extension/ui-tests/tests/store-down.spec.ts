@@ -2,7 +2,8 @@
  * A JupyterLab whose Kiln store does not answer (its server extension points at a port
  * nothing listens on; the registry, kernel and CLI are the real ones): the status bar says
  * so with the reason, and "Componentize notebook" stops before building, says why in a
- * notification, and pushes nothing to the registry.
+ * notification, and pushes nothing to the registry; the Experiments panel says the store does
+ * not answer, with the reason.
  */
 import { execFileSync } from 'child_process';
 
@@ -28,4 +29,17 @@ test('a store that does not answer: the status bar and Componentize say so, and 
   await expect(page.locator('.Toastify__toast', { hasText: 'the store at http://127.0.0.1:1 does not answer' }).first()).toBeVisible();
   await shot(page, 'store-down');
   expect(() => execFileSync('skopeo', ['inspect', '--tls-verify=false', `docker://${REGISTRY}/iris-ui-no-store-data:latest`], { stdio: 'pipe' })).toThrow();
+});
+
+test('a store that does not answer: the Experiments panel says so, with the reason', async ({ page }) => {
+  await page.evaluate(async () => {
+    await window.jupyterapp.commands.execute('kiln:open-experiments');
+  });
+  const panel = page.locator('#kiln-experiments');
+  await expect(panel).toBeVisible();
+  const message = panel.locator('.kiln-ExperimentsMessage');
+  await expect(message).toHaveText(/^the store does not answer: the Kiln store at http:\/\/127\.0\.0\.1:1 does not answer/, { timeout: 30000 });
+  await expect(message).toHaveClass(/kiln-mod-error/);
+  await expect(page.locator('.Toastify__toast', { hasText: 'the store does not answer' }).first()).toBeVisible();
+  await shot(page, 'experiments-store-down');
 });
