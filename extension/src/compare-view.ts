@@ -236,10 +236,11 @@ export class ComparisonView extends Widget {
     const option: Record<string, unknown> = {
       animation: false,
       legend: { top: 0, type: 'scroll' },
-      grid: { left: 60, right: 24, top: 36, bottom: 64 },
+      grid: { left: 60, right: 24, top: 56, bottom: 64 },
       tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? formatNumber(v) : String(v)) },
       xAxis: { type: axis === 'time' ? 'time' : 'value', name: axis, nameLocation: 'middle', nameGap: 28, scale: true },
-      yAxis: { type: useLog ? 'log' : 'value', name: this.metric.value, scale: true },
+      // The axis name sits left of the plot, under the legend rather than on it.
+      yAxis: { type: useLog ? 'log' : 'value', name: this.metric.value, nameLocation: 'end', nameTextStyle: { align: 'right' }, scale: true },
       series
     };
     if (resetZoom) {

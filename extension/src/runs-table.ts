@@ -125,13 +125,13 @@ export class RunsTable {
   private renderHeader(): void {
     const cells: HTMLElement[] = [];
     const pick = document.createElement('span');
-    pick.className = 'kiln-RunsCell kiln-RunsPick';
+    pick.className = 'kiln-RunsCell kiln-RunsPick kiln-mod-sticky';
     pick.setAttribute('role', 'columnheader');
     pick.textContent = '';
     cells.push(pick);
-    for (const column of this.columns) {
+    for (const [i, column] of this.columns.entries()) {
       const cell = document.createElement('span');
-      cell.className = `kiln-RunsCell kiln-RunsCol-${column.kind}`;
+      cell.className = `kiln-RunsCell kiln-RunsCol-${column.kind}${i === 0 ? ' kiln-mod-sticky' : ''}`;
       cell.setAttribute('role', 'columnheader');
       const sorted = this.sort && columnId(this.sort.column) === columnId(column);
       cell.setAttribute('aria-sort', sorted ? (this.sort!.descending ? 'descending' : 'ascending') : 'none');
@@ -173,7 +173,7 @@ export class RunsTable {
     row.dataset.runId = run.id;
     row.dataset.status = run.status;
     const pick = document.createElement('span');
-    pick.className = 'kiln-RunsCell kiln-RunsPick';
+    pick.className = 'kiln-RunsCell kiln-RunsPick kiln-mod-sticky';
     pick.setAttribute('role', 'gridcell');
     const box = document.createElement('input');
     box.type = 'checkbox';
@@ -190,9 +190,11 @@ export class RunsTable {
     });
     pick.append(box);
     row.append(pick);
-    for (const column of this.columns) {
+    for (const [i, column] of this.columns.entries()) {
       const cell = document.createElement('span');
-      cell.className = `kiln-RunsCell kiln-RunsCol-${column.kind}`;
+      // The checkbox and the first column (the run's name) stay in view when the table
+      // scrolls sideways through its params and metrics.
+      cell.className = `kiln-RunsCell kiln-RunsCol-${column.kind}${i === 0 ? ' kiln-mod-sticky' : ''}`;
       cell.setAttribute('role', 'gridcell');
       cell.dataset.column = columnId(column);
       const text = cellText(run, column, now);

@@ -96,9 +96,10 @@ pub fn run() -> anyhow::Result<()> {
 /// asks for it (`:dep polars = { …, features = ["lazy"] }`, so its default features too),
 /// candle as `classifier.ipynb` does. Features that differ by one make every crate above
 /// them a different build; `cargo tree -e features` in both places shows the same sets for
-/// polars. Not for candle: the SDK's dev-dependency expect-test turns on once_cell's
-/// `default` feature, which the components' graph lacks, and candle sits above once_cell
-/// (through ahash and gemm), so the classifier's components still build candle once more.
+/// polars and for candle (`kiln`'s `candle` feature names `once_cell`, whose `default`
+/// feature the SDK's dev-dependency expect-test turns on here: without it the components'
+/// graph would lack that feature, and candle, above once_cell through ahash and gemm, would
+/// build once more for the classifier's components).
 const SDK_CODECS: [&str; 2] = ["parquet,serve,polars/default,polars/lazy", "candle,serve"];
 
 /// `cargo test -p kiln --features FEATURES`, built as `kiln componentize` builds a notebook's
