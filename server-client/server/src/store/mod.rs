@@ -92,6 +92,7 @@ impl Store {
         };
         let schema = include_str!("schema.sql").replace("SERIAL_KEY", serial_key);
         pool.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(schema))).await?;
+        history::backfill_blocks(&pool).await?;
         Ok(Store { pool, backend, write_lock: Default::default() })
     }
 

@@ -381,6 +381,7 @@ async fn write_metrics(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &
         }
         query.execute(&mut **tx).await?;
     }
+    super::history::fold_batch(tx, run_id, metrics).await?;
     // One upsert per series: the batch's own latest point per key.
     let mut latest: HashMap<&str, &Metric> = HashMap::new();
     for metric in metrics {

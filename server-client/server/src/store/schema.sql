@@ -46,6 +46,27 @@ CREATE TABLE IF NOT EXISTS metrics (
     value DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metrics_by_series ON metrics(run_id, key, step);
+-- Each series folded into blocks of `BLOCK_STEPS` steps (store/history.rs): the block's
+-- first, last, lowest and highest point. A down-sampled history of a
+-- long series reads these instead of every point; kept up to date by each log_batch.
+CREATE TABLE IF NOT EXISTS metric_blocks (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    block BIGINT NOT NULL,
+    first_step BIGINT NOT NULL,
+    first_timestamp BIGINT NOT NULL,
+    first_value DOUBLE PRECISION NOT NULL,
+    last_step BIGINT NOT NULL,
+    last_timestamp BIGINT NOT NULL,
+    last_value DOUBLE PRECISION NOT NULL,
+    low_step BIGINT NOT NULL,
+    low_timestamp BIGINT NOT NULL,
+    low_value DOUBLE PRECISION NOT NULL,
+    high_step BIGINT NOT NULL,
+    high_timestamp BIGINT NOT NULL,
+    high_value DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (run_id, key, block)
+);
 CREATE TABLE IF NOT EXISTS latest_metrics (
     run_id TEXT NOT NULL REFERENCES runs(id),
     key TEXT NOT NULL,
