@@ -9,6 +9,9 @@ Kiln's `POST /api/v1/metrics/history` (`max_points` 2 000, min/max per bucket) v
 MLflow's own UI asks (`ajax-api/2.0/mlflow/metrics/get-history-bulk-interval`, 2 000
 points) and its whole history (`metrics/get-history`).
 
+With `--keep-mlflow`, MLflow's server stays up, seeded, for the page half to time MLflow's
+own UI on the same data (`extension/ui-tests/tests/experiments.bench.ts`).
+
 Not a test: nothing here asserts a time. Started by `cargo xtask bench ui`.
 """
 
@@ -72,6 +75,7 @@ def measure(server, repeats):
     name = f"experiments-{time.time_ns()}"
     print(f"== {server.name}: seeding {RUNS} runs and a {POINTS}-point curve", file=sys.stderr, flush=True)
     experiment, long_run = seed(server, name)
+    server.seeded = {"experiment": experiment, "long": long_run}
     s = server.session
     results = {}
     if server.name == "kiln":
@@ -111,16 +115,22 @@ def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", required=True, help="where the figures go (JSON)")
+    parser.add_argument("--keep-mlflow", help="leave the seeded `mlflow server` running for the page half; "
+                        "its address, experiment, long run and pid go to this file (JSON)")
     args = parser.parse_args()
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     results = {}
     for name, start in [("kiln", lambda: start_kiln(args.kiln, work)), ("mlflow", lambda: start_mlflow(args.mlflow, work))]:
         server = start()
+        keep = name == "mlflow" and args.keep_mlflow
         try:
             results[name] = measure(server, args.repeats)
+            if keep:
+                pathlib.Path(args.keep_mlflow).write_text(json.dumps({"base": server.base, "pid": server.proc.pid, **server.seeded}))
         finally:
-            server.stop()
+            if not keep:
+                server.stop()
     pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
     kiln, mlflow = results["kiln"], results["mlflow"]
     print(f"\n| what the panel asks (median of {args.repeats}) | Kiln | MLflow 3.17.2 | MLflow / Kiln |")

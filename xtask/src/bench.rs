@@ -204,7 +204,11 @@ fn ui(runs: u32, repeats: u32) -> anyhow::Result<()> {
     env::ensure_extension()?;
     let bench = env::cache_dir().join("bench/ui");
     std::fs::create_dir_all(&bench)?;
-    // The store's half, against MLflow: it prints its own table.
+    // The store's half, against MLflow: it prints its own table, and leaves MLflow's server
+    // running, seeded, for the page half to time MLflow's own UI.
+    let mlflow_file = bench.join("mlflow.json");
+    let _ = std::fs::remove_file(&mlflow_file);
+    let mlflow = KeptServer(mlflow_file.clone());
     env::run(
         Command::new(env::venv_bin("python"))
             .arg(env::root().join("xtask/bench/experiments.py"))
@@ -215,26 +219,71 @@ fn ui(runs: u32, repeats: u32) -> anyhow::Result<()> {
             .arg("--work")
             .arg(bench.join("stores"))
             .args(["--repeats", &repeats.to_string(), "--out"])
-            .arg(bench.join("stores.json")),
+            .arg(bench.join("stores.json"))
+            .arg("--keep-mlflow")
+            .arg(&mlflow_file),
     )?;
-    // The page's half, on Kiln alone.
+    // The page's half: Kiln's panel, then MLflow's UI on the same data.
     let figures_file = bench.join("page.json");
+    let mlflow_figures_file = bench.join("mlflow-page.json");
     let _ = std::fs::remove_file(&figures_file);
+    let _ = std::fs::remove_file(&mlflow_figures_file);
     let mut playwright = crate::test::Playwright::new(&bench.join("output"))?;
-    playwright.command.env("KILN_UI_BENCH", "ui").env("KILN_UI_BENCH_RUNS", runs.to_string()).env("KILN_UI_BENCH_OUT", &figures_file);
+    playwright
+        .command
+        .env("KILN_UI_BENCH", "ui")
+        .env("KILN_UI_BENCH_RUNS", runs.to_string())
+        .env("KILN_UI_BENCH_OUT", &figures_file)
+        .env("KILN_UI_BENCH_MLFLOW", &mlflow_file)
+        .env("KILN_UI_BENCH_MLFLOW_OUT", &mlflow_figures_file);
     env::run(&mut playwright.command)?;
     drop(playwright);
+    drop(mlflow);
     let figures: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&figures_file)?)?;
-    let median_of = |key: &str| median(figures["figures"][key].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect());
-    println!("\n## The Experiments panel in Chromium (this machine, medians of {runs})\n");
-    println!("| what | ms | target |");
-    println!("|---|---:|---:|");
-    println!("| runs table, first paint of 1 001 runs (choose the experiment → rows drawn) | {:.0} | 1 000 |", median_of("table"));
-    println!("| sort by a metric | {:.0} | |", median_of("sort"));
-    println!("| filter (metrics.m0 > 0.5), store included | {:.0} | |", median_of("filter"));
-    println!("| 100 000-point curve drawn (Compare → curve; charts loaded, store's down-sample) | {:.0} | 500 |", median_of("curve"));
-    println!("| zoom with the wheel → the range's detail drawn (250 ms wait included) | {:.0} | |", median_of("zoom"));
+    let anchor: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&mlflow_figures_file)?)?;
+    let median_of =
+        |figures: &serde_json::Value, key: &str| median(figures["figures"][key].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect());
+    let (kiln_table, kiln_curve) = (median_of(&figures, "table"), median_of(&figures, "curve"));
+    let (mlflow_table, mlflow_curve) = (median_of(&anchor, "table"), median_of(&anchor, "curve"));
+    let spike = if anchor["spikeDrawn"].as_bool() == Some(true) { "kept" } else { "lost" };
+    println!("\n## In Chromium (this machine, medians of {runs})\n");
+    println!("| what | Kiln's panel (ms) | MLflow 3.17.2's UI (ms) | MLflow / Kiln | target (Kiln) |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| runs table, first paint of 1 001 runs (choose the experiment → rows drawn) | {kiln_table:.0} | {mlflow_table:.0} | {:.1}× | 1 000 |",
+        mlflow_table / kiln_table
+    );
+    println!("| sort by a metric | {:.0} | | | |", median_of(&figures, "sort"));
+    println!("| filter (metrics.m0 > 0.5), store included | {:.0} | | | |", median_of(&figures, "filter"));
+    println!(
+        "| 100 000-point curve drawn (Kiln: Compare → curve; MLflow: the run's Model metrics; spike kept, MLflow's {spike}) | {kiln_curve:.0} | {mlflow_curve:.0} | {:.1}× | 500 |",
+        mlflow_curve / kiln_curve
+    );
+    println!("| zoom with the wheel → the range's detail drawn (250 ms wait included) | {:.0} | | | |", median_of(&figures, "zoom"));
     Ok(())
+}
+
+/// The `mlflow server` that `experiments.py --keep-mlflow` left running (its pid is in the
+/// file): stopped, with the workers it started, when the bench ends either way.
+struct KeptServer(PathBuf);
+
+impl Drop for KeptServer {
+    fn drop(&mut self) {
+        let Ok(text) = std::fs::read_to_string(&self.0) else { return };
+        let Some(pid) = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["pid"].as_u64()) else { return };
+        // The whole tree (mlflow → uvicorn → its workers), found before any of it stops: once
+        // a parent is gone its children belong to init and `pgrep -P` no longer finds them.
+        let mut tree = vec![pid.to_string()];
+        let mut i = 0;
+        while i < tree.len() {
+            if let Ok(out) = Command::new("pgrep").args(["-P", &tree[i]]).output() {
+                tree.extend(String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned));
+            }
+            i += 1;
+        }
+        let _ = Command::new("kill").arg("-TERM").args(&tree).status();
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -12,6 +12,7 @@ import * as fs from 'fs';
 
 import { expect, test } from '@jupyterlab/galata';
 import type { IJupyterLabPageFixture } from '@jupyterlab/galata';
+import type { Page } from '@playwright/test';
 
 test.use({ autoGoto: true });
 
@@ -149,4 +150,69 @@ test('the Experiments panel on 1 000 runs and a 100 000-point curve', async ({ p
     await page.reload();
   }
   fs.writeFileSync(process.env.KILN_UI_BENCH_OUT ?? 'figures.json', JSON.stringify({ figures }, null, 1));
+});
+
+/** Waits in the page until `done` (an expression) holds; the milliseconds since `start`. */
+async function until(page: Page, done: string): Promise<number> {
+  return page.evaluate(
+    ({ done }) =>
+      new Promise<number>((resolve, reject) => {
+        const ready = new Function(`return (${done});`) as () => boolean;
+        const limit = window.setTimeout(() => reject(new Error(`not done within 120 s: ${done}`)), 120000);
+        const check = () => {
+          if (ready()) {
+            window.clearTimeout(limit);
+            resolve(performance.now() - (window as unknown as { kilnStart: number }).kilnStart);
+          } else {
+            requestAnimationFrame(check);
+          }
+        };
+        check();
+      }),
+    { done }
+  );
+}
+
+/**
+ * The anchor: MLflow's own UI (the React app in its wheel), on the same data, left running
+ * by `xtask/bench/experiments.py --keep-mlflow`. The app is loaded once; each round moves
+ * inside it as a user does, timed from the route change to the answer drawn: the
+ * experiment's runs table (first run row shown), then the long run's chart ("Model
+ * metrics", Plotly's line drawn). Whether the chart holds the spike is read from Plotly's
+ * own data.
+ */
+test("MLflow's own UI on the same data", async ({ browser }) => {
+  const file = process.env.KILN_UI_BENCH_MLFLOW;
+  test.skip(!file || !fs.existsSync(file), 'no seeded mlflow server (KILN_UI_BENCH_MLFLOW)');
+  const mlflow = JSON.parse(fs.readFileSync(file!, 'utf8')) as { base: string; experiment: string; long: string };
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(`${mlflow.base}/#/experiments`);
+  await expect(page.getByText('Experiments').first()).toBeVisible({ timeout: 60000 });
+  const figures: Record<string, number[]> = { table: [], curve: [] };
+  let spikeDrawn = false;
+  const go = (hash: string) =>
+    page.evaluate(hash => {
+      (window as unknown as { kilnStart: number }).kilnStart = performance.now();
+      window.location.hash = hash;
+    }, hash);
+  for (let round = 0; round < RUNS; round++) {
+    await go(`#/experiments/${mlflow.experiment}/runs`);
+    figures.table.push(await until(page, `Array.from(document.querySelectorAll('a')).some(a => /^run-\\d{4}$/.test(a.textContent.trim()))`));
+    await go(`#/experiments/${mlflow.experiment}/runs/${mlflow.long}/model-metrics`);
+    figures.curve.push(
+      await until(page, `(() => { const p = document.querySelector('.js-plotly-plot'); return p !== null && Array.isArray(p.data) && p.data.length > 0 && (p.data[0].y || []).length > 0 && p.querySelector('.scatterlayer path.js-line') !== null; })()`)
+    );
+    spikeDrawn = await page.evaluate(() => {
+      const plot = document.querySelector('.js-plotly-plot') as unknown as { data: { y: number[] }[] };
+      return plot.data.some(trace => trace.y.includes(50));
+    });
+    if (round === RUNS - 1) {
+      await page.screenshot({ path: test.info().outputPath('mlflow-model-metrics.png') });
+    }
+    await go('#/experiments');
+    await expect(page.getByText('Experiments').first()).toBeVisible();
+  }
+  await context.close();
+  fs.writeFileSync(process.env.KILN_UI_BENCH_MLFLOW_OUT ?? 'mlflow-figures.json', JSON.stringify({ figures, spikeDrawn }, null, 1));
 });
