@@ -135,9 +135,13 @@ export class ComparisonView extends Widget {
 
   protected onBeforeDetach(): void {
     window.clearTimeout(this.timer);
+    window.clearTimeout(this.zoomTimer);
+    // Bumped so an answer already on its way draws nothing on the disposed charts.
+    this.generation++;
     this.curve?.dispose();
     this.parallel?.dispose();
     this.scatter?.dispose();
+    this.curve = this.parallel = this.scatter = null;
   }
 
   protected onResize(): void {
@@ -152,6 +156,10 @@ export class ComparisonView extends Widget {
     } catch (error) {
       this.statusLine.textContent = `the charts could not load: ${reason(error)}`;
       Notification.error(`Kiln: the comparison's charts could not load: ${reason(error)}`);
+      return;
+    }
+    if (!this.isAttached) {
+      // Closed while the charts loaded.
       return;
     }
     const { echarts } = this.charts;
@@ -191,6 +199,9 @@ export class ComparisonView extends Widget {
       this.detail = detail?.series ?? [];
       this.drawCurves(reset);
     } catch (error) {
+      if (generation !== this.generation) {
+        return;
+      }
       this.curveNote.textContent = `the curves could not be read: ${reason(error)}`;
       Notification.error(`Kiln: the curves of ${key} could not be read: ${reason(error)}`);
     }
@@ -346,18 +357,29 @@ export class ComparisonView extends Widget {
       return;
     }
     this.timer = window.setTimeout(async () => {
-      try {
-        const fresh = await Promise.all(this.runs.map(r => store.run(r.id)));
-        this.runs = fresh;
-        this.drawStatus();
-        this.drawDiff();
-        this.drawParallel();
-        this.drawScatter();
-        await this.loadCurves(false);
-      } catch (error) {
-        this.statusLine.textContent = `live updates stopped: ${reason(error)}`;
+      // Each run on its own: one that cannot be read (deleted, or the store blinked) keeps
+      // its last values and says so; the others go on updating.
+      const answers = await Promise.allSettled(this.runs.map(r => store.run(r.id)));
+      if (!this.isAttached) {
         return;
       }
+      const lost: string[] = [];
+      this.runs = this.runs.map((old, i) => {
+        const answer = answers[i];
+        if (answer.status === 'fulfilled') {
+          return answer.value;
+        }
+        lost.push(`${old.name}: ${reason(answer.reason)}`);
+        return old;
+      });
+      this.drawStatus();
+      if (lost.length > 0) {
+        this.statusLine.textContent += ` · not updated (${lost.join('; ')})`;
+      }
+      this.drawDiff();
+      this.drawParallel();
+      this.drawScatter();
+      await this.loadCurves(false);
       if (this.isAttached) {
         this.live();
       }

@@ -91,6 +91,14 @@ export class ExperimentsPanel extends Widget {
   private timer = 0;
   private polling = false;
   private generation = 0;
+  /** The filter of the answer the table shows: what polls ask with, not the text being typed. */
+  private appliedFilter = '';
+  /** Bumped by each `start()`: an older one that answers late changes nothing. */
+  private starting = 0;
+  /** Whether the table holds an answer for the experiment shown: polls wait for one. */
+  private loaded = false;
+  /** The last error toasted: a poll that fails the same way again does not toast again. */
+  private lastFailure = '';
 
   constructor(
     private readonly app: JupyterFrontEnd,
@@ -173,12 +181,20 @@ export class ExperimentsPanel extends Widget {
 
   /** The experiments, and the one to show: the current notebook's last, else the newest. */
   async start(): Promise<void> {
+    const starting = ++this.starting;
+    let experiments: Experiment[];
     try {
-      this.experimentsList = await store.experiments();
+      experiments = await store.experiments();
     } catch (error) {
-      this.fail(`the store does not answer: ${reason(error)}`);
+      if (starting === this.starting) {
+        this.fail(`the store does not answer: ${readReason(error)}`);
+      }
       return;
     }
+    if (starting !== this.starting) {
+      return;
+    }
+    this.experimentsList = experiments;
     this.picker.replaceChildren(...this.experimentsList.map(e => new Option(e.name, e.name)));
     if (this.experimentsList.length === 0) {
       this.say('No experiment yet: a cell that calls kiln::run("…") makes one.');
@@ -187,6 +203,10 @@ export class ExperimentsPanel extends Widget {
     let chosen = this.experiment;
     if (!this.pickedByUser || !chosen) {
       const last = await this.lastRunOfNotebook(this.notebooks.currentWidget);
+      // A later start, or the user's own pick, made while this one waited, wins.
+      if (starting !== this.starting || (this.pickedByUser && this.experiment)) {
+        return;
+      }
       chosen = defaultExperiment(this.experimentsList, last)?.name ?? null;
     }
     if (chosen) {
@@ -222,6 +242,12 @@ export class ExperimentsPanel extends Widget {
     this.experiment = experiment;
     this.active = null;
     this.lineageOf = null;
+    // Nothing of the previous experiment stays on screen or in the poll's cursor, should
+    // this one's runs not come.
+    this.runs = [];
+    this.cursor = 0;
+    this.loaded = false;
+    this.relayout();
     await this.reload();
   }
 
@@ -233,12 +259,16 @@ export class ExperimentsPanel extends Widget {
     }
     const generation = ++this.generation;
     this.say('loading…');
+    const filter = this.filter.value.trim();
     try {
-      const page = await store.allRuns({ experiment: this.experiment, filter: this.filter.value.trim() });
+      const page = await store.allRuns({ experiment: this.experiment, filter });
       if (generation !== this.generation) {
         return;
       }
       this.showFilterProblem(null);
+      this.appliedFilter = filter;
+      this.loaded = true;
+      this.lastFailure = '';
       this.runs = page.runs;
       this.cursor = page.cursor;
       this.relayout();
@@ -252,7 +282,7 @@ export class ExperimentsPanel extends Widget {
         this.say('The filter is not valid; the table shows the last answer.');
         return;
       }
-      this.fail(`could not read the runs of ${this.experiment}: ${reason(error)}`);
+      this.fail(`could not read the runs of ${this.experiment}: ${readReason(error)}`);
     }
   }
 
@@ -269,24 +299,27 @@ export class ExperimentsPanel extends Widget {
     this.filter.setAttribute('aria-invalid', 'true');
   }
 
-  /** Runs that changed since the last answer, merged in place; every `POLL_MS` while shown. */
+  /**
+   * Runs that changed since the last answer, merged in place; every `POLL_MS` while shown.
+   * With a filter, a changed run the filter no longer matches leaves the table (a run that
+   * finishes leaves `status = 'RUNNING'`). Without an experiment yet (the store was down,
+   * or no cell has logged), it looks for one again.
+   */
   private poll(): void {
     window.clearTimeout(this.timer);
     this.timer = window.setTimeout(async () => {
-      if (this.experiment && !this.polling && this.filterError.hidden) {
+      if (!this.polling) {
         this.polling = true;
-        const generation = this.generation;
         try {
-          const page = await store.searchRuns({ experiment: this.experiment, filter: this.filter.value.trim(), changedSince: this.cursor });
-          if (generation === this.generation) {
-            this.cursor = page.cursor;
-            if (page.runs.length > 0) {
-              this.runs = mergeRuns(this.runs, page.runs).runs;
-              this.relayout();
-            }
+          if (!this.experiment) {
+            await this.start();
+          } else if (!this.filterError.hidden) {
+            // The user's filter does not read: nothing to ask until it is fixed.
+          } else if (!this.loaded) {
+            await this.reload();
+          } else {
+            await this.pollChanges(this.experiment);
           }
-        } catch (error) {
-          this.say(`live updates paused: ${reason(error)}`, true);
         } finally {
           this.polling = false;
         }
@@ -295,6 +328,39 @@ export class ExperimentsPanel extends Widget {
         this.poll();
       }
     }, POLL_MS);
+  }
+
+  private async pollChanges(experiment: string): Promise<void> {
+    const generation = this.generation;
+    const filter = this.appliedFilter;
+    try {
+      const changed = await store.allRuns({ experiment, filter: '', changedSince: this.cursor });
+      let matching = changed.runs;
+      if (filter && changed.runs.length > 0) {
+        matching = (await store.allRuns({ experiment, filter, changedSince: this.cursor })).runs;
+      }
+      if (generation !== this.generation) {
+        return;
+      }
+      const paused = this.message.classList.contains('kiln-mod-error');
+      this.cursor = changed.cursor;
+      if (changed.runs.length > 0) {
+        const still = new Set(matching.map(r => r.id));
+        const gone = new Set(changed.runs.filter(r => !still.has(r.id)).map(r => r.id));
+        this.runs = mergeRuns(
+          this.runs.filter(r => !gone.has(r.id)),
+          matching
+        ).runs;
+        this.relayout();
+      }
+      if (paused || changed.runs.length > 0) {
+        this.say(`${this.runs.length} run${this.runs.length === 1 ? '' : 's'} in ${experiment}`);
+      }
+    } catch (error) {
+      if (generation === this.generation) {
+        this.say(`live updates paused: ${readReason(error)}`, true);
+      }
+    }
   }
 
   /** The table with the columns chosen in the settings, and the column chooser. */
@@ -410,9 +476,13 @@ export class ExperimentsPanel extends Widget {
     this.message.classList.toggle('kiln-mod-error', error);
   }
 
+  /** An error in the panel and a toast; the same error again (a poll retrying) only the panel. */
   private fail(text: string): void {
     this.say(text, true);
-    Notification.error(`Kiln: ${text}`, { autoClose: 8000 });
+    if (text !== this.lastFailure) {
+      Notification.error(`Kiln: ${text}`, { autoClose: 8000 });
+    }
+    this.lastFailure = text;
   }
 }
 
@@ -577,6 +647,17 @@ export const experimentsPlugin: JupyterFrontEndPlugin<void> = {
     }
   }
 };
+
+/** A refused read says why: a token the store does not take is named as such. */
+function readReason(error: unknown): string {
+  if (error instanceof KilnError && (error.status === 401 || error.status === 403)) {
+    return `the store refused to answer (HTTP ${error.status}): it needs a token this Jupyter server does not have (KILN_TOKEN, c.Kiln.store_token). ${error.message}`;
+  }
+  if (error instanceof KilnError && error.status === 404) {
+    return `not found (deleted, or another store): ${error.message}`;
+  }
+  return reason(error);
+}
 
 /** A refused write says why; a store that takes no writes from this server says so plainly. */
 function writeReason(error: unknown): string {

@@ -206,6 +206,14 @@ export class RunsTable {
       row.append(cell);
     }
     row.addEventListener('click', () => this.activated.emit(run));
+    // Reachable by keyboard too: Tab to a row, Enter or Space makes it the active run.
+    row.tabIndex = 0;
+    row.addEventListener('keydown', event => {
+      if ((event.key === 'Enter' || event.key === ' ') && event.target === row) {
+        event.preventDefault();
+        this.activated.emit(run);
+      }
+    });
     return row;
   }
 }

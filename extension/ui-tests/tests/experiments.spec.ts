@@ -147,6 +147,11 @@ test('a running cell grows its run in the comparison, and the run says when it e
   const row = panel.locator('.kiln-RunsRow');
   await expect(row).toHaveCount(1);
   await expect(row.locator('[data-column="attributes.status"]')).toHaveText('RUNNING');
+  // Only the running runs: this one until it ends.
+  const filter = panel.locator('input[aria-label="Filter runs"]');
+  await filter.fill("attributes.status = 'RUNNING'");
+  await filter.press('Enter');
+  await expect(panel.locator('.kiln-ExperimentsMessage')).toHaveText('1 run in live-ui');
   await row.locator('input[type="checkbox"]').check();
   await panel.locator('button', { hasText: 'Compare (1)' }).click();
   const curves = page.locator('.kiln-Comparison .kiln-CurveChart');
@@ -158,5 +163,10 @@ test('a running cell grows its run in the comparison, and the run says when it e
   // The cell ends its run: the comparison and the table say so, with every point.
   await expect(page.locator('.kiln-CompareStatus')).toHaveText(/finished/, { timeout: 60000 });
   await expect.poll(total, { timeout: 10000 }).toBe(60);
+  // The filtered table lets the finished run go; without the filter it is back, finished.
+  await expect(row).toHaveCount(0, { timeout: 10000 });
+  await filter.fill('');
+  await filter.press('Enter');
+  await expect(row).toHaveCount(1);
   await expect(row.locator('[data-column="attributes.status"]')).toHaveText('FINISHED', { timeout: 10000 });
 });
