@@ -742,7 +742,7 @@ pub struct Deploy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrafficBucket {
     pub version: i64,
-    /// Start of the bucket (ms since the epoch; buckets are a minute long).
+    /// Start of the bucket (ms since the epoch; buckets are `Traffic::bucket_ms` long).
     pub start: Millis,
     pub requests: u64,
     pub errors: u64,

@@ -340,7 +340,13 @@ impl Client {
 
     /// Requests, errors, latency and rewards per version and minute since `since` (ms).
     pub fn traffic(&self, handle: &str, since: i64) -> Result<Traffic, Error> {
-        self.get(&format!("/deployments/{}/traffic?since={since}", escape(handle)))
+        self.traffic_by(handle, since, 60_000)
+    }
+
+    /// [`Client::traffic`] in buckets `bucket_ms` wide: 60 000 (minutes) or 10 000 (10 s,
+    /// which the store keeps for the last hour).
+    pub fn traffic_by(&self, handle: &str, since: i64, bucket_ms: i64) -> Result<Traffic, Error> {
+        self.get(&format!("/deployments/{}/traffic?since={since}&bucket_ms={bucket_ms}", escape(handle)))
     }
 
     /// Asks the server to run `kiln run HANDLE` on a cron pattern.

@@ -764,6 +764,15 @@ fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
     assert!(buckets.iter().all(|b| b.errors == 0 && b.p99_ms >= b.p95_ms && b.p95_ms >= b.p50_ms && b.p50_ms > 0.0), "{buckets:?}");
     let rewarded: Vec<_> = buckets.iter().filter(|b| b.rewards > 0).collect();
     assert_eq!((rewarded.len(), rewarded[0].version.to_string(), rewarded[0].mean_reward), (1, version.clone(), Some(1.0)));
+    // The same counts in 10-second buckets, for a live chart: the same totals per version.
+    let fine = client.traffic_by("iris", 0, 10_000).unwrap();
+    assert_eq!(fine.bucket_ms, 10_000);
+    assert!(fine.buckets.iter().all(|b| b.start % 10_000 == 0), "{fine:?}");
+    let fine_requests = |v: i64| fine.buckets.iter().filter(|b| b.version == v).map(|b| b.requests).sum::<u64>();
+    assert_eq!((fine_requests(1), fine_requests(2)), (requests(1), requests(2)));
+    assert_eq!(fine.buckets.iter().map(|b| b.rewards).sum::<u64>(), 1);
+    let (status, body) = server.raw("GET", "/api/v1/deployments/iris/traffic?bucket_ms=5000", None, Some(&server.token));
+    assert_eq!((status, body["field"].as_str()), (400, Some("bucket_ms")), "{body}");
 
     // Lineage reaches the deployments serving a version.
     let lineage = client.lineage("iris", 1).unwrap();

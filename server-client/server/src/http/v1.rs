@@ -78,14 +78,21 @@ async fn rollback(State(state): Shared, Path(handle): Path<String>) -> Reply<Dep
 }
 
 #[derive(Deserialize)]
-struct Since {
+struct TrafficQuery {
     #[serde(default)]
     since: i64,
+    /// 60 000 (minutes, the default) or 10 000 (10 s, kept for the last hour).
+    #[serde(default = "minute")]
+    bucket_ms: i64,
 }
 
-async fn traffic(State(state): Shared, Path(handle): Path<String>, Query(query): Query<Since>) -> Reply<Traffic> {
+fn minute() -> i64 {
+    crate::store::MINUTE_MS
+}
+
+async fn traffic(State(state): Shared, Path(handle): Path<String>, Query(query): Query<TrafficQuery>) -> Reply<Traffic> {
     state.store.deployment(&handle).await?;
-    Ok(Json(state.gateway.traffic(&handle, query.since).await?))
+    Ok(Json(state.gateway.traffic(&handle, query.since, query.bucket_ms).await?))
 }
 
 async fn schedules(State(state): Shared, Query(query): Query<OptionalHandle>) -> Reply<Vec<Schedule>> {

@@ -274,10 +274,12 @@ impl Gateway {
         self.change(next, "rollback", detail).await
     }
 
-    pub async fn traffic(&self, handle: &str, since: i64) -> Result<Traffic, ServingError> {
+    /// The traffic of `handle` since `since`, in buckets `width` wide (the store keeps
+    /// minutes, and 10 s for the last hour), with what is counted but not yet stored.
+    pub async fn traffic(&self, handle: &str, since: i64, width: i64) -> Result<Traffic, ServingError> {
         self.flush().await;
-        let buckets = self.store.traffic(handle, since, traffic::percentile).await?;
-        Ok(Traffic { handle: handle.to_owned(), bucket_ms: traffic::BUCKET_MS, buckets })
+        let buckets = self.store.traffic(handle, since, width, traffic::percentile).await?;
+        Ok(Traffic { handle: handle.to_owned(), bucket_ms: width, buckets })
     }
 
     /// Adds the counts so far to the store.

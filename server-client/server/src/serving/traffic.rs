@@ -1,6 +1,6 @@
-//! What the gateway counts per handle, version and minute: requests, errors, a latency
+//! What the gateway counts per handle, version and 10 seconds: requests, errors, a latency
 //! histogram (for p50/p95/p99) and rewards. Counted in memory on the request path, added to the
-//! store every few seconds.
+//! store every few seconds (which also sums them per minute).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,8 +10,8 @@ use kiln_api::Millis;
 
 use crate::store::{TrafficDelta, now_millis};
 
-/// Buckets are this long.
-pub const BUCKET_MS: Millis = 60_000;
+/// Counted in buckets this long: the store's finest.
+pub const BUCKET_MS: Millis = crate::store::FINE_MS;
 
 /// Histogram bucket `i` holds latencies up to `FIRST_US · 2^i` µs (50 µs … ~105 s), the last
 /// one everything above.

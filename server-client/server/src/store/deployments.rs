@@ -1,5 +1,6 @@
 //! Deployments (which model versions of a handle get traffic, and how), their history, and
-//! the traffic the gateway counted, per version and minute.
+//! the traffic the gateway counted, per version and minute, and per 10 seconds for the last
+//! hour (what a live chart draws).
 
 use kiln_api::{ApiError, Deployment, DeploymentEvent, Millis, Strategy, TrafficBucket};
 use sqlx::Row;
@@ -23,6 +24,21 @@ fn from_row(row: &AnyRow) -> Result<Deployment> {
         updated_at: row.try_get("updated_at")?,
         history: Vec::new(),
     })
+}
+
+/// The two bucket widths the store keeps: minutes for all time, 10 s for the last hour.
+pub const MINUTE_MS: Millis = 60_000;
+pub const FINE_MS: Millis = 10_000;
+/// How long 10-second buckets are kept.
+pub const FINE_KEPT_MS: Millis = 3_600_000;
+
+/// The table holding buckets `width` wide.
+fn traffic_table(width: Millis) -> Option<&'static str> {
+    match width {
+        MINUTE_MS => Some("traffic_minutes"),
+        FINE_MS => Some("traffic_fine"),
+        _ => None,
+    }
 }
 
 /// Slots of the gateway's latency histogram, one column each (`l0` … `l22`).
@@ -93,39 +109,52 @@ impl Store {
         self.deployment(&next.handle).await
     }
 
-    /// Adds counts to the (handle, version, bucket) rows: one upsert each, whose additions
-    /// the database makes, so servers sharing the store never lose each other's counts.
+    /// Adds counts to the (handle, version, bucket) rows of both widths: the gateway counts
+    /// per 10 s (`bucket` is such a bucket's start), each delta goes to its 10-second row and
+    /// to its minute's row. One upsert each, whose additions the database makes, so servers
+    /// sharing the store never lose each other's counts. 10-second rows older than
+    /// `FINE_KEPT_MS` go in the same transaction.
     pub async fn add_traffic(&self, handle: &str, deltas: &[(i64, Millis, TrafficDelta)]) -> Result<()> {
         let latency = latency_columns();
         let placeholders: Vec<String> = (8..8 + LATENCY_SLOTS).map(|n| format!("${n}")).collect();
-        let added: Vec<String> = ["requests", "errors", "reward_sum", "reward_count"]
-            .into_iter()
-            .map(String::from)
-            .chain(latency.iter().cloned())
-            .map(|c| format!("{c} = traffic_minutes.{c} + excluded.{c}"))
-            .collect();
-        let sql = format!(
-            "INSERT INTO traffic_minutes (handle, version, bucket, requests, errors, reward_sum, reward_count, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, {}) \
-             ON CONFLICT (handle, version, bucket) DO UPDATE SET {}",
-            latency.join(", "),
-            placeholders.join(", "),
-            added.join(", ")
-        );
+        let upsert = |table: &str| {
+            let added: Vec<String> = ["requests", "errors", "reward_sum", "reward_count"]
+                .into_iter()
+                .map(String::from)
+                .chain(latency.iter().cloned())
+                .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+                .collect();
+            format!(
+                "INSERT INTO {table} (handle, version, bucket, requests, errors, reward_sum, reward_count, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, {}) \
+                 ON CONFLICT (handle, version, bucket) DO UPDATE SET {}",
+                latency.join(", "),
+                placeholders.join(", "),
+                added.join(", ")
+            )
+        };
         let mut w = self.write().await?;
-        for (version, bucket, delta) in deltas {
-            let mut query = sqlx::query(super::audited(sql.clone()))
-                .bind(handle.to_owned())
-                .bind(*version)
-                .bind(*bucket)
-                .bind(delta.requests as i64)
-                .bind(delta.errors as i64)
-                .bind(delta.reward_sum)
-                .bind(delta.reward_count as i64);
-            for slot in 0..LATENCY_SLOTS {
-                query = query.bind(delta.latency.get(slot).copied().unwrap_or(0) as i64);
+        for (table, width) in [("traffic_fine", FINE_MS), ("traffic_minutes", MINUTE_MS)] {
+            let sql = upsert(table);
+            for (version, bucket, delta) in deltas {
+                let mut query = sqlx::query(super::audited(sql.clone()))
+                    .bind(handle.to_owned())
+                    .bind(*version)
+                    .bind(bucket - bucket.rem_euclid(width))
+                    .bind(delta.requests as i64)
+                    .bind(delta.errors as i64)
+                    .bind(delta.reward_sum)
+                    .bind(delta.reward_count as i64);
+                for slot in 0..LATENCY_SLOTS {
+                    query = query.bind(delta.latency.get(slot).copied().unwrap_or(0) as i64);
+                }
+                query.execute(&mut *w.tx).await?;
             }
-            query.execute(&mut *w.tx).await?;
         }
+        sqlx::query("DELETE FROM traffic_fine WHERE handle = $1 AND bucket < $2")
+            .bind(handle.to_owned())
+            .bind(now_millis() - FINE_KEPT_MS)
+            .execute(&mut *w.tx)
+            .await?;
         w.commit().await?;
         Ok(())
     }
@@ -139,11 +168,19 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get("version")?, r.try_get::<f64, _>("reward_sum")?, r.try_get::<i64, _>("reward_count")? as u64))).collect()
     }
 
-    /// Every bucket of `handle` since `since`, by time then version, with latency
-    /// percentiles read off the histogram by `percentile`.
-    pub async fn traffic(&self, handle: &str, since: Millis, percentile: impl Fn(&[u64], f64) -> f64) -> Result<Vec<TrafficBucket>> {
+    /// Every bucket `width` wide (`MINUTE_MS`, or `FINE_MS` for the last hour) of `handle`
+    /// since `since`, by time then version, with latency percentiles read off the histogram
+    /// by `percentile`.
+    pub async fn traffic(&self, handle: &str, since: Millis, width: Millis, percentile: impl Fn(&[u64], f64) -> f64) -> Result<Vec<TrafficBucket>> {
+        let Some(table) = traffic_table(width) else {
+            return Err(ApiError::invalid(
+                "bucket_ms",
+                format!("{width} is not a bucket width the store keeps: {MINUTE_MS} (minutes) or {FINE_MS} (10 s, the last hour)"),
+            )
+            .into());
+        };
         let sql = format!(
-            "SELECT version, bucket, requests, errors, reward_sum, reward_count, {} FROM traffic_minutes WHERE handle = $1 AND bucket >= $2 ORDER BY bucket, version",
+            "SELECT version, bucket, requests, errors, reward_sum, reward_count, {} FROM {table} WHERE handle = $1 AND bucket >= $2 ORDER BY bucket, version",
             latency_columns().join(", ")
         );
         let rows = sqlx::query(super::audited(sql)).bind(handle.to_owned()).bind(since).fetch_all(&self.pool).await?;
@@ -165,5 +202,32 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each delta counts once in its minute and once in its 10 seconds; 10-second rows older
+    /// than an hour go, the minutes stay.
+    #[tokio::test]
+    async fn ten_second_buckets_sum_to_the_minutes_and_keep_an_hour() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("kiln.db").display())).await.expect("store");
+        let delta = |requests: u64| TrafficDelta { requests, latency: vec![requests; LATENCY_SLOTS], ..Default::default() };
+        let minute = (now_millis() / MINUTE_MS - 1) * MINUTE_MS;
+        let old = minute - 2 * FINE_KEPT_MS;
+        let deltas = [(1, minute, delta(3)), (1, minute + 10_000, delta(4)), (2, minute + 50_000, delta(5)), (1, old + 20_000, delta(7))];
+        store.add_traffic("iris", &deltas).await.expect("added");
+        // A second server adds to the same buckets.
+        store.add_traffic("iris", &deltas[..1]).await.expect("added");
+        let shape = |buckets: Vec<TrafficBucket>| buckets.into_iter().map(|b| (b.version, b.start, b.requests)).collect::<Vec<_>>();
+        let minutes = shape(store.traffic("iris", 0, MINUTE_MS, |_, _| 0.0).await.expect("minutes"));
+        assert_eq!(minutes, [(1, old, 7), (1, minute, 10), (2, minute, 5)]);
+        let fine = shape(store.traffic("iris", 0, FINE_MS, |_, _| 0.0).await.expect("fine"));
+        assert_eq!(fine, [(1, minute, 6), (1, minute + 10_000, 4), (2, minute + 50_000, 5)]);
+        let refused = store.traffic("iris", 0, 5_000, |_, _| 0.0).await.expect_err("no such width");
+        assert!(refused.to_string().contains("5000 is not a bucket width"), "{refused}");
     }
 }

@@ -231,3 +231,8 @@ CREATE TABLE IF NOT EXISTS traffic_minutes (
     l22 BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (handle, version, bucket)
 );
+-- The same counts in 10-second buckets, for a live chart of the last hour: written with the
+-- minutes (the same deltas, so the totals agree) and dropped once older than an hour
+-- (store/deployments.rs). The columns are traffic_minutes' own, copied rather than repeated.
+CREATE TABLE IF NOT EXISTS traffic_fine AS SELECT * FROM traffic_minutes WHERE 1 = 0;
+CREATE UNIQUE INDEX IF NOT EXISTS traffic_fine_key ON traffic_fine(handle, version, bucket);
