@@ -5,10 +5,11 @@
  * and a zoom that reports its range so the store can down-sample it again.
  */
 import { LineChart, ParallelChart, ScatterChart } from 'echarts/charts';
-import { DataZoomComponent, GridComponent, LegendComponent, ParallelComponent, TitleComponent, TooltipComponent } from 'echarts/components';
+import { AriaComponent, DataZoomComponent, GridComponent, LegendComponent, ParallelComponent, TitleComponent, TooltipComponent } from 'echarts/components';
 import * as echarts from 'echarts/core';
 import { CanvasRenderer } from 'echarts/renderers';
 
-echarts.use([LineChart, ScatterChart, ParallelChart, GridComponent, TooltipComponent, LegendComponent, DataZoomComponent, ParallelComponent, TitleComponent, CanvasRenderer]);
+// Aria: each chart's canvas gets a generated description (its series and values) for screen readers.
+echarts.use([LineChart, ScatterChart, ParallelChart, AriaComponent, GridComponent, TooltipComponent, LegendComponent, DataZoomComponent, ParallelComponent, TitleComponent, CanvasRenderer]);
 
 export { echarts };

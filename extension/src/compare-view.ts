@@ -246,6 +246,7 @@ export class ComparisonView extends Widget {
     });
     const option: Record<string, unknown> = {
       animation: false,
+      aria: { enabled: true },
       legend: { top: 0, type: 'scroll' },
       grid: { left: 60, right: 24, top: 56, bottom: 64 },
       tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? formatNumber(v) : String(v)) },
@@ -318,6 +319,7 @@ export class ComparisonView extends Widget {
     this.parallel.setOption(
       {
         animation: false,
+        aria: { enabled: true },
         tooltip: { trigger: 'item', formatter: (p: { name: string }) => p.name },
         parallel: { left: 60, right: 80, top: 40, bottom: 30 },
         parallelAxis,
@@ -340,6 +342,7 @@ export class ComparisonView extends Widget {
     this.scatter.setOption(
       {
         animation: false,
+        aria: { enabled: true },
         grid: { left: 60, right: 24, top: 24, bottom: 48 },
         tooltip: { trigger: 'item', formatter: (p: { name: string; value: unknown[] }) => `${p.name}: ${p.value.map(v => (typeof v === 'number' ? formatNumber(v) : String(v))).join(', ')}` },
         xAxis: { type: kind(0), name: this.scatterX.value, nameLocation: 'middle', nameGap: 28, scale: true },

@@ -161,7 +161,15 @@ export class RunsTable {
     for (let i = first; i < last; i++) {
       rows.push(this.row(this.sorted[i], i, now));
     }
+    // Rows are drawn afresh on every live change: the keyboard focus stays on its run.
+    const focused = document.activeElement instanceof HTMLElement && this.body.contains(document.activeElement) ? document.activeElement.closest<HTMLElement>('.kiln-RunsRow') : null;
+    const focusedId = focused?.dataset.runId;
+    const focusedBox = focused !== null && document.activeElement instanceof HTMLInputElement;
     this.body.replaceChildren(...rows);
+    if (focusedId) {
+      const row = rows.find(r => r.dataset.runId === focusedId);
+      (focusedBox ? row?.querySelector('input') : row)?.focus();
+    }
     this.node.setAttribute('aria-rowcount', String(total + 1));
   }
 
