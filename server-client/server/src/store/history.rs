@@ -21,7 +21,7 @@ use futures_util::TryStreamExt;
 use kiln_api::{ApiError, Histories, HistoryAxis, HistoryRequest, Series, limits};
 use sqlx::Row;
 
-use super::{Result, Store};
+use super::{Backend, Result, Store};
 
 /// One stored point, with its position in the series' order (ties on the axis keep it).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,9 +164,9 @@ const ROLES: [&str; 4] = ["first", "last", "low", "high"];
 
 /// The upsert that folds a batch's blocks into the stored ones. The stored point was logged
 /// earlier, so on a tie in series order it stays first and the new one becomes last.
-fn upsert_blocks_sql(rows: usize) -> String {
+fn upsert_blocks_sql(backend: Backend, rows: usize) -> String {
     let columns: Vec<String> = ROLES.iter().flat_map(|r| [format!("{r}_step"), format!("{r}_timestamp"), format!("{r}_value")]).collect();
-    let values: Vec<String> = (0..rows).map(|i| format!("($1, {})", super::placeholders(2 + i * 14, 14))).collect();
+    let values: Vec<String> = (0..rows).map(|i| format!("({})", super::placeholders(backend, 1 + i * 15, 15))).collect();
     let before =
         |a: &str, b: &str, r: &str| format!("({a}.{r}_step < {b}.{r}_step OR ({a}.{r}_step = {b}.{r}_step AND {a}.{r}_timestamp < {b}.{r}_timestamp))");
     let new_first = before("excluded", "metric_blocks", "first");
@@ -195,13 +195,18 @@ fn upsert_blocks_sql(rows: usize) -> String {
 }
 
 /// Folds one `log_batch`'s metrics into `metric_blocks` (called in its transaction).
-pub(super) async fn fold_batch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str, metrics: &[kiln_api::Metric]) -> Result<()> {
+pub(super) async fn fold_batch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, backend: Backend, run_id: &str, metrics: &[kiln_api::Metric]) -> Result<()> {
     let points = metrics.iter().enumerate().map(|(i, m)| (m.key.as_str(), Point { order: i as u64, step: m.step, timestamp: m.timestamp, value: m.value }));
-    write_blocks(tx, run_id, points).await
+    write_blocks(tx, backend, run_id, points).await
 }
 
 /// Folds `metrics` (one run's, in the order they are stored) into `metric_blocks`.
-async fn write_blocks<'a>(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str, metrics: impl IntoIterator<Item = (&'a str, Point)>) -> Result<()> {
+async fn write_blocks<'a>(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    run_id: &str,
+    metrics: impl IntoIterator<Item = (&'a str, Point)>,
+) -> Result<()> {
     let mut blocks: BTreeMap<(&str, i64), Block> = BTreeMap::new();
     for (key, point) in metrics {
         blocks.entry((key, block_of(point.step))).and_modify(|b| b.absorb(point)).or_insert_with(|| Block::of(point));
@@ -209,9 +214,9 @@ async fn write_blocks<'a>(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id
     let blocks: Vec<_> = blocks.into_iter().collect();
     const CHUNK: usize = 100;
     for chunk in blocks.chunks(CHUNK) {
-        let mut query = sqlx::query(super::audited(upsert_blocks_sql(chunk.len()))).bind(run_id);
+        let mut query = sqlx::query(super::audited(upsert_blocks_sql(backend, chunk.len())));
         for ((key, block), b) in chunk {
-            query = query.bind(key.to_string()).bind(*block);
+            query = query.bind(run_id.to_owned()).bind(key.to_string()).bind(*block);
             for p in [b.first, b.last, b.low, b.high] {
                 query = query.bind(p.step).bind(p.timestamp).bind(p.value);
             }
@@ -224,7 +229,7 @@ async fn write_blocks<'a>(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id
 /// Fills `metric_blocks` from the points of a store made before it existed: once, when the
 /// store opens with points and no blocks. The upsert is idempotent, so two servers doing
 /// it at once on one PostgreSQL agree.
-pub(super) async fn backfill_blocks(pool: &sqlx::AnyPool) -> Result<()> {
+pub(super) async fn backfill_blocks(pool: &sqlx::AnyPool, backend: Backend) -> Result<()> {
     let has = |table: &str| sqlx::query(super::audited(format!("SELECT 1 AS one FROM {table} LIMIT 1"))).fetch_optional(pool);
     if has("metrics").await?.is_none() || has("metric_blocks").await?.is_some() {
         return Ok(());
@@ -247,7 +252,7 @@ pub(super) async fn backfill_blocks(pool: &sqlx::AnyPool) -> Result<()> {
             .enumerate()
             .map(|(i, row)| Ok(Point { order: i as u64, step: row.try_get("step")?, timestamp: row.try_get("timestamp")?, value: row.try_get("value")? }))
             .collect::<Result<_>>()?;
-        write_blocks(&mut tx, run_id, points.into_iter().map(|p| (key.as_str(), p))).await?;
+        write_blocks(&mut tx, backend, run_id, points.into_iter().map(|p| (key.as_str(), p))).await?;
     }
     tx.commit().await?;
     Ok(())

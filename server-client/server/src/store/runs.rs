@@ -161,7 +161,7 @@ impl Store {
             return Err(ApiError::invalid("run_id", format!("run '{run_id}' is {status}; it takes no more metrics")).into());
         }
         write_params(&mut w.tx, run_id, &batch.params).await?;
-        write_metrics(&mut w.tx, run_id, &batch.metrics).await?;
+        write_metrics(&mut w.tx, self.backend, run_id, &batch.metrics).await?;
         write_tags(&mut w.tx, run_id, &batch.tags).await?;
         touch(&mut w.tx, run_id).await?;
         w.commit().await?;
@@ -241,7 +241,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
-        let list = placeholders(1, ids.len());
+        let list = placeholders(self.backend, 1, ids.len());
         let mut params: HashMap<String, Vec<Param>> = HashMap::new();
         let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
         let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
@@ -370,18 +370,18 @@ async fn write_params(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &s
 }
 
 /// Appends the points in chunks of multi-row inserts, then moves each series' latest point.
-async fn write_metrics(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str, metrics: &[Metric]) -> Result<()> {
+async fn write_metrics(tx: &mut sqlx::Transaction<'static, sqlx::Any>, backend: super::Backend, run_id: &str, metrics: &[Metric]) -> Result<()> {
     const CHUNK: usize = 200;
     for chunk in metrics.chunks(CHUNK) {
-        let values: Vec<String> = (0..chunk.len()).map(|i| format!("($1, {})", placeholders(2 + i * 4, 4))).collect();
+        let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholders(backend, 1 + i * 5, 5))).collect();
         let sql = format!("INSERT INTO metrics (run_id, key, step, timestamp, value) VALUES {}", values.join(", "));
-        let mut query = sqlx::query(super::audited(sql)).bind(run_id);
+        let mut query = sqlx::query(super::audited(sql));
         for metric in chunk {
-            query = query.bind(&metric.key).bind(metric.step).bind(metric.timestamp).bind(metric.value);
+            query = query.bind(run_id.to_owned()).bind(&metric.key).bind(metric.step).bind(metric.timestamp).bind(metric.value);
         }
         query.execute(&mut **tx).await?;
     }
-    super::history::fold_batch(tx, run_id, metrics).await?;
+    super::history::fold_batch(tx, backend, run_id, metrics).await?;
     // One upsert per series: the batch's own latest point per key.
     let mut latest: HashMap<&str, &Metric> = HashMap::new();
     for metric in metrics {
