@@ -123,13 +123,15 @@ def main():
     results = {}
     for name, start in [("kiln", lambda: start_kiln(args.kiln, work)), ("mlflow", lambda: start_mlflow(args.mlflow, work))]:
         server = start()
-        keep = name == "mlflow" and args.keep_mlflow
+        kept = False
         try:
             results[name] = measure(server, args.repeats)
-            if keep:
+            if name == "mlflow" and args.keep_mlflow:
                 pathlib.Path(args.keep_mlflow).write_text(json.dumps({"base": server.base, "pid": server.proc.pid, **server.seeded}))
+                kept = True
         finally:
-            if not keep:
+            # Left running only once its file says where it is (xtask stops it from there).
+            if not kept:
                 server.stop()
     pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
     kiln, mlflow = results["kiln"], results["mlflow"]
