@@ -111,7 +111,8 @@ fn traffic_table(traffic: &Traffic) -> String {
 }
 
 pub fn deploy(args: &DeployArgs, client: &kiln::Client) -> anyhow::Result<()> {
-    let request = Deploy { model_version: args.model_version, strategy: args.strategy, runner: args.runner.map(|r| r.name().to_owned()) };
+    let request =
+        Deploy { model_version: args.model_version, strategy: args.strategy, runner: args.runner.map(|r| r.name().to_owned()), expected_revision: None };
     let step = crate::progress::Step::start("deploy");
     step.message(format!("{}@{} ({}): starting the instance and waiting until it is ready", args.handle, args.model_version, args.strategy));
     match client.deploy(&args.handle, &request) {

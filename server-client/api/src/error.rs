@@ -16,6 +16,8 @@ pub enum ErrorCode {
     /// No token, or a token that may not do this.
     Unauthenticated,
     PermissionDenied,
+    /// The resource changed since the client read it (a deployment changed by someone else).
+    ResourceConflict,
     /// The server is overloaded.
     RequestLimitExceeded,
     InternalError,
@@ -29,6 +31,7 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => 401,
             ErrorCode::PermissionDenied => 403,
             ErrorCode::ResourceDoesNotExist => 404,
+            ErrorCode::ResourceConflict => 409,
             ErrorCode::RequestLimitExceeded => 429,
             ErrorCode::InternalError => 500,
         }

@@ -642,8 +642,8 @@ impl Strategy {
         match parts.as_slice() {
             ["blue-green"] => Ok(Strategy::BlueGreen),
             ["canary", percent] => match percent.parse::<u8>() {
-                Ok(p) if p <= 100 => Ok(Strategy::Canary { percent: p }),
-                _ => Err(bad("the canary percent is a whole number 0..=100")),
+                Ok(p) if (1..=99).contains(&p) => Ok(Strategy::Canary { percent: p }),
+                _ => Err(bad("the canary percent is a whole number from 1 to 99 (0 is a rollback, 100 a promote)")),
             },
             ["bandit", "epsilon-greedy", epsilon] => match epsilon.parse::<f64>() {
                 Ok(e) if (0.0..=1.0).contains(&e) => Ok(Strategy::EpsilonGreedy { epsilon: e }),
@@ -703,6 +703,10 @@ pub struct Deployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
     pub updated_at: Millis,
+    /// How many changes it has had: a change that names the revision it was made from
+    /// (`expected_revision`) is refused when another change came first.
+    #[serde(default)]
+    pub revision: i64,
     /// What happened to it, oldest first.
     #[serde(default)]
     pub history: Vec<DeploymentEvent>,
@@ -727,6 +731,9 @@ pub struct DeploymentEvent {
     /// `deploy`, `promote`, `rollback`.
     pub action: String,
     pub detail: String,
+    /// Who made the change: the user a client named (`Kiln-Actor`) and the token it used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 /// `PUT /api/v1/deployments/{handle}`: deploy `model_version` with `strategy`.
@@ -736,6 +743,67 @@ pub struct Deploy {
     pub strategy: Strategy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
+    /// The revision the change was decided on (0: no deployment yet); `None`: whatever is
+    /// deployed now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_revision: Option<i64>,
+}
+
+/// `POST /api/v1/deployments/{handle}/promote` and `…/rollback`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Change {
+    /// As [`Deploy::expected_revision`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_revision: Option<i64>,
+}
+
+/// `GET /api/v1/deployments/{handle}/status`: what this server runs for a handle now, and
+/// how its latest change went, step by step (a client follows a change by polling this
+/// while its request is in flight).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentStatus {
+    pub handle: String,
+    pub instances: Vec<InstanceStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeProgress>,
+}
+
+/// One inference instance of one version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub version: i64,
+    /// `ready` (health check passed, gets traffic), `failing` (a request to it failed; being
+    /// replaced), `draining` (finishing its requests before it stops).
+    pub state: String,
+    pub started_at: Millis,
+    pub in_flight: u64,
+}
+
+/// A deployment change as it happens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeProgress {
+    /// `deploy`, `promote`, `rollback`.
+    pub action: String,
+    /// What it does, in words (as its history line).
+    pub detail: String,
+    pub started_at: Millis,
+    /// Set when it finished, switched or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Millis>,
+    pub steps: Vec<ChangeStep>,
+    /// Why it failed (nothing was switched then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeStep {
+    pub at: Millis,
+    /// `starting`, `ready`, `failed`, `saved`, `switched`, `draining`, `done`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    pub text: String,
 }
 
 /// One version's traffic in one time bucket.

@@ -99,6 +99,11 @@ impl Client {
     }
 
     fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        // Who asks, for the history of what they change (deployments): the local user.
+        let request = match std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
+            Ok(user) if !user.is_empty() && user.is_ascii() => request.header("Kiln-Actor", user),
+            _ => request,
+        };
         match &self.token {
             Some(token) => request.header("Authorization", format!("Bearer {token}")),
             None => request,

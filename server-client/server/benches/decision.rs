@@ -15,6 +15,7 @@ fn deployment(strategy: Strategy, arms: usize) -> Deployment {
         arms: (1..=arms as i64).collect(),
         runner: None,
         updated_at: 0,
+        revision: 0,
         history: vec![],
     }
 }

@@ -27,6 +27,7 @@ contract_tests!(
     a_notebooks_code_packages_register_together,
     schedules_fire_their_workflow_and_record_how_it_ended,
     deployments_route_count_traffic_and_reach_lineage,
+    deployment_changes_are_whole_checked_and_attributed,
 );
 
 fn code(error: &kiln::Error) -> (u16, ErrorCode) {
@@ -649,6 +650,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 args = sys.argv[1:]
 handle, version = args[1], args[args.index("--model-version") + 1]
 listen = args[args.index("--listen") + 1]
+if version == "3":
+    print("loading iris@3: the weights file is truncated", file=sys.stderr)
+    sys.exit(3)
 
 class Instance(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -694,6 +698,106 @@ else:
     ThreadingHTTPServer((host, int(port)), Instance).serve_forever()
 "#;
 
+/// A model `iris` with `versions` versions and an infer image to serve them with.
+fn iris_with_versions(client: &kiln::Client, versions: usize) {
+    use kiln::api::{RegisterCodePackage, Role};
+    client.create_model(&CreateModel { name: "iris".into(), ..Default::default() }).unwrap();
+    for _ in 0..versions {
+        client.create_model_version("iris", &CreateModelVersion { source: "artifact:weights".into(), ..Default::default() }).unwrap();
+    }
+    let infer = RegisterCodePackage {
+        handle: "iris".into(),
+        role: Role::Infer,
+        image: "127.0.0.1:5000/iris-infer:latest".into(),
+        digest: format!("sha256:{}", "f".repeat(64)),
+        notebook_sha256: "a".repeat(64),
+        cell_sha256: vec!["b".repeat(64)],
+        cargo_lock_sha256: "d".repeat(64),
+        git_commit: None,
+    };
+    client.register_code_package(&infer).unwrap();
+}
+
+/// Deployment changes: made from a revision (a stale one is refused, naming the change that
+/// came first), recorded with who made them, followed step by step in the status, and
+/// whole or not at all (an instance that cannot start switches nothing; a version without
+/// an infer image is refused before anything starts).
+fn deployment_changes_are_whole_checked_and_attributed(backend: Backend) {
+    use kiln::api::Strategy;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("instance.py");
+    std::fs::write(&script, STAND_IN_INSTANCE).unwrap();
+    let server = TestServer::start_with(backend, |config| {
+        config.kiln = Some(kiln_server::scheduler::KilnCommand(vec!["python3".into(), script.display().to_string()]));
+    });
+    let client = server.client();
+    // No infer image yet: refused, naming the field, with nothing deployed.
+    client.create_model(&CreateModel { name: "bare".into(), ..Default::default() }).unwrap();
+    client.create_model_version("bare", &CreateModelVersion { source: "artifact:weights".into(), ..Default::default() }).unwrap();
+    let deploy = |handle: &str, version: i64, strategy: Strategy, expected: Option<i64>| {
+        let body = json!({"model_version": version, "strategy": strategy.to_string(), "expected_revision": expected});
+        server.raw_with("PUT", &format!("/api/v1/deployments/{handle}"), Some(&body.to_string()), Some(&server.token), &[("Kiln-Actor", "ada")])
+    };
+    let (status, body) = deploy("bare", 1, Strategy::BlueGreen, Some(0));
+    assert_eq!((status, body["field"].as_str()), (400, Some("model_version")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("no infer image"), "{body}");
+    assert_eq!(code(&client.deployment("bare").unwrap_err()).0, 404);
+
+    iris_with_versions(&client, 3);
+    let (status, body) = deploy("iris", 1, Strategy::BlueGreen, Some(0));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revision"].as_i64(), Some(1), "{body}");
+    assert!(body["history"][0]["actor"].as_str().unwrap().starts_with("ada (token admin-"), "{body}");
+    let status_of = || server.raw("GET", "/api/v1/deployments/iris/status", None, Some(&server.token)).1;
+    let steps = |status: &serde_json::Value| -> Vec<String> {
+        status["change"]["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap().to_owned()).collect()
+    };
+    let first = status_of();
+    assert_eq!(steps(&first), ["starting", "ready", "saved", "switched", "done"], "{first}");
+    assert_eq!(
+        first["instances"].as_array().unwrap().iter().map(|i| (i["version"].as_i64(), i["state"].as_str())).collect::<Vec<_>>(),
+        [(Some(1), Some("ready"))]
+    );
+
+    // Two users decided on revision 1; the first to change wins, the second is told what
+    // changed and changes nothing.
+    let (status, body) = deploy("iris", 2, Strategy::Canary { percent: 30 }, Some(1));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = deploy("iris", 2, Strategy::Canary { percent: 80 }, Some(1));
+    assert_eq!((status, body["error_code"].as_str()), (409, Some("RESOURCE_CONFLICT")), "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("canary: 30% to version 2") && message.contains("by ada"), "{message}");
+    let (status, body) = server.raw("POST", "/api/v1/deployments/iris/promote", Some(r#"{"expected_revision": 1}"#), Some(&server.token));
+    assert_eq!(status, 409, "{body}");
+    let now = client.deployment("iris").unwrap();
+    assert_eq!((now.revision, now.strategy, now.candidate), (2, Strategy::Canary { percent: 30 }, Some(2)));
+    // Without a revision, or with the current one, a change goes through.
+    let (status, body) = deploy("iris", 2, Strategy::Canary { percent: 50 }, Some(2));
+    assert_eq!((status, body["strategy"].as_str()), (200, Some("canary:50")), "{body}");
+
+    // Version 3's instance cannot start: the reason, and version 1 and 2 still serve.
+    let (status, body) = deploy("iris", 3, Strategy::BlueGreen, None);
+    assert_eq!(status, 500, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("weights file is truncated"), "{body}");
+    let failed = status_of();
+    assert_eq!(steps(&failed), ["ready", "starting", "failed"], "{failed}");
+    assert!(failed["change"]["error"].as_str().unwrap().contains("weights file is truncated"), "{failed}");
+    let kept = client.deployment("iris").unwrap();
+    assert_eq!((kept.revision, kept.stable, kept.candidate), (3, 1, Some(2)));
+    let mut versions: Vec<i64> = failed["instances"].as_array().unwrap().iter().map(|i| i["version"].as_i64().unwrap()).collect();
+    versions.dedup();
+    assert_eq!(versions, [1, 2]);
+    for _ in 0..10 {
+        let (status, body) = server.raw("POST", "/v2/models/iris/infer", Some(r#"{"inputs": []}"#), None);
+        assert!(status == 200 && ["1", "2"].contains(&body["model_version"].as_str().unwrap()), "{body}");
+    }
+    // The SDK's client names the local user (when it has one) and the token.
+    let history = client.rollback("iris").unwrap().history;
+    assert_eq!(history.len(), 4);
+    let actor = history[3].actor.as_deref().unwrap();
+    assert!(actor.contains("token admin-"), "{actor}");
+}
+
 fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
     use kiln::api::{Deploy, Strategy};
     let dir = tempfile::tempdir().unwrap();
@@ -703,10 +807,7 @@ fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
         config.kiln = Some(kiln_server::scheduler::KilnCommand(vec!["python3".into(), script.display().to_string()]));
     });
     let client = server.client();
-    client.create_model(&CreateModel { name: "iris".into(), ..Default::default() }).unwrap();
-    for _ in 0..2 {
-        client.create_model_version("iris", &CreateModelVersion { source: "artifact:weights".into(), ..Default::default() }).unwrap();
-    }
+    iris_with_versions(&client, 2);
     let infer = |n: usize| -> Vec<(String, String)> {
         (0..n)
             .map(|_| {
@@ -717,10 +818,11 @@ fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
             .collect()
     };
 
-    let deployed = client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None }).unwrap();
+    let deployed = client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None, expected_revision: None }).unwrap();
     assert_eq!((deployed.stable, deployed.candidate, deployed.standby), (1, None, None));
     assert!(infer(20).iter().all(|(version, _)| version == "1"));
-    let canary = client.deploy("iris", &Deploy { model_version: 2, strategy: Strategy::Canary { percent: 50 }, runner: None }).unwrap();
+    let canary =
+        client.deploy("iris", &Deploy { model_version: 2, strategy: Strategy::Canary { percent: 50 }, runner: None, expected_revision: None }).unwrap();
     assert_eq!((canary.stable, canary.candidate), (1, Some(2)));
     let answers = infer(100);
     let to_candidate = answers.iter().filter(|(version, _)| version == "2").count();
@@ -731,7 +833,7 @@ fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
     assert_eq!((status, body["model_version"].as_str()), (200, Some(version.as_str())), "{body}");
     let promoted = client.promote("iris").unwrap();
     assert_eq!((promoted.stable, promoted.candidate), (2, None));
-    let green = client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None }).unwrap();
+    let green = client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None, expected_revision: None }).unwrap();
     assert_eq!((green.stable, green.standby), (1, Some(2)));
     let back = client.rollback("iris").unwrap();
     assert_eq!((back.stable, back.standby), (2, Some(1)));
@@ -779,19 +881,26 @@ fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
     assert_eq!(lineage.deployments.iter().map(|d| (d.handle.as_str(), d.stable, d.standby)).collect::<Vec<_>>(), [("iris", 2, Some(1))]);
 
     // Refusals name the field and change nothing.
-    let bad = client.deploy("iris", &Deploy { model_version: 9, strategy: Strategy::BlueGreen, runner: None }).unwrap_err();
+    let bad = client.deploy("iris", &Deploy { model_version: 9, strategy: Strategy::BlueGreen, runner: None, expected_revision: None }).unwrap_err();
     assert_eq!(bad.api_error().unwrap().field.as_deref(), Some("model_version"));
     let (status, body) = server.raw("PUT", "/api/v1/deployments/iris", Some(r#"{"model_version": 1, "strategy": "canary:150"}"#), Some(&server.token));
     assert_eq!((status, body["field"].as_str()), (400, Some("strategy")), "{body}");
     assert_eq!(code(&client.promote("nope").unwrap_err()).0, 404);
-    assert_eq!(code(&server.anonymous().deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None }).unwrap_err()).0, 401);
+    assert_eq!(
+        code(
+            &server.anonymous().deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None, expected_revision: None }).unwrap_err()
+        )
+        .0,
+        401
+    );
     assert_eq!(client.deployment("iris").unwrap().history.len(), 5);
 
     // A bandit: every second the gateway re-reads the arms' rewards from the store (summed by
     // the database), so routing follows the feedback only when that read works. Version 1
     // pleases: were the read to fail, both arms would look untried and version 2, the first,
     // would get everything.
-    let bandit = client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::EpsilonGreedy { epsilon: 0.1 }, runner: None }).unwrap();
+    let bandit =
+        client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::EpsilonGreedy { epsilon: 0.1 }, runner: None, expected_revision: None }).unwrap();
     assert_eq!(bandit.arms, [2, 1]);
     for (version, id) in infer(30) {
         let reward = if version == "1" { 1.0 } else { 0.0 };

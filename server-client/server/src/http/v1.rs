@@ -4,20 +4,22 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use bytes::Bytes;
 use kiln_api::{
-    ApiError, Artifact, AttachArtifact, CodePackage, CodePackages, CreateExperiment, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, CreateToken,
-    Dataset, DatasetVersion, Deploy, Deployment, Experiment, Health, Histories, HistoryRequest, Lineage, LogBatch, MetricHistory, ModelVersion, NewToken,
-    RegisterCodePackage, RegisterDatasetVersion, RegisteredModel, Run, RunArtifact, RunInputs, RunPage, RunView, Schedule, SearchRuns, SetAlias, Traffic,
-    UpdateRun, limits,
+    ApiError, Artifact, AttachArtifact, Change, CodePackage, CodePackages, CreateExperiment, CreateModel, CreateModelVersion, CreateRun, CreateSchedule,
+    CreateToken, Dataset, DatasetVersion, Deploy, Deployment, DeploymentStatus, Experiment, Health, Histories, HistoryRequest, Lineage, LogBatch,
+    MetricHistory, ModelVersion, NewToken, RegisterCodePackage, RegisterDatasetVersion, RegisteredModel, Run, RunArtifact, RunInputs, RunPage, RunView,
+    Schedule, SearchRuns, SetAlias, Traffic, UpdateRun, limits,
 };
 use serde::Deserialize;
 
 use super::auth::Caller;
 use super::{AppState, Failure, JsonBody};
+use crate::serving::Asker;
 
 type Shared = State<Arc<AppState>>;
 type Reply<T> = Result<Json<T>, Failure>;
@@ -54,6 +56,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/deployments/{handle}/promote", post(promote))
         .route("/deployments/{handle}/rollback", post(rollback))
         .route("/deployments/{handle}/traffic", get(traffic))
+        .route("/deployments/{handle}/status", get(deployment_status))
         .route("/schedules/{id}", get(schedule).delete(delete_schedule))
 }
 
@@ -65,16 +68,61 @@ async fn deployment(State(state): Shared, Path(handle): Path<String>) -> Reply<D
     Ok(Json(state.store.deployment(&handle).await?))
 }
 
-async fn deploy(State(state): Shared, Path(handle): Path<String>, JsonBody(body): JsonBody<Deploy>) -> Reply<Deployment> {
-    Ok(Json(state.gateway.deploy(&handle, &body).await?))
+/// Who asks, for a deployment's history: the user a client names in `Kiln-Actor` (the
+/// Jupyter server extension names the signed-in user, the CLI the local one) and the token
+/// that vouches for it.
+fn actor(caller: &Caller, headers: &HeaderMap) -> Option<String> {
+    let named =
+        headers.get("kiln-actor").and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).map(|v| v.chars().take(200).collect::<String>());
+    let token = caller.0.as_ref().map(|t| t.name.as_str());
+    match (named, token) {
+        (Some(user), Some(token)) => Some(format!("{user} (token {token})")),
+        (Some(user), None) => Some(user),
+        (None, Some(token)) => Some(format!("token {token}")),
+        (None, None) => None,
+    }
 }
 
-async fn promote(State(state): Shared, Path(handle): Path<String>) -> Reply<Deployment> {
-    Ok(Json(state.gateway.promote(&handle).await?))
+/// A promote or rollback body: optional (older clients send none, or `{}`).
+fn change_body(bytes: &[u8]) -> Result<Change, Failure> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Change::default());
+    }
+    Ok(super::body::parse(bytes)?)
 }
 
-async fn rollback(State(state): Shared, Path(handle): Path<String>) -> Reply<Deployment> {
-    Ok(Json(state.gateway.rollback(&handle).await?))
+async fn deploy(
+    State(state): Shared,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Path(handle): Path<String>,
+    JsonBody(body): JsonBody<Deploy>,
+) -> Reply<Deployment> {
+    Ok(Json(state.gateway.deploy(&handle, &body, actor(&caller, &headers).as_deref()).await?))
+}
+
+async fn promote(State(state): Shared, Extension(caller): Extension<Caller>, headers: HeaderMap, Path(handle): Path<String>, body: Bytes) -> Reply<Deployment> {
+    let change = change_body(&body)?;
+    let actor = actor(&caller, &headers);
+    Ok(Json(state.gateway.promote(&handle, Asker { expected_revision: change.expected_revision, actor: actor.as_deref() }).await?))
+}
+
+async fn rollback(
+    State(state): Shared,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Path(handle): Path<String>,
+    body: Bytes,
+) -> Reply<Deployment> {
+    let change = change_body(&body)?;
+    let actor = actor(&caller, &headers);
+    Ok(Json(state.gateway.rollback(&handle, Asker { expected_revision: change.expected_revision, actor: actor.as_deref() }).await?))
+}
+
+/// What this server runs for a handle (it need not be deployed yet: a first deploy's
+/// progress is there while it starts).
+async fn deployment_status(State(state): Shared, Path(handle): Path<String>) -> Reply<DeploymentStatus> {
+    Ok(Json(state.gateway.status(&handle)))
 }
 
 #[derive(Deserialize)]

@@ -37,6 +37,8 @@ pub struct Instance {
     pub version: i64,
     /// `unix:PATH` or `http://127.0.0.1:PORT`, for logs.
     pub url: String,
+    /// When it was started (ms since the epoch).
+    pub started_at: kiln_api::Millis,
     /// Pooled connections to it.
     pub upstream: Upstream,
     ready: AtomicBool,
@@ -63,6 +65,21 @@ impl Instance {
     /// Marked unready by a failed request while not being stopped.
     pub fn failing(&self) -> bool {
         !self.ready.load(Ordering::SeqCst) && !self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// `ready`, `failing` (being replaced) or `draining`, for the status a client sees.
+    pub fn state(&self) -> &'static str {
+        if self.stopping.load(Ordering::SeqCst) {
+            "draining"
+        } else if self.ready.load(Ordering::SeqCst) {
+            "ready"
+        } else {
+            "failing"
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     pub fn mark_unready(&self) {
@@ -200,6 +217,7 @@ impl Launcher {
             handle: handle.to_owned(),
             version,
             url: upstream.address().to_string(),
+            started_at: crate::store::now_millis(),
             upstream,
             ready: AtomicBool::new(false),
             stopping: AtomicBool::new(false),

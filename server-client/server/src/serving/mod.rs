@@ -2,7 +2,8 @@
 //! inference instances of the versions a handle's deployment serves.
 //!
 //! A deployment change (deploy, promote, rollback) starts the instances the new state needs
-//! and waits until they answer ready, saves the state, swaps the routing table in one step,
+//! and waits until they answer ready, saves the state (a save that fails — the store gone,
+//! another change first — stops what it started and switches nothing), swaps the routing table in one step,
 //! and only then drains and stops the instances no longer needed: a request is always routed
 //! to an instance that is ready and is never cut off. An instance that dies is replaced, and
 //! a request that found it dead is retried on another. Admission is bounded ([`Limits`]):
@@ -11,6 +12,7 @@
 
 pub mod answered;
 pub mod instances;
+pub mod progress;
 pub mod refusal;
 pub mod request_id;
 pub mod strategy;
@@ -24,7 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use kiln_api::{ApiError, Deploy, Deployment, ErrorCode, Traffic};
+use kiln_api::{ApiError, Deploy, Deployment, DeploymentStatus, ErrorCode, InstanceStatus, Role, Traffic};
 use tokio::sync::Semaphore;
 
 use crate::store::{Store, now_millis};
@@ -104,6 +106,22 @@ pub struct Gateway {
     answered: answered::Answered,
     next: AtomicUsize,
     limits: Limits,
+    /// Each handle's latest change, step by step.
+    progress: progress::Changes,
+}
+
+/// Who asks for a change, and from which revision they decided it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asker<'a> {
+    pub expected_revision: Option<i64>,
+    pub actor: Option<&'a str>,
+}
+
+/// A change's instances started and its route built, not yet switched to.
+struct Prepared {
+    route: Arc<Route>,
+    current: Option<Arc<Route>>,
+    started: Vec<Arc<Instance>>,
 }
 
 impl Gateway {
@@ -117,6 +135,7 @@ impl Gateway {
             answered: answered::Answered::default(),
             next: AtomicUsize::new(0),
             limits,
+            progress: progress::Changes::default(),
         }
     }
 
@@ -126,6 +145,19 @@ impl Gateway {
 
     /// Starts what `next` needs, swaps the route, drains what it no longer needs.
     async fn apply(&self, next: Deployment) -> Result<(), ServingError> {
+        let prepared = self.prepare(next, None).await?;
+        self.commit(prepared, None).await;
+        Ok(())
+    }
+
+    /// Starts an instance of every version `next` serves that has none ready, and builds its
+    /// route. On a failure the instances it started are stopped: nothing changed.
+    async fn prepare(&self, next: Deployment, tracker: Option<&progress::Tracker<'_>>) -> Result<Prepared, ServingError> {
+        let step = |kind: &str, version: i64, text: String| {
+            if let Some(tracker) = tracker {
+                tracker.step(kind, Some(version), text);
+            }
+        };
         let current = self.route(&next.handle);
         let mut instances: HashMap<i64, Vec<Arc<Instance>>> = HashMap::new();
         let mut started: Vec<Arc<Instance>> = Vec::new();
@@ -133,28 +165,48 @@ impl Gateway {
             let running = current.as_ref().and_then(|r| r.instances.get(&version)).filter(|list| list.iter().any(|i| i.is_ready()));
             match running {
                 Some(list) => {
+                    step("ready", version, format!("version {version} is already running ({} ready)", list.iter().filter(|i| i.is_ready()).count()));
                     instances.insert(version, list.clone());
                 }
-                None => match self.launcher.start(&next.handle, version, next.runner.as_deref()).await {
-                    Ok(instance) => {
-                        started.push(instance.clone());
-                        instances.insert(version, vec![instance]);
-                    }
-                    Err(error) => {
-                        for instance in started {
-                            instance.stop(Duration::ZERO).await;
+                None => {
+                    let begun = crate::store::now_millis();
+                    let runner = next.runner.as_deref().unwrap_or("the server's runner");
+                    step("starting", version, format!("starting an instance of version {version} ({runner}); waiting for its health check"));
+                    match self.launcher.start(&next.handle, version, next.runner.as_deref()).await {
+                        Ok(instance) => {
+                            step("ready", version, format!("version {version} ready: /v2/health/ready answered after {}", progress::seconds_since(begun)));
+                            started.push(instance.clone());
+                            instances.insert(version, vec![instance]);
                         }
-                        return Err(error.into());
+                        Err(error) => {
+                            for instance in started {
+                                instance.stop(Duration::ZERO).await;
+                            }
+                            return Err(error.into());
+                        }
                     }
-                },
+                }
             }
         }
         let arms = match &current {
             Some(route) => route.arms.clone(),
             None => Arc::new(Mutex::new(self.arm_history(&next.handle).await)),
         };
+        let (slots, waiting) = match &current {
+            Some(route) => (route.slots.clone(), route.waiting.clone()),
+            None => (Arc::new(Semaphore::new(self.limits.in_flight)), Arc::new(AtomicUsize::new(0))),
+        };
+        let route = Arc::new(Route { name: next.handle.as_str().into(), deployment: next, instances, arms, slots, waiting });
+        Ok(Prepared { route, current, started })
+    }
+
+    /// Switches to a prepared route in one step, then drains and stops the instances it no
+    /// longer needs.
+    async fn commit(&self, prepared: Prepared, tracker: Option<&progress::Tracker<'_>>) {
+        let Prepared { route, current, .. } = prepared;
+        let next = route.deployment.clone();
         {
-            let mut arms = arms.lock().expect("arms lock");
+            let mut arms = route.arms.lock().expect("arms lock");
             arms.retain(|a| next.arms.contains(&a.version));
             for version in &next.arms {
                 if !arms.iter().any(|a| a.version == *version) {
@@ -162,24 +214,31 @@ impl Gateway {
                 }
             }
         }
-        let (slots, waiting) = match &current {
-            Some(route) => (route.slots.clone(), route.waiting.clone()),
-            None => (Arc::new(Semaphore::new(self.limits.in_flight)), Arc::new(AtomicUsize::new(0))),
-        };
-        let route = Arc::new(Route { name: next.handle.as_str().into(), deployment: next.clone(), instances, arms, slots, waiting });
         self.routes.write().expect("routes lock").insert(next.handle.clone(), route);
+        if let Some(tracker) = tracker {
+            tracker.step("switched", None, format!("switched: {}", describe_split(&next)));
+        }
         // Only now, with no request routed to them any more, the old instances go.
         if let Some(old) = current {
             let keep = next.versions();
             for (version, list) in &old.instances {
                 if !keep.contains(version) {
+                    if let Some(tracker) = tracker {
+                        tracker.step("draining", Some(*version), format!("version {version} drains its requests and stops"));
+                    }
                     for instance in list {
                         instance.stop(DRAIN).await;
                     }
                 }
             }
         }
-        Ok(())
+    }
+
+    /// Stops what `prepare` started, for a change that will not be switched to.
+    async fn abandon(prepared: Prepared) {
+        for instance in prepared.started {
+            instance.stop(Duration::ZERO).await;
+        }
     }
 
     /// Servers sharing a store each route with their own instances: a deployment changed
@@ -233,28 +292,74 @@ impl Gateway {
         }
     }
 
-    async fn change(&self, next: Deployment, action: &str, detail: String) -> Result<Deployment, ServingError> {
-        self.apply(next.clone()).await?;
-        Ok(self.store.save_deployment(&next, action, &detail).await?)
+    /// One change of `handle`, one at a time: `decide` makes the next deployment from the
+    /// current one; its instances start and pass their health checks; it is saved if nobody
+    /// changed the deployment since the asker looked (`expected_revision`); only then is
+    /// traffic switched. Any failure before the save leaves everything as it was.
+    async fn change(
+        &self,
+        handle: &str,
+        asker: Asker<'_>,
+        action: &str,
+        decide: impl FnOnce(Option<Deployment>) -> transitions::Transition,
+    ) -> Result<Deployment, ServingError> {
+        let current = self.current(handle).await?;
+        let revision = current.as_ref().map_or(0, |d| d.revision);
+        if let Some(expected) = asker.expected_revision
+            && expected != revision
+        {
+            return Err(crate::store::conflict(handle, expected, revision, current.as_ref()).into());
+        }
+        let (next, detail) = decide(current)?;
+        let tracker = self.progress.begin(handle, action, &detail);
+        let prepared = match self.prepare(next.clone(), Some(&tracker)).await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                tracker.failed(&error.to_string());
+                return Err(error);
+            }
+        };
+        let change = crate::store::Change { action, detail: &detail, actor: asker.actor };
+        match self.store.save_deployment(&next, &change, revision).await {
+            Ok(saved) => {
+                tracker.step("saved", None, format!("saved as revision {}", saved.revision));
+                self.commit(prepared, Some(&tracker)).await;
+                tracker.done();
+                Ok(saved)
+            }
+            Err(error) => {
+                Self::abandon(prepared).await;
+                tracker.failed(&format!("saving the change: {error}"));
+                Err(error.into())
+            }
+        }
     }
 
     /// `kiln deploy`: serve `request.model_version` of `handle` with `request.strategy`.
-    pub async fn deploy(&self, handle: &str, request: &Deploy) -> Result<Deployment, ServingError> {
+    pub async fn deploy(&self, handle: &str, request: &Deploy, actor: Option<&str>) -> Result<Deployment, ServingError> {
         let _guard = self.changes.lock().await;
+        let version = request.model_version;
         self.store
-            .model_version(handle, request.model_version)
+            .model_version(handle, version)
             .await
-            .map_err(|_| ApiError::invalid("model_version", format!("model `{handle}` has no version {}", request.model_version)))?;
-        let current = self.current(handle).await?;
-        let (next, detail) = transitions::deploy(handle, current.as_ref(), request, now_millis())?;
-        self.change(next, "deploy", detail).await
+            .map_err(|_| ApiError::invalid("model_version", format!("model `{handle}` has no version {version}")))?;
+        // Instances run the handle's newest infer image: without one nothing can serve.
+        let packages = self.store.code_packages(handle).await?;
+        if !packages.iter().any(|p| p.role == Role::Infer) {
+            return Err(ApiError::invalid(
+                "model_version",
+                format!("`{handle}` has no infer image to serve version {version} with: tag a cell `infer` and componentize the notebook"),
+            )
+            .into());
+        }
+        let asker = Asker { expected_revision: request.expected_revision, actor };
+        self.change(handle, asker, "deploy", |current| transitions::deploy(handle, current.as_ref(), request, now_millis())).await
     }
 
     /// `kiln promote`: see [`transitions::promote`]; a bandit's winner is the arm with the best
     /// mean reward so far.
-    pub async fn promote(&self, handle: &str) -> Result<Deployment, ServingError> {
+    pub async fn promote(&self, handle: &str, asker: Asker<'_>) -> Result<Deployment, ServingError> {
         let _guard = self.changes.lock().await;
-        let current = self.current(handle).await?.ok_or_else(|| ApiError::not_found("deployment", handle))?;
         let best = self.route(handle).and_then(|r| {
             let arms = r.arms.lock().expect("arms lock");
             arms.iter()
@@ -262,16 +367,45 @@ impl Gateway {
                 .max_by(|a, b| (a.reward_sum / a.rewards as f64).total_cmp(&(b.reward_sum / b.rewards as f64)))
                 .map(|a| a.version)
         });
-        let (next, detail) = transitions::promote(current, best)?;
-        self.change(next, "promote", detail).await
+        self.change(handle, asker, "promote", |current| match current {
+            Some(current) => transitions::promote(current, best),
+            None => Err(ApiError::not_found("deployment", handle)),
+        })
+        .await
     }
 
     /// `kiln rollback`: see [`transitions::rollback`].
-    pub async fn rollback(&self, handle: &str) -> Result<Deployment, ServingError> {
+    pub async fn rollback(&self, handle: &str, asker: Asker<'_>) -> Result<Deployment, ServingError> {
         let _guard = self.changes.lock().await;
-        let current = self.current(handle).await?.ok_or_else(|| ApiError::not_found("deployment", handle))?;
-        let (next, detail) = transitions::rollback(current)?;
-        self.change(next, "rollback", detail).await
+        self.change(handle, asker, "rollback", |current| match current {
+            Some(current) => transitions::rollback(current),
+            None => Err(ApiError::not_found("deployment", handle)),
+        })
+        .await
+    }
+
+    /// The instances this server runs for `handle`, and how its latest change went.
+    pub fn status(&self, handle: &str) -> DeploymentStatus {
+        let instances = self
+            .route(handle)
+            .map(|route| {
+                let mut list: Vec<InstanceStatus> = route
+                    .instances
+                    .iter()
+                    .flat_map(|(version, list)| {
+                        list.iter().map(move |i| InstanceStatus {
+                            version: *version,
+                            state: i.state().to_owned(),
+                            started_at: i.started_at,
+                            in_flight: i.in_flight() as u64,
+                        })
+                    })
+                    .collect();
+                list.sort_by_key(|i| (i.version, i.started_at));
+                list
+            })
+            .unwrap_or_default();
+        DeploymentStatus { handle: handle.to_owned(), instances, change: self.progress.latest(handle) }
     }
 
     /// The traffic of `handle` since `since`, in buckets `width` wide (the store keeps
@@ -492,4 +626,22 @@ impl Gateway {
 /// Whether two states of a deployment route alike (its history and times aside).
 fn same_routing(a: &Deployment, b: &Deployment) -> bool {
     (a.strategy, a.stable, a.candidate, a.standby, &a.arms, &a.runner) == (b.strategy, b.stable, b.candidate, b.standby, &b.arms, &b.runner)
+}
+
+/// Where a deployment sends traffic, in words, for the steps of a change.
+fn describe_split(d: &Deployment) -> String {
+    let handle = &d.handle;
+    match (d.strategy, d.candidate) {
+        (kiln_api::Strategy::Canary { percent }, Some(candidate)) => {
+            format!("version {candidate} takes {percent} % of {handle}; version {} keeps {} %", d.stable, 100 - u32::from(percent))
+        }
+        (strategy, _) if strategy.is_bandit() && d.arms.len() > 1 => {
+            let arms: Vec<String> = d.arms.iter().map(|v| v.to_string()).collect();
+            format!("{strategy} shares {handle} between versions {}", arms.join(", "))
+        }
+        _ => match d.standby {
+            Some(standby) => format!("version {} takes all of {handle}; version {standby} stays on standby", d.stable),
+            None => format!("version {} takes all of {handle}", d.stable),
+        },
+    }
 }

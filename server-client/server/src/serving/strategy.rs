@@ -74,6 +74,7 @@ mod tests {
             arms: vec![1, 2],
             runner: None,
             updated_at: 0,
+            revision: 0,
             history: vec![],
         }
     }

@@ -26,6 +26,7 @@ pub fn deploy(handle: &str, current: Option<&Deployment>, request: &Deploy, now:
         arms: Vec::new(),
         runner: request.runner.clone(),
         updated_at: now,
+        revision: 0,
         history: Vec::new(),
     });
     if request.runner.is_some() {
@@ -132,7 +133,7 @@ mod tests {
         for step in steps {
             let (label, result) = match step {
                 Step::Deploy(version, strategy) => {
-                    let request = Deploy { model_version: *version, strategy: Strategy::parse(strategy).unwrap(), runner: None };
+                    let request = Deploy { model_version: *version, strategy: Strategy::parse(strategy).unwrap(), runner: None, expected_revision: None };
                     (format!("deploy v{version} {strategy}"), deploy("iris", current.as_ref(), &request, 0))
                 }
                 Step::Promote(best) => ("promote".to_owned(), promote(current.clone().expect("deployed"), *best)),
@@ -205,7 +206,7 @@ mod tests {
 
     #[test]
     fn a_runner_is_one_of_two() {
-        let request = Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: Some("docker".into()) };
+        let request = Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: Some("docker".into()), expected_revision: None };
         let error = deploy("iris", None, &request, 0).expect_err("docker is not a runner");
         assert_eq!(error.message, "runner: 'docker' is not a runner (podman or process)");
     }

@@ -10,6 +10,35 @@ use super::{Result, Store, now_millis};
 
 const COLUMNS: &str = "handle, strategy, stable, candidate, standby, arms, runner, updated_at";
 
+/// One change to save: what it is, in words, and who made it.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    pub action: &'a str,
+    pub detail: &'a str,
+    pub actor: Option<&'a str>,
+}
+
+/// The refusal of a change decided on revision `expected` when the deployment is at
+/// `revision`: it names the changes made since, so the user sees what they would overwrite.
+pub fn conflict(handle: &str, expected: i64, revision: i64, current: Option<&Deployment>) -> ApiError {
+    let since: Vec<String> = current
+        .map(|d| {
+            d.history
+                .iter()
+                .skip(expected.max(0) as usize)
+                .map(|e| format!("{} ({}{})", e.detail, e.action, e.actor.as_deref().map(|a| format!(" by {a}")).unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let what = if since.is_empty() { String::new() } else { format!(": {}", since.join("; ")) };
+    ApiError::new(
+        kiln_api::ErrorCode::ResourceConflict,
+        format!(
+            "`{handle}` changed while this change was being decided (revision {expected}, now {revision}){what}. Nothing was changed; look again and retry"
+        ),
+    )
+}
+
 fn from_row(row: &AnyRow) -> Result<Deployment> {
     let strategy: String = row.try_get("strategy")?;
     let arms: String = row.try_get("arms")?;
@@ -22,6 +51,7 @@ fn from_row(row: &AnyRow) -> Result<Deployment> {
         arms: serde_json::from_str(&arms).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         runner: row.try_get("runner")?,
         updated_at: row.try_get("updated_at")?,
+        revision: row.try_get("revision")?,
         history: Vec::new(),
     })
 }
@@ -61,32 +91,50 @@ pub struct TrafficDelta {
 
 impl Store {
     pub async fn deployments(&self) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query(super::audited(format!("SELECT {COLUMNS} FROM deployments ORDER BY handle"))).fetch_all(&self.pool).await?;
+        let sql =
+            format!("SELECT {COLUMNS}, (SELECT COUNT(*) FROM deployment_events e WHERE e.handle = d.handle) AS revision FROM deployments d ORDER BY handle");
+        let rows = sqlx::query(super::audited(sql)).fetch_all(&self.pool).await?;
         rows.iter().map(from_row).collect()
     }
 
     /// A deployment with its history.
     pub async fn deployment(&self, handle: &str) -> Result<Deployment> {
-        let row = sqlx::query(super::audited(format!("SELECT {COLUMNS} FROM deployments WHERE handle = $1")))
-            .bind(handle.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
+        let sql =
+            format!("SELECT {COLUMNS}, (SELECT COUNT(*) FROM deployment_events e WHERE e.handle = d.handle) AS revision FROM deployments d WHERE handle = $1");
+        let row = sqlx::query(super::audited(sql)).bind(handle.to_owned()).fetch_optional(&self.pool).await?;
         let Some(row) = row else { return Err(ApiError::not_found("deployment", handle).into()) };
         let mut deployment = from_row(&row)?;
-        let events =
-            sqlx::query("SELECT at, action, detail FROM deployment_events WHERE handle = $1 ORDER BY id").bind(handle.to_owned()).fetch_all(&self.pool).await?;
+        let events = sqlx::query(
+            "SELECT e.at, e.action, e.detail, a.actor FROM deployment_events e LEFT JOIN deployment_event_actors a ON a.event_id = e.id \
+             WHERE e.handle = $1 ORDER BY e.id",
+        )
+        .bind(handle.to_owned())
+        .fetch_all(&self.pool)
+        .await?;
         deployment.history = events
             .iter()
-            .map(|r| Ok(DeploymentEvent { at: r.try_get("at")?, action: r.try_get("action")?, detail: r.try_get("detail")? }))
+            .map(|r| Ok(DeploymentEvent { at: r.try_get("at")?, action: r.try_get("action")?, detail: r.try_get("detail")?, actor: r.try_get("actor")? }))
             .collect::<Result<_>>()?;
         Ok(deployment)
     }
 
-    /// Writes the deployment as `next` and appends an event, in one transaction.
-    pub async fn save_deployment(&self, next: &Deployment, action: &str, detail: &str) -> Result<Deployment> {
+    /// Writes the deployment as `next` and appends an event, in one transaction, if its
+    /// revision is still `expected` (the number of changes it had when the change was
+    /// decided; 0: none yet). Otherwise nothing is written and the error says what the other
+    /// change was.
+    pub async fn save_deployment(&self, next: &Deployment, change: &Change<'_>, expected: i64) -> Result<Deployment> {
         let now = now_millis();
         let mut w = self.write().await?;
+        // The delete first: on PostgreSQL it waits for a concurrent change of the same
+        // handle to commit, so the count below sees it.
         sqlx::query("DELETE FROM deployments WHERE handle = $1").bind(next.handle.clone()).execute(&mut *w.tx).await?;
+        let revision: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM deployment_events WHERE handle = $1").bind(next.handle.clone()).fetch_one(&mut *w.tx).await?.try_get("n")?;
+        if revision != expected {
+            drop(w);
+            let current = self.deployment(&next.handle).await.ok();
+            return Err(conflict(&next.handle, expected, revision, current.as_ref()).into());
+        }
         sqlx::query(super::audited(format!("INSERT INTO deployments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")))
             .bind(next.handle.clone())
             .bind(next.strategy.to_string())
@@ -98,13 +146,17 @@ impl Store {
             .bind(now)
             .execute(&mut *w.tx)
             .await?;
-        sqlx::query("INSERT INTO deployment_events (handle, at, action, detail) VALUES ($1, $2, $3, $4)")
+        let id: i64 = sqlx::query("INSERT INTO deployment_events (handle, at, action, detail) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(next.handle.clone())
             .bind(now)
-            .bind(action.to_owned())
-            .bind(detail.to_owned())
-            .execute(&mut *w.tx)
-            .await?;
+            .bind(change.action.to_owned())
+            .bind(change.detail.to_owned())
+            .fetch_one(&mut *w.tx)
+            .await?
+            .try_get("id")?;
+        if let Some(actor) = change.actor {
+            sqlx::query("INSERT INTO deployment_event_actors (event_id, actor) VALUES ($1, $2)").bind(id).bind(actor.to_owned()).execute(&mut *w.tx).await?;
+        }
         w.commit().await?;
         self.deployment(&next.handle).await
     }

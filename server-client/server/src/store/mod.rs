@@ -20,7 +20,7 @@ use kiln_api::{ApiError, Millis};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-pub use deployments::{FINE_MS, LATENCY_SLOTS, MINUTE_MS, TrafficDelta};
+pub use deployments::{Change, FINE_MS, LATENCY_SLOTS, MINUTE_MS, TrafficDelta, conflict};
 pub use schedules::next_after;
 pub use tokens::TokenInfo;
 

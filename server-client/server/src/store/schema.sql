@@ -196,6 +196,12 @@ CREATE TABLE IF NOT EXISTS deployment_events (
     action TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+-- Who made a deployment change (a table of its own, so older stores need no migration;
+-- their events have no row here).
+CREATE TABLE IF NOT EXISTS deployment_event_actors (
+    event_id BIGINT PRIMARY KEY,
+    actor TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS traffic_minutes (
     handle TEXT NOT NULL,
     version BIGINT NOT NULL,

@@ -50,12 +50,20 @@ impl TestServer {
 
     /// A raw request: (status, body as JSON).
     pub fn raw(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> (u16, serde_json::Value) {
+        self.raw_with(method, path, body, token, &[])
+    }
+
+    /// [`TestServer::raw`] with more request headers.
+    pub fn raw_with(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
         let agent: ureq::Agent = ureq::config::Config::builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().new_agent();
         let url = format!("{}{path}", self.url);
         let auth = token.map(|t| format!("Bearer {t}"));
         let result = match (method, body) {
             ("GET", _) => {
                 let mut request = agent.get(&url);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
                 if let Some(auth) = &auth {
                     request = request.header("Authorization", auth);
                 }
@@ -67,6 +75,9 @@ impl TestServer {
                     "PUT" => agent.put(&url),
                     _ => agent.post(&url),
                 };
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
                 if let Some(auth) = &auth {
                     request = request.header("Authorization", auth);
                 }
