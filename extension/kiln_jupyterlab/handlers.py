@@ -250,14 +250,19 @@ class StatusHandler(KilnHandler):
 
 
 class StoreHandler(KilnHandler):
-    """`/kiln/api/v1/{rest}` → `{store}/api/v1/{rest}`, the token added here; the store's
-    answer (status, JSON) comes back as it is."""
+    """`/kiln/api/v1/{rest}` → `{store}/api/v1/{rest}` (and `/kiln/v2/{rest}` → the serving
+    gateway's `{store}/v2/{rest}`), the token added here, and the signed-in user named in
+    `Kiln-Actor` so a deployment's history says who changed it; the store's answer (status,
+    JSON) comes back as it is."""
+
+    def initialize(self, prefix="api/v1"):
+        self.prefix = prefix
 
     async def forward(self, rest):
         url = self.kiln.store_url
         if not url:
             return self.reply(503, {"message": "no Kiln store is set for this Jupyter server: KILN_SERVER (or c.Kiln.store_url)"})
-        target = f"{url}/api/v1/{rest}"
+        target = f"{url}/{self.prefix}/{rest}"
         if self.request.query:
             target += f"?{self.request.query}"
         headers = {"Accept": "application/json"}
@@ -265,9 +270,15 @@ class StoreHandler(KilnHandler):
             headers["Authorization"] = f"Bearer {self.kiln.store_token}"
         if "Content-Type" in self.request.headers:
             headers["Content-Type"] = self.request.headers["Content-Type"]
+        user = getattr(self.current_user, "username", None)
+        if user and user.isascii():
+            headers["Kiln-Actor"] = user
         method = self.request.method
         body = self.request.body if method in ("POST", "PUT", "PATCH") else None
-        request = HTTPRequest(target, method=method, headers=headers, body=body, request_timeout=60, allow_nonstandard_methods=True)
+        # A deploy answers once its instances pass their health checks (up to two minutes
+        # each under podman): changes get longer than reads.
+        timeout = 60 if method == "GET" else 600
+        request = HTTPRequest(target, method=method, headers=headers, body=body, request_timeout=timeout, allow_nonstandard_methods=True)
         try:
             answer = await AsyncHTTPClient().fetch(request, raise_error=False)
         except HTTPClientError as error:
@@ -312,5 +323,6 @@ def setup_handlers(server_app):
             (url_path_join(base, "componentize"), ComponentizeHandler),
             (url_path_join(base, "status"), StatusHandler),
             (url_path_join(base, "api/v1/(.*)"), StoreHandler),
+            (url_path_join(base, "v2/(.*)"), StoreHandler, {"prefix": "v2"}),
         ],
     )

@@ -60,7 +60,8 @@ async def post(jp_fetch, route, body):
 
 async def test_routes_need_jupyters_authentication(http_server_client, jp_http_port, jp_base_url):
     client = tornado.httpclient.AsyncHTTPClient()
-    for route, method, body in [("status", "GET", None), ("api/v1/experiments", "GET", None), ("show", "POST", "{}"), ("componentize", "POST", "{}")]:
+    routes = [("status", "GET", None), ("api/v1/experiments", "GET", None), ("v2/health/live", "GET", None), ("show", "POST", "{}"), ("componentize", "POST", "{}")]
+    for route, method, body in routes:
         answer = await client.fetch(f"http://127.0.0.1:{jp_http_port}{jp_base_url}kiln/{route}", method=method, body=body, raise_error=False)
         assert answer.code == 403, (route, answer.code)
 
@@ -83,6 +84,19 @@ async def test_the_store_token_is_added_here_and_never_echoed(jp_fetch, store):
     for answer in (created, listed, missing, status):
         assert token not in answer.body.decode(), "the store token reached the browser"
         assert all(token not in value for _, value in answer.headers.get_all())
+
+
+async def test_the_gateway_is_forwarded_and_refusals_come_back_whole(jp_fetch, store):
+    # The serving gateway's OIP v2 face, as the Deployments panel's "try it" box reaches it:
+    # an unknown model is the gateway's own 404.
+    live = await jp_fetch("kiln", "v2/health/live", raise_error=False)
+    assert live.code == 200, live.body
+    unknown = await jp_fetch("kiln", "v2/models/nobody/infer", method="POST", body=json.dumps({"inputs": []}), raise_error=False)
+    assert unknown.code == 404 and "nobody" in json.loads(unknown.body)["error"], unknown.body
+    # A deployment change's refusal comes back as the store said it, naming the field (who
+    # made a change is checked by the browser tests, whose deployments have instances).
+    refused = await jp_fetch("kiln", "api/v1/deployments/nobody", method="PUT", body=json.dumps({"model_version": 1, "strategy": "canary:0"}), raise_error=False)
+    assert refused.code == 400 and json.loads(refused.body)["field"] == "strategy", refused.body
 
 
 async def test_status_names_what_does_not_answer(jp_fetch, jp_serverapp):
