@@ -34,6 +34,7 @@ import {
   visibleColumns
 } from './experiments';
 import { reveal } from './places';
+import { PUSH_TO_PRODUCTION } from './push-dialog';
 import { KilnError, downloadKiln } from './request';
 import { CATEGORY } from './roles-plugin';
 import { RunsTable } from './runs-table';
@@ -420,6 +421,11 @@ export class ExperimentsPanel extends Widget {
     }
     if ((run.models ?? []).length > 0) {
       actions.append(button('Lineage', `Show the lineage of ${run.name}'s model`, () => void this.app.commands.execute(SHOW_RUN_LINEAGE, { run: run.id })));
+      // The model version this run registered, served from here as from the notebook's toolbar.
+      const model = run.models![run.models!.length - 1];
+      actions.append(
+        button('Push to production', `Push ${model.name} v${model.version} to production`, () => void this.app.commands.execute(PUSH_TO_PRODUCTION, { handle: model.name, version: model.version }))
+      );
     }
     const list = (label: string, items: HTMLElement[]) => {
       const section = element('div', 'kiln-RunList');

@@ -4,6 +4,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 
 import { badgesPlugin } from './badges-plugin';
 import { componentizePlugin } from './componentize-plugin';
+import { deploymentsPlugin } from './deployments-panel';
 import { experimentsPlugin } from './experiments-panel';
 import { pipelinePanelPlugin } from './pipeline-panel';
 import { rolesPlugin } from './roles-plugin';
@@ -22,4 +23,4 @@ const pipelinePlugin: JupyterFrontEndPlugin<IKilnPipeline> = {
 
 export { IKilnPipeline } from './tokens';
 
-export default [pipelinePlugin, rolesPlugin, badgesPlugin, pipelinePanelPlugin, componentizePlugin, statusPlugin, experimentsPlugin];
+export default [pipelinePlugin, rolesPlugin, badgesPlugin, pipelinePanelPlugin, componentizePlugin, statusPlugin, experimentsPlugin, deploymentsPlugin];
