@@ -193,6 +193,70 @@ class ComponentizeHandler(KilnHandler):
         await self.flush()
 
 
+class TrainHandler(KilnHandler):
+    """Streams `kiln run HANDLE` (data → train from the handle's registered images): a
+    `started` event, each progress line the CLI writes (`log`), then `exit` with its code and
+    the run's summary (the model version it registered), or what it said when it failed.
+    Closing the request stops the run."""
+
+    @tornado.web.authenticated
+    async def post(self):
+        try:
+            body = _body(self)
+            handle = _field(body, "handle", str)
+            params = _field(body, "params", dict, required=False, default={})
+            runner = _field(body, "runner", str, required=False, default="")
+            for name, value in params.items():
+                if not isinstance(value, str) or not name or "=" in name:
+                    raise BadRequest(f"params.{name}", "is a NAME: 'VALUE' pair of strings")
+            if runner not in ("", "podman", "process"):
+                raise BadRequest("runner", f"'{runner}' is not a runner (podman or process)")
+        except BadRequest as error:
+            return self.reply(400, {"message": str(error)})
+        argv = [self.kiln.kiln_bin, "run", handle, "--json"]
+        for name, value in params.items():
+            argv += ["--param", f"{name}={value}"]
+        if runner:
+            argv += ["--runner", runner]
+        try:
+            process = await child.start(argv, env=self.child_env())
+        except child.MissingCli as error:
+            return self.reply(503, {"message": str(error)})
+        self._process = process
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        stdout = asyncio.ensure_future(process.stdout.read())
+        lines = []
+        try:
+            await self.send({"event": "started", "pid": process.pid})
+            while line := await process.stderr.readline():
+                text = line.decode(errors="replace").rstrip()
+                lines.append(text)
+                if text:
+                    await self.send({"event": "log", "line": text})
+            await process.wait()
+            done = {"event": "exit", "code": process.returncode}
+            out = (await stdout).decode(errors="replace")
+            if process.returncode == 0:
+                try:
+                    done["summary"] = json.loads(out)
+                except ValueError:
+                    done["message"] = f"kiln run printed no summary: {out[-500:]}"
+            else:
+                done["message"] = child.last_lines("\n".join(lines), 10)
+            await self.send(done)
+            self.finish(set_content_type="application/x-ndjson")
+        except StreamClosedError:
+            pass  # the browser went away: on_connection_close stops the child
+        finally:
+            await child.stop(process)
+            stdout.cancel()
+
+    async def send(self, event):
+        self.write(json.dumps(event).encode() + b"\n")
+        await self.flush()
+
+
 class StatusHandler(KilnHandler):
     """Whether each part answers, and the reason when it does not."""
 
@@ -322,6 +386,7 @@ def setup_handlers(server_app):
             (url_path_join(base, "show"), ShowHandler),
             (url_path_join(base, "componentize"), ComponentizeHandler),
             (url_path_join(base, "status"), StatusHandler),
+            (url_path_join(base, "train"), TrainHandler),
             (url_path_join(base, "api/v1/(.*)"), StoreHandler),
             (url_path_join(base, "v2/(.*)"), StoreHandler, {"prefix": "v2"}),
         ],

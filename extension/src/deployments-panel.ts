@@ -39,6 +39,7 @@ import { defaultHandle } from './roles';
 import { CATEGORY } from './roles-plugin';
 import * as serving from './serving';
 import { IKilnPipeline } from './tokens';
+import { TRAIN_VERSION, trainVersion } from './train';
 
 export const OPEN_DEPLOYMENTS = 'kiln:open-deployments';
 export const REFRESH_DEPLOYMENTS = 'kiln:refresh-deployments';
@@ -106,7 +107,10 @@ export class DeploymentsPanel extends Widget {
     const push = element('button', 'jp-mod-styled jp-mod-accept', 'Push to production');
     push.setAttribute('aria-label', 'Push to production');
     push.addEventListener('click', () => void app.commands.execute(PUSH_TO_PRODUCTION, this.handle ? { handle: this.handle } : {}));
-    header.append(element('h2', '', 'Deployments'), refresh, push);
+    const train = element('button', 'jp-mod-styled', 'Train a version');
+    train.setAttribute('aria-label', 'Train a new version');
+    train.addEventListener('click', () => void app.commands.execute(TRAIN_VERSION, this.handle ? { handle: this.handle } : {}));
+    header.append(element('h2', '', 'Deployments'), refresh, train, push);
     this.statusLine.setAttribute('role', 'status');
     this.list.setAttribute('aria-label', 'Deployed handles');
 
@@ -597,8 +601,17 @@ export const deploymentsPlugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
+    app.commands.addCommand(TRAIN_VERSION, {
+      label: 'Train a New Version',
+      caption: "Run the handle's data and train components (kiln run) and register a model version",
+      execute: async args => {
+        const path = notebooks.currentWidget?.context.path;
+        const handle = typeof args.handle === 'string' ? args.handle : path ? defaultHandle(path) : panel.handle ?? '';
+        await trainVersion(app, handle);
+      }
+    });
     app.commands.addCommand(TRY_DEPLOYMENT, { label: 'Send the Try-It Request', execute: () => panel.tryIt() });
-    for (const command of [OPEN_DEPLOYMENTS, REFRESH_DEPLOYMENTS, PUSH_TO_PRODUCTION, PROMOTE_DEPLOYMENT, ROLLBACK_DEPLOYMENT, CHANGE_CANARY_PERCENT]) {
+    for (const command of [OPEN_DEPLOYMENTS, REFRESH_DEPLOYMENTS, TRAIN_VERSION, PUSH_TO_PRODUCTION, PROMOTE_DEPLOYMENT, ROLLBACK_DEPLOYMENT, CHANGE_CANARY_PERCENT]) {
       palette?.addItem({ command, category: CATEGORY });
     }
     const changed = () => app.commands.notifyCommandChanged(PUSH_TO_PRODUCTION);

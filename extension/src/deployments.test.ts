@@ -14,6 +14,7 @@ import {
   describeRollback,
   describeSplit,
   exampleRequest,
+  parseParams,
   stackedSeries,
   strategyLabel,
   strategyText,
@@ -58,7 +59,7 @@ describe('checkPush', () => {
   }
 
   it('a handle without versions says to train it', () => {
-    expect(checkPush(choice({}), [], true)?.message).toBe('iris has no model versions yet: train it first (kiln run iris)');
+    expect(checkPush(choice({}), [], true)?.message).toBe('iris has no model versions yet: train one first ("Train a version" in the Deployments panel)');
   });
 });
 
@@ -172,5 +173,14 @@ describe('exampleRequest', () => {
         { name: 'label', shape: [1], datatype: 'BYTES', data: [''] }
       ]
     });
+  });
+});
+
+describe('parseParams', () => {
+  it('reads NAME=VALUE by commas or lines and names a bad entry', () => {
+    expect(parseParams('epochs=150, lr = 0.1\nsamples_per_class=20')).toEqual({ params: { epochs: '150', lr: '0.1', samples_per_class: '20' } });
+    expect(parseParams('  ')).toEqual({ params: {} });
+    expect(parseParams('epochs=1, lr')).toEqual({ problem: "'lr' is not NAME=VALUE" });
+    expect(parseParams('my-lr=1')).toEqual({ problem: "'my-lr' is not a parameter name" });
   });
 });

@@ -114,7 +114,7 @@ export function checkPush(choice: PushChoice, versions: ModelVersion[], hasInfer
     return { field: 'Handle', message: `'${choice.handle}' is not a handle (lower-case letters, digits, '.', '_' and '-')` };
   }
   if (versions.length === 0) {
-    return { field: 'Model version', message: `${choice.handle} has no model versions yet: train it first (kiln run ${choice.handle})` };
+    return { field: 'Model version', message: `${choice.handle} has no model versions yet: train one first ("Train a version" in the Deployments panel)` };
   }
   if (choice.version === null || !versions.some(v => v.version === choice.version)) {
     return { field: 'Model version', message: `choose one of ${choice.handle}'s versions` };
@@ -418,4 +418,22 @@ export function exampleRequest(metadata: ModelMetadata): { inputs: { name: strin
 export function clock(ms: number): string {
   const d = new Date(ms);
   return [d.getHours(), d.getMinutes(), d.getSeconds()].map(n => String(n).padStart(2, '0')).join(':');
+}
+
+/** Training parameters as typed (`epochs=150, lr=0.1`, or one a line) → `{epochs: "150"}`;
+ * a problem names the entry. */
+export function parseParams(text: string): { params: Record<string, string> } | { problem: string } {
+  const params: Record<string, string> = {};
+  for (const entry of text.split(/[\n,]/).map(e => e.trim()).filter(e => e !== '')) {
+    const at = entry.indexOf('=');
+    if (at <= 0) {
+      return { problem: `'${entry}' is not NAME=VALUE` };
+    }
+    const name = entry.slice(0, at).trim();
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      return { problem: `'${name}' is not a parameter name` };
+    }
+    params[name] = entry.slice(at + 1).trim();
+  }
+  return { params };
 }

@@ -48,6 +48,14 @@ export interface ExitEvent {
   event: 'exit';
   code: number;
   message?: string;
+  /** `kiln run`'s summary, when it finished (the server extension's `train` route). */
+  summary?: { run_id?: string; model_version?: number; not_registered?: string; dataset_version?: number };
+}
+
+/** A line of progress a CLI wrote (the `train` route's `kiln run`). */
+export interface LogEvent {
+  event: 'log';
+  line: string;
 }
 
 export interface ErrorEvent {
@@ -55,7 +63,7 @@ export interface ErrorEvent {
   message: string;
 }
 
-export type KilnEvent = PhaseEvent | ResultEvent | ProblemsEvent | StartedEvent | ExitEvent | ErrorEvent;
+export type KilnEvent = PhaseEvent | ResultEvent | ProblemsEvent | StartedEvent | ExitEvent | ErrorEvent | LogEvent;
 
 /** Splits a stream of text chunks into lines and parses each as an event. */
 export class LineReader {

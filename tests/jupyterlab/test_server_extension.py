@@ -144,6 +144,10 @@ BAD_REQUESTS = [
     ("componentize", {"path": NOTEBOOK}, 400, "`handle`"),
     ("componentize", {"path": NOTEBOOK, "handle": ""}, 400, "`handle`"),
     ("componentize", {"path": NOTEBOOK, "handle": "h", "kernel_cells": []}, 400, "`kernel_cells`"),
+    ("train", {}, 400, "`handle`"),
+    ("train", {"handle": "iris", "params": ["epochs=1"]}, 400, "`params`"),
+    ("train", {"handle": "iris", "params": {"epochs": 1}}, 400, "`params.epochs`"),
+    ("train", {"handle": "iris", "runner": "docker"}, 400, "`runner`"),
 ]
 
 
@@ -153,6 +157,15 @@ async def test_bad_requests_name_the_field(jp_fetch, route, body, status, named)
     answer = await jp_fetch("kiln", route, method="POST", body=raw, raise_error=False)
     assert answer.code == status, (answer.code, answer.body)
     assert named in json.loads(answer.body)["message"], answer.body
+
+
+async def test_training_a_handle_with_no_images_ends_with_the_clis_reason(jp_fetch):
+    answer = await post(jp_fetch, "train", {"handle": "nothing-registered", "params": {"epochs": "5"}})
+    assert answer.code == 200, answer.body
+    events = [json.loads(line) for line in answer.body.decode().splitlines()]
+    assert events[0]["event"] == "started"
+    assert events[-1]["event"] == "exit" and events[-1]["code"] != 0, events
+    assert "nothing-registered" in events[-1]["message"], events[-1]
 
 
 async def test_a_handle_the_cli_refuses_is_an_error_event(jp_fetch):

@@ -27,6 +27,12 @@ enum Command {
     },
     /// Run every test: Rust unit and wire tests, jupyter_kernel_test, nbclient notebooks.
     Test,
+    /// Only the browser tests (extension/ui-tests), with what they need started; the
+    /// arguments go to `playwright test` (e.g. `tests/deployments.spec.ts --project kiln`).
+    UiTest {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run a benchmark side by side with its anchor.
     Bench {
         #[command(subcommand)]
@@ -45,6 +51,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Lab { args } => lab::run(&args),
         Command::Test => test::run(),
+        Command::UiTest { args } => test::ui(&args),
         Command::Bench { which } => bench::run(which),
     }
 }

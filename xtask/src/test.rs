@@ -62,7 +62,7 @@ pub fn run() -> anyhow::Result<()> {
     // KServe's SDK checks `kiln export k8s`; its pins clash with the test venv's.
     pytest.env("KILN_KSERVE_PYTHON", env::tool_venv("kserve", &["kserve==0.21.0"])?.join("bin/python"));
     // The unmodified Triton client against the serving gateway.
-    pytest.env("KILN_TRITON_PYTHON", env::tool_venv("tritonclient", &["tritonclient[http]==2.73.0"])?.join("bin/python"));
+    pytest.env("KILN_TRITON_PYTHON", triton_python()?);
     if let Err(error) = env::run(&mut pytest) {
         failed.push(format!("pytest: {error}"));
     }
@@ -90,6 +90,26 @@ pub fn run() -> anyhow::Result<()> {
     } else {
         anyhow::bail!("xtask test: {} suite(s) failed:\n  {}", failed.len(), failed.join("\n  "))
     }
+}
+
+/// A venv of its own with the unmodified Triton client (its pins clash with the test venv's).
+fn triton_python() -> anyhow::Result<std::path::PathBuf> {
+    Ok(env::tool_venv("tritonclient", &["tritonclient[http]==2.73.0"])?.join("bin/python"))
+}
+
+/// `cargo xtask ui-test ARGS`: the browser tests alone, for working on the extension.
+pub fn ui(args: &[String]) -> anyhow::Result<()> {
+    env::ensure_debian_packages(&["mold", "docker-registry", "podman", "runc", "skopeo", "uidmap"])?;
+    env::ensure_venv()?;
+    env::build_and_install_kernel()?;
+    env::ensure_extension()?;
+    std::fs::create_dir_all(env::evcxr_tmpdir())?;
+    let output = env::cache_dir().join("ui-tests");
+    let mut playwright = Playwright::new(&output)?;
+    playwright.command.args(args);
+    let result = env::run(&mut playwright.command);
+    eprintln!("xtask ui-test: browser screenshots in {}", output.display());
+    result
 }
 
 /// The SDK's codec tests, a build for each notebook family: polars as `dataframes.ipynb`
@@ -185,6 +205,8 @@ impl Playwright {
             .env("KILN_UI_DOWN_PORT", down_port.to_string())
             .env("KILN_UI_ROOT", work.join("root"))
             .env("KILN_UI_OUTPUT", output)
+            // The Deployments tests send traffic through the Triton client.
+            .env("KILN_TRITON_PYTHON", triton_python()?)
             .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
         env::jupyter_env(&mut command);
         Ok(Playwright { command, work, servers: Some((store, registry)) })
