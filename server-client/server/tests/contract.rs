@@ -653,6 +653,14 @@ listen = args[args.index("--listen") + 1]
 if version == "3":
     print("loading iris@3: the weights file is truncated", file=sys.stderr)
     sys.exit(3)
+if version == "4":
+    # The store stops taking writes while this instance starts: it holds the SQLite store's
+    # write lock (beside `instances/sockets/NAME/oip.sock` in the server's data dir) until
+    # it is stopped.
+    import pathlib, sqlite3
+    data_dir = pathlib.Path(listen[len("unix:"):]).parents[3]
+    lock = sqlite3.connect(str(data_dir / "kiln.db"), isolation_level=None, timeout=30)
+    lock.execute("BEGIN EXCLUSIVE")
 
 class Instance(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -796,6 +804,39 @@ fn deployment_changes_are_whole_checked_and_attributed(backend: Backend) {
     assert_eq!(history.len(), 4);
     let actor = history[3].actor.as_deref().unwrap();
     assert!(actor.contains("token admin-"), "{actor}");
+}
+
+/// The store stops taking writes after a change's instances are ready (its SQLite file is
+/// locked by another process): the change fails with the store's reason, the instance it
+/// started is stopped, and traffic stays where it was. SQLite only: the lock is SQLite's.
+#[test]
+fn a_store_that_stops_taking_writes_mid_deploy_switches_nothing() {
+    use kiln::api::{Deploy, Strategy};
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("instance.py");
+    std::fs::write(&script, STAND_IN_INSTANCE).unwrap();
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        config.kiln = Some(kiln_server::scheduler::KilnCommand(vec!["python3".into(), script.display().to_string()]));
+    });
+    let client = server.client();
+    iris_with_versions(&client, 4);
+    client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None, expected_revision: Some(0) }).unwrap();
+    let error = client.deploy("iris", &Deploy { model_version: 4, strategy: Strategy::Canary { percent: 20 }, runner: None, expected_revision: Some(1) }).unwrap_err();
+    assert!(error.to_string().contains("locked"), "{error}");
+    let (_, status) = server.raw("GET", "/api/v1/deployments/iris/status", None, Some(&server.token));
+    assert!(status["change"]["error"].as_str().unwrap().starts_with("saving the change"), "{status}");
+    let kinds: Vec<&str> = status["change"]["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ready", "starting", "ready", "failed"], "{status}");
+    assert_eq!(status["instances"].as_array().unwrap().iter().map(|i| i["version"].as_i64().unwrap()).collect::<Vec<_>>(), [1], "{status}");
+    let kept = client.deployment("iris").unwrap();
+    assert_eq!((kept.revision, kept.strategy, kept.candidate), (1, Strategy::BlueGreen, None));
+    for _ in 0..10 {
+        let (status, body) = server.raw("POST", "/v2/models/iris/infer", Some(r#"{"inputs": []}"#), None);
+        assert_eq!((status, body["model_version"].as_str()), (200, Some("1")), "{body}");
+    }
+    // Once the instance holding the lock is stopped, the store takes the change.
+    let canary = client.deploy("iris", &Deploy { model_version: 2, strategy: Strategy::Canary { percent: 20 }, runner: None, expected_revision: Some(1) }).unwrap();
+    assert_eq!((canary.revision, canary.candidate), (2, Some(2)));
 }
 
 fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
