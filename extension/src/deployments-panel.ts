@@ -49,6 +49,8 @@ export const CHANGE_CANARY_PERCENT = 'kiln:change-canary-percent';
 export const TRY_DEPLOYMENT = 'kiln:try-deployment';
 
 const POLL_MS = 2000;
+/** The most requests one "Send" makes (one after another, so the gateway is never flooded). */
+const MAX_TRIES = 500;
 const PALETTE = ['#5470c6', '#91cc75', '#fac858', '#ee6666', '#73c0de', '#3ba272', '#fc8452', '#9a60b4'];
 
 const deploymentsIcon = new LabIcon({
@@ -74,6 +76,7 @@ export class DeploymentsPanel extends Widget {
   private readonly history = element('ol', 'kiln-History');
   private readonly tryBody = document.createElement('textarea');
   private readonly tryAnswer = element('pre', 'kiln-TryAnswer');
+  private readonly tryTimes = document.createElement('input');
   private readonly statusLine = element('p', 'kiln-DeploymentsStatus');
   readonly promoteButton = element('button', 'jp-mod-styled kiln-Promote', 'Promote');
   readonly rollbackButton = element('button', 'jp-mod-styled kiln-Rollback', 'Roll back');
@@ -148,9 +151,17 @@ export class DeploymentsPanel extends Widget {
     send.addEventListener('click', () => void app.commands.execute(TRY_DEPLOYMENT));
     this.tryAnswer.setAttribute('aria-label', 'Answer');
     this.tryAnswer.setAttribute('role', 'status');
+    this.tryTimes.type = 'number';
+    this.tryTimes.min = '1';
+    this.tryTimes.max = String(MAX_TRIES);
+    this.tryTimes.value = '1';
+    this.tryTimes.className = 'jp-mod-styled kiln-TryTimes';
+    this.tryTimes.setAttribute('aria-label', 'Times');
+    const times = element('label', 'kiln-TryTimesLabel');
+    times.append(element('span', '', 'Times '), this.tryTimes);
     const tryBox = element('details', 'kiln-TryIt');
     const summary = element('summary', '', 'Try it (OIP v2)');
-    tryBox.append(summary, this.tryBody, send, this.tryAnswer);
+    tryBox.append(summary, this.tryBody, times, send, this.tryAnswer);
     tryBox.addEventListener('toggle', () => {
       if (tryBox.open) {
         void this.fillTryBody();
@@ -456,15 +467,35 @@ export class DeploymentsPanel extends Widget {
       Notification.error(`Kiln: ${message}`, { autoClose: 8000 });
       return;
     }
+    const times = Number(this.tryTimes.value);
+    if (!Number.isInteger(times) || times < 1 || times > MAX_TRIES) {
+      const message = `Times: '${this.tryTimes.value}' is not a whole number from 1 to ${MAX_TRIES}`;
+      this.tryAnswer.textContent = message;
+      Notification.error(`Kiln: ${message}`, { autoClose: 8000 });
+      return;
+    }
     this.tryAnswer.textContent = 'sending…';
+    const tally = new Map<string, number>();
+    let last: serving.InferAnswer | null = null;
     try {
-      const answer = await serving.infer(handle, this.tryBody.value);
-      this.tryAnswer.dataset.kilnVersion = answer.model_version ?? '';
-      this.tryAnswer.textContent = `answered by v${answer.model_version ?? '?'}\n${JSON.stringify(answer.outputs, null, 1)}`;
+      for (let n = 0; n < times; n++) {
+        last = await serving.infer(handle, this.tryBody.value);
+        const version = last.model_version ?? '?';
+        tally.set(version, (tally.get(version) ?? 0) + 1);
+        if (times > 1 && n % 10 === 9) {
+          this.tryAnswer.textContent = `${n + 1} of ${times} sent…`;
+        }
+      }
+      this.tryAnswer.dataset.kilnVersion = last?.model_version ?? '';
+      const counts = [...tally.entries()].sort().map(([v, c]) => `v${v} ${c}`).join(', ');
+      const head = times === 1 ? `answered by v${last?.model_version ?? '?'}` : `${times} answers: ${counts}; the last by v${last?.model_version ?? '?'}`;
+      this.tryAnswer.textContent = `${head}\n${JSON.stringify(last?.outputs ?? [], null, 1)}`;
+      void this.refresh();
     } catch (error) {
       delete this.tryAnswer.dataset.kilnVersion;
       const why = reasonOf(error);
-      this.tryAnswer.textContent = `refused: ${why}`;
+      const sent = [...tally.values()].reduce((a, b) => a + b, 0);
+      this.tryAnswer.textContent = `refused${sent > 0 ? ` after ${sent} answers` : ''}: ${why}`;
       Notification.error(`Kiln: ${handle} refused the request: ${why}`, { autoClose: 8000 });
     }
   }

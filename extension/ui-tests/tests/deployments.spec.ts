@@ -270,6 +270,11 @@ test('a version whose instance cannot start shows why and switches nothing; try 
   await expect(panel.locator('.kiln-TryBody')).toHaveValue(/"name": "features"/, { timeout: 30000 });
   await panel.getByRole('button', { name: 'Send the request' }).click();
   await expect(panel.locator('.kiln-TryAnswer')).toContainText(/answered by v[12]/);
+  // A burst, one request after another, tallied by the version that answered.
+  await panel.getByLabel('Times', { exact: true }).fill('20');
+  await panel.getByRole('button', { name: 'Send the request' }).click();
+  await expect(panel.locator('.kiln-TryAnswer')).toContainText(/^20 answers: v\d+ \d+/, { timeout: 60000 });
+  await panel.getByLabel('Times', { exact: true }).fill('1');
   // A body that is not JSON is refused in the page, the text kept.
   await panel.locator('.kiln-TryBody').fill('{"inputs": [');
   await panel.getByRole('button', { name: 'Send the request' }).click();
