@@ -98,6 +98,8 @@ test('version 1 pushed blue-green from the notebook toolbar, followed until it s
   test.setTimeout(DEPLOY_MS + 2 * 60 * 1000);
   const file = await upload(page, tmpPath, `${HANDLE}.ipynb`, classifier());
   await open(page, file);
+  // The file browser closed, so the toolbar has the width for both Kiln buttons.
+  await page.sidebar.close('left');
   const button = page.locator('.jp-NotebookPanel-toolbar [data-jp-item-name="kiln-push-to-production"]');
   await expect(button).toBeVisible();
   await button.click();
