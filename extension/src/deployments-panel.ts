@@ -593,9 +593,8 @@ export const deploymentsPlugin: JupyterFrontEndPlugin<void> = {
         let typed = typeof args.percent === 'string' ? args.percent : null;
         if (typed === null) {
           const input = document.createElement('input');
-          input.type = 'number';
-          input.min = '1';
-          input.max = '99';
+          // Text: a number input out of range would disable Next without a word.
+          input.inputMode = 'numeric';
           input.className = 'jp-mod-styled';
           input.setAttribute('aria-label', 'Percent');
           input.value = String(/^canary:(\d+)$/.exec(d.strategy)?.[1] ?? '10');

@@ -103,17 +103,13 @@ export class PushForm extends Widget implements Dialog.IBodyWidget<PushChoice> {
     this.handle.placeholder = 'iris';
     this.strategy.append(option('blue-green', 'blue-green (all at once, old version on standby)'), option('canary', 'canary (a share of traffic)'), option('bandit', 'bandit (traffic follows rewards)'));
     this.strategy.value = choice.strategy;
-    this.percent.type = 'number';
-    this.percent.min = '1';
-    this.percent.max = '99';
-    this.percent.step = '1';
+    // Text, not `number`: an out-of-range number input would make the dialog disable Deploy
+    // without a word; the summary line says what is wrong instead.
+    this.percent.inputMode = 'numeric';
     this.percent.value = choice.percent;
     this.policy.append(option('epsilon-greedy', 'ε-greedy'), option('thompson', 'Thompson sampling'));
     this.policy.value = choice.policy;
-    this.epsilon.type = 'number';
-    this.epsilon.min = '0';
-    this.epsilon.max = '1';
-    this.epsilon.step = '0.05';
+    this.epsilon.inputMode = 'decimal';
     this.epsilon.value = choice.epsilon;
     this.runner.append(option('', "the server's choice"), option('process', 'process'), option('podman', 'podman'));
     this.runner.value = choice.runner;
@@ -137,8 +133,12 @@ export class PushForm extends Widget implements Dialog.IBodyWidget<PushChoice> {
     this.fillVersions(choice.version);
     this.showProblem(problem);
     for (const control of [this.version, this.strategy, this.percent, this.policy, this.epsilon, this.runner]) {
-      control.addEventListener('input', () => this.refreshSummary());
-      control.addEventListener('change', () => this.refreshSummary());
+      const edited = () => {
+        this.touched = true;
+        this.refreshSummary();
+      };
+      control.addEventListener('input', edited);
+      control.addEventListener('change', edited);
     }
     this.handle.addEventListener('change', () => void this.reloadHandle());
     this.refreshSummary();
@@ -186,8 +186,16 @@ export class PushForm extends Widget implements Dialog.IBodyWidget<PushChoice> {
     this.percentRow.hidden = kind !== 'canary';
     this.policyRow.hidden = kind !== 'bandit';
     this.epsilonRow.hidden = kind !== 'bandit' || this.policy.value !== 'epsilon-greedy';
-    this.summary.textContent = describePush(this.facts.current, this.getValue());
+    const choice = this.getValue();
+    this.summary.textContent = describePush(this.facts.current, choice);
+    // A problem shows as it is typed; Deploy with one opens the dialog again.
+    if (this.touched) {
+      this.showProblem(checkPush(choice, this.facts.versions, this.facts.inferImage));
+    }
   }
+
+  /** Whether the user changed a field (a problem given at construction stays until then). */
+  private touched = false;
 
   private showProblem(problem: Problem | null): void {
     this.problem.textContent = problem ? `${problem.field}: ${problem.message}` : '';

@@ -35,6 +35,9 @@ module.exports = {
   outputDir: process.env.KILN_UI_OUTPUT || 'test-results',
   use: {
     ...baseConfig.use,
+    // An action on an element that never becomes actionable fails with the locator named,
+    // instead of waiting out the whole test.
+    actionTimeout: 60 * 1000,
     trace: 'off',
     video: 'off',
     screenshot: 'only-on-failure',
