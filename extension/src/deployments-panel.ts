@@ -387,10 +387,10 @@ export class DeploymentsPanel extends Widget {
       {
         aria: { enabled: true },
         animation: false,
-        title: { text: `requests per ${this.traffic.bucket_ms / 1000} s`, textStyle: { fontSize: 12 } },
+        title: { text: `requests per ${this.traffic.bucket_ms / 1000} s`, left: 0, textStyle: { fontSize: 12 } },
         tooltip: { trigger: 'axis' },
-        legend: { top: 18, data: series.versions.map(v => `v${v}`) },
-        grid: { left: 40, right: 12, top: 48, bottom: 24 },
+        legend: { top: 0, right: 0, data: series.versions.map(v => `v${v}`) },
+        grid: { left: 40, right: 12, top: 32, bottom: 24 },
         xAxis: { type: 'time', min: x[0], max: now },
         yAxis: { type: 'value', minInterval: 1 },
         series: series.versions.map(v => ({
@@ -410,7 +410,7 @@ export class DeploymentsPanel extends Widget {
       {
         aria: { enabled: true },
         animation: false,
-        title: { text: 'p95 latency (ms) — errors dashed', textStyle: { fontSize: 12 } },
+        title: { text: 'p95 latency (ms) — errors dashed', left: 0, textStyle: { fontSize: 12 } },
         tooltip: { trigger: 'axis' },
         grid: { left: 40, right: 32, top: 28, bottom: 24 },
         xAxis: { type: 'time', min: x[0], max: now },

@@ -332,7 +332,8 @@ export async function follow(app: JupyterFrontEnd, handle: string, intent: strin
     const kept = await serving.deployment(handle).catch(() => null);
     const serves = kept ? ` ${describeSplit(kept)}, as before.` : '';
     view.finish(`failed: ${why}. Nothing was switched.${serves}`, false);
-    Notification.error(`Kiln: the change to ${handle} failed: ${why}. Nothing was switched.${serves}`, { autoClose: false });
+    // The outcome first: a toast shows only the start of a long message.
+    Notification.error(`Kiln: nothing was switched on ${handle}: ${why}.${serves}`, { autoClose: false });
     return null;
   }
 }

@@ -142,7 +142,7 @@ test('a version 2 pushed as a 30 % canary after a refused 0 %, its split live un
   await page.locator('.jp-Dialog').getByRole('button', { name: 'Deploy' }).click();
   // Refused before anything is sent: the dialog again, with what was typed and the reason.
   await expect(page.locator('.kiln-PushProblem')).toHaveText("Percent: '0' is not a whole number from 1 to 99");
-  await expect(page.locator('.jp-toast-container')).toContainText("Percent: '0' is not a whole number from 1 to 99");
+  await expect(page.locator('.Toastify__toast', { hasText: "Percent: '0' is not a whole number from 1 to 99" }).first()).toBeVisible();
   await expect(field(page, 'Percent')).toHaveValue('0');
   await expect(field(page, 'Model version')).toHaveValue('2');
   await field(page, 'Percent').fill('30');
@@ -166,7 +166,7 @@ test('a version 2 pushed as a 30 % canary after a refused 0 %, its split live un
   expect(share).toBeGreaterThan(15);
   expect(share).toBeLessThan(45);
   // Both versions are series of the stacked chart (ECharts' generated description).
-  const chart = panel.locator('.kiln-TrafficChart [aria-label]').first();
+  const chart = panel.locator('.kiln-TrafficChart');
   await expect(chart).toHaveAttribute('aria-label', /v1[\s\S]*v2/);
   await shot(page, 'deployments-canary-traffic');
 });
@@ -184,7 +184,7 @@ test('a change made elsewhere while the confirmation is open is refused with wha
   await page.locator('.jp-Dialog').getByRole('button', { name: 'Change percent' }).click();
   await expect(page.locator('.kiln-DeployState')).toHaveAttribute('data-kiln-outcome', 'failed', { timeout: DEPLOY_MS });
   await expect(page.locator('.kiln-DeployState')).toContainText('canary: 40% to version 2');
-  await expect(page.locator('.jp-toast-container')).toContainText('someone changed it first');
+  await expect(page.locator('.Toastify__toast', { hasText: 'someone changed it first' }).first()).toBeVisible();
   expect((await deployed()).strategy).toBe('canary:40');
   await closeDeployViews(page);
   await expect(panel.locator('.kiln-DeploymentSplit')).toContainText(`v2 takes 40 % of ${HANDLE}`);
@@ -261,7 +261,7 @@ test('a version whose instance cannot start shows why and switches nothing; try 
   await expect(state).toContainText('exited before it was ready');
   await expect(state).toContainText('Nothing was switched');
   await expect(page.locator('.kiln-DeployStep[data-kiln-step="failed"]')).toHaveCount(1);
-  await expect(page.locator('.jp-toast-container')).toContainText('Nothing was switched');
+  await expect(page.locator('.Toastify__toast', { hasText: 'Nothing was switched' }).first()).toBeVisible();
   await shot(page, 'deploy-instance-failed');
   const after = await deployed();
   expect([after.revision, after.strategy, after.arms]).toEqual([before.revision, before.strategy, before.arms]);
