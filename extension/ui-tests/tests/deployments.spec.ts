@@ -2,7 +2,8 @@
  * "Push to production" and the Deployments panel against the real JupyterLab, the real
  * `kiln server` (store and serving gateway) and real instances of the componentized
  * classifier (its infer image, run as a process): version 1 pushed blue-green from the
- * notebook's toolbar; a version 2 trained and pushed as a 30 % canary (after a refused 0 %);
+ * notebook's toolbar; a version 2 trained from the panel ("Train a new version") and pushed
+ * as a 30 % canary (after a refused 0 %);
  * bounded traffic from the unmodified Triton client while the panel is open, whose shares
  * match what the gateway counted; a change made by someone else while a confirmation is open
  * is refused with what they did; roll back, push again, promote; a bandit with feedback shows
@@ -79,6 +80,16 @@ async function closeDeployViews(page: IJupyterLabPageFixture): Promise<void> {
   });
 }
 
+async function closeTrainViews(page: IJupyterLabPageFixture): Promise<void> {
+  await page.evaluate(() => {
+    for (const widget of Array.from(window.jupyterapp.shell.widgets('main'))) {
+      if (widget.id.startsWith('kiln-train-')) {
+        widget.close();
+      }
+    }
+  });
+}
+
 async function deployed(): Promise<any> {
   return (await storeApi('GET', `deployments/${HANDLE}`)).json;
 }
@@ -131,10 +142,21 @@ test('version 1 pushed blue-green from the notebook toolbar, followed until it s
   await closeDeployViews(page);
 });
 
-test('a version 2 pushed as a 30 % canary after a refused 0 %, its split live under Triton traffic', async ({ page }) => {
+test('a version 2 trained from the panel, pushed as a 30 % canary after a refused 0 %, its split live under Triton traffic', async ({ page }) => {
   test.setTimeout(BUILD_MS);
-  kiln('run', HANDLE, '--runner', 'process', '--param', 'epochs=150');
   await openDeployments(page);
+  // Version 2, trained from JupyterLab (`kiln run` through the server extension).
+  await page.locator('#kiln-deployments').getByRole('button', { name: 'Train a new version' }).click();
+  await expect(field(page, 'Handle')).toHaveValue(HANDLE);
+  await field(page, 'Parameters').fill('epochs=150');
+  await field(page, 'Runner').selectOption('process');
+  await page.locator('.jp-Dialog').getByRole('button', { name: 'Train' }).click();
+  const trained = page.locator('.kiln-DeployState');
+  await expect(trained).toHaveAttribute('data-kiln-outcome', 'done', { timeout: BUILD_MS / 2 });
+  await expect(trained).toHaveText(`done: ${HANDLE} v2 registered`);
+  await expect(page.locator('.kiln-DeployStep').first()).toBeVisible();
+  await shot(page, 'train-version');
+  await closeTrainViews(page);
   await command(page, 'kiln:push-to-production', { handle: HANDLE });
   await expect(field(page, 'Model version')).toHaveValue('2');
   await expect(field(page, 'Strategy')).toHaveValue('canary');
@@ -268,18 +290,25 @@ test('a version whose instance cannot start shows why and switches nothing; try 
   await closeDeployViews(page);
 
   const panel = page.locator('#kiln-deployments');
-  await panel.locator('.kiln-TryIt summary').click();
+  // The failure's toast covers the panel's foot: the box opens and sends through its
+  // command, as the palette would.
+  const send = async () => {
+    await page.evaluate(async () => {
+      await window.jupyterapp.commands.execute('kiln:try-deployment');
+    });
+  };
+  await panel.locator('.kiln-TryIt summary').dispatchEvent('click');
   await expect(panel.locator('.kiln-TryBody')).toHaveValue(/"name": "features"/, { timeout: 30000 });
-  await panel.getByRole('button', { name: 'Send the request' }).click();
+  await send();
   await expect(panel.locator('.kiln-TryAnswer')).toContainText(/answered by v[12]/);
   // A burst, one request after another, tallied by the version that answered.
   await panel.getByLabel('Times', { exact: true }).fill('20');
-  await panel.getByRole('button', { name: 'Send the request' }).click();
+  await send();
   await expect(panel.locator('.kiln-TryAnswer')).toContainText(/^20 answers: v\d+ \d+/, { timeout: 60000 });
   await panel.getByLabel('Times', { exact: true }).fill('1');
   // A body that is not JSON is refused in the page, the text kept.
   await panel.locator('.kiln-TryBody').fill('{"inputs": [');
-  await panel.getByRole('button', { name: 'Send the request' }).click();
+  await send();
   await expect(panel.locator('.kiln-TryAnswer')).toContainText('the request body is not JSON');
   await expect(panel.locator('.kiln-TryBody')).toHaveValue('{"inputs": [');
   await shot(page, 'deployments-try-it');
