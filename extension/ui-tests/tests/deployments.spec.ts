@@ -25,7 +25,9 @@ const TOKEN = process.env.KILN_TOKEN ?? '';
 const TRITON = process.env.KILN_TRITON_PYTHON ?? '';
 const DEPLOY_MS = 4 * 60 * 1000;
 
-test.use({ autoGoto: true });
+// Wide enough for the notebook, its toolbar's Kiln buttons and the Deployments panel side by side
+// (the screenshots are the README's).
+test.use({ autoGoto: true, viewport: { width: 1440, height: 900 } });
 test.describe.configure({ mode: 'serial' });
 
 function kiln(...args: string[]): string {
