@@ -2,13 +2,15 @@
 (tritonclient[http], KServe v2 protocol), for the Deployments browser tests. Prints a JSON
 summary: answers per model version, and failures.
 
-argv: HOST:PORT HANDLE COUNT [REWARDS], where REWARDS (`1=0.1,2=0.9`) sends, after each
-answer, feedback with that version's reward to the gateway's feedback route (Triton's client
-has no such call; plain HTTP does it)."""
+argv: HOST:PORT HANDLE COUNT [REWARDS [SECONDS]], where REWARDS (`1=0.1,2=0.9`, or empty)
+sends, after each answer, feedback with that version's reward to the gateway's feedback
+route (Triton's client has no such call; plain HTTP does it), and SECONDS spreads the
+requests evenly over that long (a live chart sees them arrive)."""
 
 import collections
 import json
 import sys
+import time
 import urllib.request
 
 import numpy as np
@@ -18,10 +20,14 @@ url, handle, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rewards = {}
 if len(sys.argv) > 4 and sys.argv[4]:
     rewards = {int(k): float(v) for k, v in (pair.split("=") for pair in sys.argv[4].split(","))}
+spread = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
 client = httpclient.InferenceServerClient(url=url)
+started = time.monotonic()
 rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
 answers, failures = collections.Counter(), []
 for n in range(min(count, 2000)):
+    if spread > 0:
+        time.sleep(max(0.0, started + spread * n / count - time.monotonic()))
     features = httpclient.InferInput("features", list(rows.shape), "FP32")
     features.set_data_from_numpy(rows, binary_data=False)
     try:

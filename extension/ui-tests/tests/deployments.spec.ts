@@ -10,7 +10,7 @@
  * each arm's mean reward; a version whose instance cannot start shows the reason and leaves
  * the deployment as it was; the try-it box answers with the version that served it.
  */
-import { execFileSync } from 'child_process';
+import { execFile, execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -34,11 +34,34 @@ function kiln(...args: string[]): string {
   return execFileSync(KILN, args, { encoding: 'utf8', env: { ...process.env, KILN_SERVER: STORE, KILN_TOKEN: TOKEN }, timeout: BUILD_MS, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** `count` requests through the Triton client (with feedback per version when given). */
-function traffic(count: number, rewards = ''): { answers: Record<string, number>; failed: number; failures: string[] } {
+interface Sent {
+  answers: Record<string, number>;
+  failed: number;
+  failures: string[];
+}
+
+/** `count` requests through the Triton client (with feedback per version when given),
+ * spread over `seconds`; resolves when the last has answered. */
+function traffic(count: number, rewards = '', seconds = 0): Promise<Sent> {
   const script = path.resolve(__dirname, '../triton_traffic.py');
-  const out = execFileSync(TRITON, [script, new URL(STORE).host, HANDLE, String(count), rewards], { encoding: 'utf8', timeout: 5 * 60 * 1000 });
-  return JSON.parse(out);
+  const args = [script, new URL(STORE).host, HANDLE, String(count), rewards, String(seconds)];
+  return new Promise((resolve, reject) => {
+    execFile(TRITON, args, { encoding: 'utf8', timeout: 5 * 60 * 1000 }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(JSON.parse(stdout))));
+  });
+}
+
+/** Widens the right sidebar (drags its split handle), so the panel's charts have room. */
+async function widenRightPanel(page: IJupyterLabPageFixture): Promise<void> {
+  const handle = page.locator('#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)').last();
+  const box = await handle.boundingBox();
+  if (!box) {
+    return;
+  }
+  const y = box.y + box.height / 2;
+  await page.mouse.move(box.x + box.width / 2, y);
+  await page.mouse.down();
+  await page.mouse.move(box.x - 360, y, { steps: 8 });
+  await page.mouse.up();
 }
 
 async function storeApi(method: string, route: string, body?: unknown): Promise<{ status: number; json: any }> {
@@ -55,6 +78,7 @@ async function openDeployments(page: IJupyterLabPageFixture): Promise<void> {
     await window.jupyterapp.commands.execute('kiln:open-deployments');
   });
   await expect(page.locator('#kiln-deployments')).toBeVisible();
+  await widenRightPanel(page);
 }
 
 async function command(page: IJupyterLabPageFixture, id: string, args: Record<string, unknown> = {}): Promise<void> {
@@ -137,6 +161,7 @@ test('version 1 pushed blue-green from the notebook toolbar, followed until it s
 
   const panel = page.locator('#kiln-deployments');
   await expect(panel).toBeVisible();
+  await widenRightPanel(page);
   await expect(panel.locator(`.kiln-DeploymentItem[data-kiln-handle="${HANDLE}"]`)).toContainText('blue-green');
   await expect(panel.locator('.kiln-Instances tr[data-kiln-version="1"]')).toHaveAttribute('data-kiln-health', 'ready');
   // Who pushed it: the Jupyter user, vouched for by the server extension's token.
@@ -179,10 +204,15 @@ test('a version 2 trained from the panel, pushed as a 30 % canary after a refuse
 
   const panel = page.locator('#kiln-deployments');
   await expect(panel.locator('.kiln-DeploymentSplit')).toContainText(`v2 takes 30 % of ${HANDLE}; v1 keeps 70 %`);
-  const sent = traffic(200);
-  expect(sent.failed, sent.failures.join('\n')).toBe(0);
-  // What the panel shows per version is what the gateway answered per version.
+  // 200 requests over 30 s while the panel is open: it shows them as they arrive…
+  const sending = traffic(200, '', 30);
   const row = (v: string) => panel.locator(`.kiln-TrafficSummary tr[data-kiln-version="${v}"]`);
+  await expect(row('1')).toHaveAttribute('data-kiln-requests', /^[1-9]\d*$/, { timeout: 30000 });
+  const early = Number(await row('1').getAttribute('data-kiln-requests'));
+  const sent = await sending;
+  expect(early, 'the panel counted requests while they flowed').toBeLessThan(sent.answers['1']);
+  expect(sent.failed, sent.failures.join('\n')).toBe(0);
+  // …and in the end, per version, what the gateway answered per version.
   await expect(row('1')).toHaveAttribute('data-kiln-requests', String(sent.answers['1']), { timeout: 30000 });
   await expect(row('2')).toHaveAttribute('data-kiln-requests', String(sent.answers['2']), { timeout: 30000 });
   const share = Number(await row('2').getAttribute('data-kiln-share'));
@@ -257,7 +287,7 @@ test("a bandit's arms show their mean reward and pulls from the feedback", async
   await page.locator('.jp-Dialog').getByRole('button', { name: 'Deploy' }).click();
   await expect(page.locator('.kiln-DeployState')).toHaveAttribute('data-kiln-outcome', 'done', { timeout: DEPLOY_MS });
   await closeDeployViews(page);
-  const sent = traffic(150, '1=0.2,2=0.9');
+  const sent = await traffic(150, '1=0.2,2=0.9', 20);
   expect(sent.failed, sent.failures.join('\n')).toBe(0);
   const panel = page.locator('#kiln-deployments');
   const row = (v: string) => panel.locator(`.kiln-TrafficSummary tr[data-kiln-version="${v}"]`);
