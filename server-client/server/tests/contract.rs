@@ -821,7 +821,8 @@ fn a_store_that_stops_taking_writes_mid_deploy_switches_nothing() {
     let client = server.client();
     iris_with_versions(&client, 4);
     client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None, expected_revision: Some(0) }).unwrap();
-    let error = client.deploy("iris", &Deploy { model_version: 4, strategy: Strategy::Canary { percent: 20 }, runner: None, expected_revision: Some(1) }).unwrap_err();
+    let error =
+        client.deploy("iris", &Deploy { model_version: 4, strategy: Strategy::Canary { percent: 20 }, runner: None, expected_revision: Some(1) }).unwrap_err();
     assert!(error.to_string().contains("locked"), "{error}");
     let (_, status) = server.raw("GET", "/api/v1/deployments/iris/status", None, Some(&server.token));
     assert!(status["change"]["error"].as_str().unwrap().starts_with("saving the change"), "{status}");
@@ -835,7 +836,8 @@ fn a_store_that_stops_taking_writes_mid_deploy_switches_nothing() {
         assert_eq!((status, body["model_version"].as_str()), (200, Some("1")), "{body}");
     }
     // Once the instance holding the lock is stopped, the store takes the change.
-    let canary = client.deploy("iris", &Deploy { model_version: 2, strategy: Strategy::Canary { percent: 20 }, runner: None, expected_revision: Some(1) }).unwrap();
+    let canary =
+        client.deploy("iris", &Deploy { model_version: 2, strategy: Strategy::Canary { percent: 20 }, runner: None, expected_revision: Some(1) }).unwrap();
     assert_eq!((canary.revision, canary.candidate), (2, Some(2)));
 }
 
