@@ -8,7 +8,8 @@
  * match what the gateway counted; a change made by someone else while a confirmation is open
  * is refused with what they did; roll back, push again, promote; a bandit with feedback shows
  * each arm's mean reward; a version whose instance cannot start shows the reason and leaves
- * the deployment as it was; the try-it box answers with the version that served it.
+ * the deployment as it was; the try-it box answers with the version that served it; a run in
+ * the Experiments panel opens the dialog on the version it registered.
  */
 import { execFile, execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -344,4 +345,24 @@ test('a version whose instance cannot start shows why and switches nothing; try 
   await expect(panel.locator('.kiln-TryAnswer')).toContainText('the request body is not JSON');
   await expect(panel.locator('.kiln-TryBody')).toHaveValue('{"inputs": [');
   await shot(page, 'deployments-try-it');
+});
+
+test('a run in the Experiments panel pushes the model version it registered', async ({ page }) => {
+  await page.evaluate(async () => {
+    await window.jupyterapp.commands.execute('kiln:open-experiments');
+  });
+  const panel = page.locator('#kiln-experiments');
+  await expect(panel).toBeVisible();
+  // The workflow's runs log to the handle's experiment: the oldest registered version 1.
+  await panel.locator('select[aria-label="Experiment"]').selectOption(HANDLE);
+  const rows = panel.locator('.kiln-RunsRow');
+  await expect(rows).toHaveCount(2, { timeout: 30000 });
+  await rows.last().click();
+  await panel.locator(`button[aria-label="Push ${HANDLE} v1 to production"]`).click();
+  await expect(field(page, 'Handle')).toHaveValue(HANDLE);
+  await expect(field(page, 'Model version')).toHaveValue('1');
+  await expect(page.locator('.kiln-PushSummary')).not.toBeEmpty();
+  await shot(page, 'push-from-experiments');
+  await page.locator('.jp-Dialog').getByRole('button', { name: 'Cancel' }).click();
+  await expect(page.locator('.jp-Dialog')).toHaveCount(0);
 });
