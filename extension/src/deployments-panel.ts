@@ -19,7 +19,9 @@ import {
   DeploymentStatus,
   Traffic,
   WINDOWS,
+  banditSince,
   bestArm,
+  bucketsSince,
   bucketFor,
   clock,
   describePercent,
@@ -322,8 +324,12 @@ export class DeploymentsPanel extends Widget {
         });
       })
     );
+    const bandit = isBandit(d.strategy);
     const summary = summarize(this.traffic.buckets);
-    const promote = describePromote(d, bestArm(summary));
+    // An arm's pulls and mean reward: the requests the bandit itself routed.
+    const armsSince = banditSince(d);
+    const arms = armsSince === null ? summary : summarize(bucketsSince(this.traffic, armsSince));
+    const promote = describePromote(d, bestArm(arms));
     const rollback = describeRollback(d);
     this.promoteButton.disabled = !promote.ok;
     this.promoteButton.title = promote.text;
@@ -331,7 +337,6 @@ export class DeploymentsPanel extends Widget {
     this.rollbackButton.title = rollback.text;
     this.percentButton.hidden = d.candidate === undefined;
 
-    const bandit = isBandit(d.strategy);
     const columns = ['version', 'requests', 'share', 'errors', 'p95 ms', ...(bandit ? ['mean reward', 'pulls', 'rewards'] : [])];
     const headRow = element('tr', '');
     columns.forEach(c => headRow.append(element('th', '', c)));
@@ -344,9 +349,11 @@ export class DeploymentsPanel extends Widget {
         tr.dataset.kilnShare = s.share.toFixed(1);
         const cells = [`v${s.version}`, String(s.requests), `${s.share.toFixed(1)} %`, String(s.errors), s.p95.toFixed(1)];
         if (bandit) {
-          cells.push(s.meanReward === null ? '—' : s.meanReward.toFixed(3), String(s.requests), String(s.rewards));
-          if (s.meanReward !== null) {
-            tr.dataset.kilnMeanReward = s.meanReward.toFixed(3);
+          const arm = arms.find(a => a.version === s.version);
+          const mean = arm?.meanReward ?? null;
+          cells.push(mean === null ? '—' : mean.toFixed(3), String(arm?.requests ?? 0), String(arm?.rewards ?? 0));
+          if (mean !== null) {
+            tr.dataset.kilnMeanReward = mean.toFixed(3);
           }
         }
         cells.forEach(c => tr.append(element('td', '', c)));

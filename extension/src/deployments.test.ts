@@ -5,7 +5,9 @@ import {
   ModelVersion,
   PushChoice,
   TrafficBucket,
+  banditSince,
   bestArm,
+  bucketsSince,
   bucketFor,
   checkPush,
   describePercent,
@@ -182,5 +184,22 @@ describe('parseParams', () => {
     expect(parseParams('  ')).toEqual({ params: {} });
     expect(parseParams('epochs=1, lr')).toEqual({ problem: "'lr' is not NAME=VALUE" });
     expect(parseParams('my-lr=1')).toEqual({ problem: "'my-lr' is not a parameter name" });
+  });
+});
+
+describe('banditSince', () => {
+  it("is the oldest of the latest run of bandit changes, and arms' pulls count from there", () => {
+    const event = (at: number, action: string, detail: string) => ({ at, action, detail });
+    const history = [
+      event(1, 'deploy', 'blue-green: version 1 serves all traffic'),
+      event(2, 'deploy', 'canary: 30% to version 2, the rest to 1'),
+      event(3, 'deploy', 'bandit:thompson: arms [1, 2]'),
+      event(4, 'deploy', 'bandit:epsilon-greedy:0.1: arms [1, 2, 3]')
+    ];
+    const bandit = deployment({ strategy: 'bandit:epsilon-greedy:0.1', arms: [1, 2, 3], updated_at: 4, history });
+    expect(banditSince(bandit)).toBe(3);
+    expect(banditSince(deployment({ history }))).toBeNull();
+    const traffic = { handle: 'iris', bucket_ms: 10, buckets: [bucket(1, 0, 5), bucket(1, 10, 6), bucket(2, 20, 7)] };
+    expect(bucketsSince(traffic, 12).map(b => b.requests)).toEqual([6, 7]);
   });
 });

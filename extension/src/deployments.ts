@@ -437,3 +437,25 @@ export function parseParams(text: string): { params: Record<string, string> } | 
   }
   return { params };
 }
+
+/** Since when the deployment has been the bandit it is now (the oldest of its latest run of
+ * bandit changes), so an arm's pulls count only the requests the bandit routed; `null` when
+ * it is not a bandit. */
+export function banditSince(d: Deployment): number | null {
+  if (!isBandit(d.strategy)) {
+    return null;
+  }
+  let since: number | null = null;
+  for (const event of d.history.slice().reverse()) {
+    if (event.action !== 'deploy' || !event.detail.startsWith('bandit:')) {
+      break;
+    }
+    since = event.at;
+  }
+  return since ?? d.updated_at;
+}
+
+/** The buckets that end after `since` (a bucket the change fell in is kept whole). */
+export function bucketsSince(traffic: Traffic, since: number): TrafficBucket[] {
+  return traffic.buckets.filter(b => b.start + traffic.bucket_ms > since);
+}
