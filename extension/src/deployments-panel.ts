@@ -352,6 +352,7 @@ export class DeploymentsPanel extends Widget {
           const arm = arms.find(a => a.version === s.version);
           const mean = arm?.meanReward ?? null;
           cells.push(mean === null ? '—' : mean.toFixed(3), String(arm?.requests ?? 0), String(arm?.rewards ?? 0));
+          tr.dataset.kilnPulls = String(arm?.requests ?? 0);
           if (mean !== null) {
             tr.dataset.kilnMeanReward = mean.toFixed(3);
           }

@@ -297,6 +297,9 @@ test("a bandit's arms show their mean reward and pulls from the feedback", async
     await expect(row('1')).toHaveAttribute('data-kiln-mean-reward', '0.200', { timeout: 30000 });
   }
   await expect(panel.locator('.kiln-TrafficSummary th', { hasText: 'pulls' })).toHaveCount(1);
+  // Pulls: what the bandit routed to each arm (not the canary's earlier traffic in the window).
+  await expect(row('2')).toHaveAttribute('data-kiln-pulls', String(sent.answers['2']));
+  await expect(row('1')).toHaveAttribute('data-kiln-pulls', String(sent.answers['1'] ?? 0));
   await shot(page, 'deployments-bandit');
 });
 
