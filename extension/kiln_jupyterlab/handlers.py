@@ -94,6 +94,27 @@ class KilnHandler(APIHandler):
         return env
 
 
+    async def start_stream(self, argv):
+        """Starts the CLI as `argv` for a streamed answer (JSON lines): the child, or `None`
+        when there is no CLI (then the 503 is already sent)."""
+        try:
+            process = await child.start(argv, env=self.child_env())
+        except child.MissingCli as error:
+            self.reply(503, {"message": str(error)})
+            return None
+        self._process = process
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        return process
+
+    async def send(self, event):
+        await self.send_line(json.dumps(event).encode() + b"\n")
+
+    async def send_line(self, line):
+        self.write(line)
+        await self.flush()
+
+
 class ShowHandler(KilnHandler):
     """The analysis of the notebook as it is in the editor, saved or not."""
 
@@ -157,13 +178,9 @@ class ComponentizeHandler(KilnHandler):
                 json.dump(kernel_cells, cells_file)
             argv += ["--kernel-cells", cells_file.name]
         try:
-            try:
-                process = await child.start(argv, env=self.child_env())
-            except child.MissingCli as error:
-                return self.reply(503, {"message": str(error)})
-            self._process = process
-            self.set_header("Content-Type", "application/x-ndjson")
-            self.set_header("Cache-Control", "no-cache")
+            process = await self.start_stream(argv)
+            if process is None:
+                return
             stderr = asyncio.ensure_future(process.stderr.read())
             try:
                 await self.send({"event": "started", "pid": process.pid})
@@ -184,14 +201,6 @@ class ComponentizeHandler(KilnHandler):
         finally:
             if cells_file is not None:
                 os.unlink(cells_file.name)
-
-    async def send(self, event):
-        await self.send_line(json.dumps(event).encode() + b"\n")
-
-    async def send_line(self, line):
-        self.write(line)
-        await self.flush()
-
 
 class TrainHandler(KilnHandler):
     """Streams `kiln run HANDLE` (data → train from the handle's registered images): a
@@ -218,13 +227,9 @@ class TrainHandler(KilnHandler):
             argv += ["--param", f"{name}={value}"]
         if runner:
             argv += ["--runner", runner]
-        try:
-            process = await child.start(argv, env=self.child_env())
-        except child.MissingCli as error:
-            return self.reply(503, {"message": str(error)})
-        self._process = process
-        self.set_header("Content-Type", "application/x-ndjson")
-        self.set_header("Cache-Control", "no-cache")
+        process = await self.start_stream(argv)
+        if process is None:
+            return
         stdout = asyncio.ensure_future(process.stdout.read())
         lines = []
         try:
@@ -251,10 +256,6 @@ class TrainHandler(KilnHandler):
         finally:
             await child.stop(process)
             stdout.cancel()
-
-    async def send(self, event):
-        self.write(json.dumps(event).encode() + b"\n")
-        await self.flush()
 
 
 class StatusHandler(KilnHandler):
