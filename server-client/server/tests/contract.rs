@@ -706,6 +706,18 @@ else:
     ThreadingHTTPServer((host, int(port)), Instance).serve_forever()
 "#;
 
+/// A server whose gateway starts the stand-in instance (`STAND_IN_INSTANCE`), with the folder
+/// holding the script (kept as long as the server).
+fn stand_in_gateway(backend: Backend) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("instance.py");
+    std::fs::write(&script, STAND_IN_INSTANCE).unwrap();
+    let server = TestServer::start_with(backend, |config| {
+        config.kiln = Some(kiln_server::scheduler::KilnCommand(vec!["python3".into(), script.display().to_string()]));
+    });
+    (dir, server)
+}
+
 /// A model `iris` with `versions` versions and an infer image to serve them with.
 fn iris_with_versions(client: &kiln::Client, versions: usize) {
     use kiln::api::{RegisterCodePackage, Role};
@@ -732,12 +744,7 @@ fn iris_with_versions(client: &kiln::Client, versions: usize) {
 /// an infer image is refused before anything starts).
 fn deployment_changes_are_whole_checked_and_attributed(backend: Backend) {
     use kiln::api::Strategy;
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("instance.py");
-    std::fs::write(&script, STAND_IN_INSTANCE).unwrap();
-    let server = TestServer::start_with(backend, |config| {
-        config.kiln = Some(kiln_server::scheduler::KilnCommand(vec!["python3".into(), script.display().to_string()]));
-    });
+    let (_dir, server) = stand_in_gateway(backend);
     let client = server.client();
     // No infer image yet: refused, naming the field, with nothing deployed.
     client.create_model(&CreateModel { name: "bare".into(), ..Default::default() }).unwrap();
@@ -812,12 +819,7 @@ fn deployment_changes_are_whole_checked_and_attributed(backend: Backend) {
 #[test]
 fn a_store_that_stops_taking_writes_mid_deploy_switches_nothing() {
     use kiln::api::{Deploy, Strategy};
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("instance.py");
-    std::fs::write(&script, STAND_IN_INSTANCE).unwrap();
-    let server = TestServer::start_with(Backend::Sqlite, |config| {
-        config.kiln = Some(kiln_server::scheduler::KilnCommand(vec!["python3".into(), script.display().to_string()]));
-    });
+    let (_dir, server) = stand_in_gateway(Backend::Sqlite);
     let client = server.client();
     iris_with_versions(&client, 4);
     client.deploy("iris", &Deploy { model_version: 1, strategy: Strategy::BlueGreen, runner: None, expected_revision: Some(0) }).unwrap();
@@ -843,12 +845,7 @@ fn a_store_that_stops_taking_writes_mid_deploy_switches_nothing() {
 
 fn deployments_route_count_traffic_and_reach_lineage(backend: Backend) {
     use kiln::api::{Deploy, Strategy};
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("instance.py");
-    std::fs::write(&script, STAND_IN_INSTANCE).unwrap();
-    let server = TestServer::start_with(backend, |config| {
-        config.kiln = Some(kiln_server::scheduler::KilnCommand(vec!["python3".into(), script.display().to_string()]));
-    });
+    let (_dir, server) = stand_in_gateway(backend);
     let client = server.client();
     iris_with_versions(&client, 2);
     let infer = |n: usize| -> Vec<(String, String)> {
