@@ -49,7 +49,7 @@ export interface ExitEvent {
   code: number;
   message?: string;
   /** `kiln run`'s summary, when it finished (the server extension's `train` route). */
-  summary?: { run_id?: string; model_version?: number; not_registered?: string; dataset_version?: number };
+  summary?: { run_id?: string; model_version?: number; not_registered?: string; dataset_version?: string };
 }
 
 /** A line of progress a CLI wrote (the `train` route's `kiln run`). */
