@@ -95,6 +95,8 @@ export class DeploymentsPanel extends Widget {
   deployment: Deployment | null = null;
   status: DeploymentStatus | null = null;
   traffic: Traffic | null = null;
+  /** A bandit's arm with the best mean reward over what the bandit routed (what Promote keeps). */
+  bestArm: number | null = null;
   private all: Deployment[] = [];
   private tryHandle: string | null = null;
 
@@ -329,7 +331,8 @@ export class DeploymentsPanel extends Widget {
     // An arm's pulls and mean reward: the requests the bandit itself routed.
     const armsSince = banditSince(d);
     const arms = armsSince === null ? summary : summarize(bucketsSince(this.traffic, armsSince));
-    const promote = describePromote(d, bestArm(arms));
+    this.bestArm = bestArm(arms);
+    const promote = describePromote(d, this.bestArm);
     const rollback = describeRollback(d);
     this.promoteButton.disabled = !promote.ok;
     this.promoteButton.title = promote.text;
@@ -553,6 +556,13 @@ export const deploymentsPlugin: JupyterFrontEndPlugin<void> = {
         await panel.select(handle);
       }
     });
+    /** Confirms a change with what it will do, then sends it and follows it. */
+    const confirmAndFollow = async (d: Deployment, title: string, text: string, label: string, send: () => Promise<Deployment>) => {
+      if (await confirm(title, text, label)) {
+        await follow(app, d.handle, text, send);
+        await panel.refresh();
+      }
+    };
     app.commands.addCommand(PROMOTE_DEPLOYMENT, {
       label: 'Promote the Deployment',
       execute: async () => {
@@ -560,15 +570,12 @@ export const deploymentsPlugin: JupyterFrontEndPlugin<void> = {
         if (!d) {
           return;
         }
-        const what = describePromote(d, bestArm(summarize(panel.traffic?.buckets ?? [])));
+        const what = describePromote(d, panel.bestArm);
         if (!what.ok) {
           Notification.warning(`Kiln: ${what.text}`);
           return;
         }
-        if (await confirm(`Promote ${d.handle}?`, what.text, 'Promote')) {
-          await follow(app, d.handle, what.text, () => serving.promote(d.handle, d.revision));
-          await panel.refresh();
-        }
+        await confirmAndFollow(d, `Promote ${d.handle}?`, what.text, 'Promote', () => serving.promote(d.handle, d.revision));
       }
     });
     app.commands.addCommand(ROLLBACK_DEPLOYMENT, {
@@ -583,10 +590,7 @@ export const deploymentsPlugin: JupyterFrontEndPlugin<void> = {
           Notification.warning(`Kiln: ${what.text}`);
           return;
         }
-        if (await confirm(`Roll back ${d.handle}?`, what.text, 'Roll back')) {
-          await follow(app, d.handle, what.text, () => serving.rollback(d.handle, d.revision));
-          await panel.refresh();
-        }
+        await confirmAndFollow(d, `Roll back ${d.handle}?`, what.text, 'Roll back', () => serving.rollback(d.handle, d.revision));
       }
     });
     app.commands.addCommand(CHANGE_CANARY_PERCENT, {
@@ -632,11 +636,8 @@ export const deploymentsPlugin: JupyterFrontEndPlugin<void> = {
           Notification.error(`Kiln: ${what.text}`, { autoClose: 8000 });
           return;
         }
-        if (await confirm(`Change ${d.handle}'s canary?`, what.text, 'Change percent')) {
-          const request = { model_version: candidate, strategy: `canary:${Number(typed.trim())}`, expected_revision: d.revision };
-          await follow(app, d.handle, what.text, () => serving.deploy(d.handle, request));
-          await panel.refresh();
-        }
+        const request = { model_version: candidate, strategy: `canary:${Number(typed.trim())}`, expected_revision: d.revision };
+        await confirmAndFollow(d, `Change ${d.handle}'s canary?`, what.text, 'Change percent', () => serving.deploy(d.handle, request));
       }
     });
     app.commands.addCommand(TRAIN_VERSION, {
