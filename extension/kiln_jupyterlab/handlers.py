@@ -347,6 +347,10 @@ class StoreHandler(KilnHandler):
         try:
             answer = await AsyncHTTPClient().fetch(request, raise_error=False)
         except HTTPClientError as error:
+            if error.response is None and error.code == 599:
+                # It took the request and gave no answer: 504, as the browser tells apart
+                # from a store that never answered (502, nothing sent).
+                return self.reply(504, {"message": went_away(url, method, error)})
             answer = error.response
         except Exception as error:  # noqa: BLE001
             return self.reply(502, {"message": f"the Kiln store at {url} does not answer: {error}"})
@@ -375,6 +379,17 @@ class StoreHandler(KilnHandler):
     @tornado.web.authenticated
     async def delete(self, rest):
         await self.forward(rest)
+
+
+def went_away(url, method, error):
+    """What to say when the store took the request and then closed or timed out before it
+    answered. A change may or may not have been saved by then, and the store saves a
+    deployment change whole before it switches anything, so the message says that rather
+    than "nothing changed"."""
+    said = f"the Kiln store at {url} went away before it answered ({error.message})"
+    if method == "GET":
+        return said
+    return f"{said}; a change is saved whole or not at all: once the store is back, look again at what it has"
 
 
 def setup_handlers(server_app):

@@ -10,6 +10,7 @@ import {
   bucketsSince,
   bucketFor,
   checkPush,
+  describeFailure,
   describePercent,
   describePromote,
   describePush,
@@ -122,6 +123,20 @@ describe('what a change will do', () => {
       'v3 takes all of iris; v2 stays on standby',
       'bandit (Thompson) shares iris between v2, v3'
     ]);
+  });
+});
+
+describe('a change that did not succeed', () => {
+  const kept = deployment({});
+  it.each([
+    ['refused by the store', 400, kept, 'nothing was switched on iris: bad field. v2 takes all of iris, as before.'],
+    ['an instance that did not start', 422, kept, 'nothing was switched on iris: bad field. v2 takes all of iris, as before.'],
+    ['a store that never answered', 502, null, 'nothing was switched on iris: bad field.'],
+    ['a store that went away mid-change', 504, null, 'the change to iris may or may not have been made: bad field.'],
+    ['a store that went away and came back', 504, kept, 'the change to iris may or may not have been made: bad field. v2 takes all of iris now.'],
+    ['a Jupyter server that went away', 0, null, 'the change to iris may or may not have been made: bad field.']
+  ])('%s', (_, status, current, expected) => {
+    expect(describeFailure('iris', status, 'bad field', current)).toBe(expected);
   });
 });
 

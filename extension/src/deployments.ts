@@ -214,6 +214,23 @@ export function describeSplit(d: Deployment): string {
   return `v${d.stable} takes all of ${d.handle}${d.standby !== undefined ? `; v${d.standby} stays on standby` : ''}`;
 }
 
+/**
+ * How a change that did not succeed ended, for the follow view and the notification (the
+ * outcome first: a toast shows only the start of a long message).
+ *
+ * `status` is the HTTP status of the change's answer: 504 means the store took it and went
+ * away before answering, and 0 that the Jupyter server itself stopped answering; the change
+ * may then have been saved (whole: the store saves before it switches), so the words do not
+ * claim that nothing changed. `kept` is what the store serves now, if it answers.
+ */
+export function describeFailure(handle: string, status: number, why: string, kept: Deployment | null): string {
+  const serves = kept ? ` ${describeSplit(kept)}${status === 504 || status === 0 ? ' now' : ', as before'}.` : '';
+  if (status === 504 || status === 0) {
+    return `the change to ${handle} may or may not have been made: ${why}.${serves}`;
+  }
+  return `nothing was switched on ${handle}: ${why}.${serves}`;
+}
+
 /** What a push will change, in words, before the user confirms it (the store's own rules:
  * `transitions.rs`). */
 export function describePush(current: Deployment | null, choice: PushChoice): string {

@@ -20,6 +20,7 @@ import {
   StrategyKind,
   checkPush,
   clock,
+  describeFailure,
   describePush,
   describeSplit,
   strategyText
@@ -328,12 +329,10 @@ export async function follow(app: JupyterFrontEnd, handle: string, intent: strin
     if (last && last.started_at !== before) {
       view.showChange(last);
     }
-    const why = reasonOf(error);
     const kept = await serving.deployment(handle).catch(() => null);
-    const serves = kept ? ` ${describeSplit(kept)}, as before.` : '';
-    view.finish(`failed: ${why}. Nothing was switched.${serves}`, false);
-    // The outcome first: a toast shows only the start of a long message.
-    Notification.error(`Kiln: nothing was switched on ${handle}: ${why}.${serves}`, { autoClose: false });
+    const said = describeFailure(handle, error instanceof KilnError ? error.status : -1, reasonOf(error), kept);
+    view.finish(`failed: ${said}`, false);
+    Notification.error(`Kiln: ${said}`, { autoClose: false });
     return null;
   }
 }

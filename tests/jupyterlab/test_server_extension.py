@@ -9,7 +9,9 @@ import os
 import time
 
 import pathlib
+import socket
 import sys
+import urllib.request
 
 import psutil
 import pytest
@@ -20,7 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # directory for the Jupyter server): the server extension from the source tree, the shared
 # `kiln server` helpers, and the toolchain found where it was before HOME moved.
 sys.path[:0] = [str(ROOT / "extension"), str(ROOT / "tests")]
-from conftest import kiln_binary, running_kiln_server  # noqa: E402
+from conftest import kiln_binary, start_kiln_server  # noqa: E402
 
 TOOLCHAIN = {
     "CARGO_HOME": os.environ.get("CARGO_HOME") or os.path.expanduser("~/.cargo"),
@@ -36,9 +38,30 @@ def jp_root_dir():
 
 
 @pytest.fixture
-def store(tmp_path):
-    with running_kiln_server(tmp_path / "store") as server:
-        yield server
+def store_process(tmp_path):
+    """The `kiln server` the Jupyter server forwards to: (process, url, admin token)."""
+    proc, url, token = start_kiln_server(tmp_path / "store")
+    yield proc, url, token
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@pytest.fixture
+def store(store_process):
+    _, url, token = store_process
+    return url, token
+
+
+def store_api(url, token, method, path, body=None):
+    """A request straight to the store (not through Jupyter): (status, JSON answer)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{url}/api/v1/{path}", data=data, method=method, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
 
 
 @pytest.fixture
@@ -97,6 +120,50 @@ async def test_the_gateway_is_forwarded_and_refusals_come_back_whole(jp_fetch, s
     # made a change is checked by the browser tests, whose deployments have instances).
     refused = await jp_fetch("kiln", "api/v1/deployments/nobody", method="PUT", body=json.dumps({"model_version": 1, "strategy": "canary:0"}), raise_error=False)
     assert refused.code == 400 and json.loads(refused.body)["field"] == "strategy", refused.body
+
+
+async def test_a_store_that_goes_away_mid_deploy_leaves_the_deployment_whole(jp_fetch, store_process, tmp_path):
+    proc, url, token = store_process
+    # A registry that takes connections and never answers: the instance waits for its image,
+    # so the deploy is still in flight when the store is killed.
+    silent = socket.create_server(("127.0.0.1", 0))
+    registry = f"127.0.0.1:{silent.getsockname()[1]}"
+    for path, body in [
+        ("models", {"name": "iris"}),
+        ("models/iris/versions", {"source": "artifact:" + "0" * 64}),
+        ("code-packages", {"handle": "iris", "role": "infer", "image": f"{registry}/iris-infer:latest", "digest": "sha256:" + "e" * 64, "notebook_sha256": "a" * 64, "cell_sha256": [], "cargo_lock_sha256": "d" * 64}),
+    ]:
+        status, answer = store_api(url, token, "POST", path, body)
+        assert status in (200, 201), (path, answer)
+    change = {"model_version": 1, "strategy": "blue-green", "runner": "process"}
+    deploy = asyncio.ensure_future(jp_fetch("kiln", "api/v1/deployments/iris", method="PUT", body=json.dumps(change), raise_error=False))
+    deadline = time.monotonic() + 120
+    instances = []
+    while not instances:
+        assert not deploy.done(), deploy.result().body
+        assert time.monotonic() < deadline, "the store started no instance"
+        await asyncio.sleep(0.1)
+        instances = [p for p in psutil.Process(proc.pid).children() if "instance" in p.cmdline()]
+    proc.kill()
+    proc.wait()
+
+    answer = await deploy
+    assert answer.code == 504, (answer.code, answer.body)
+    message = json.loads(answer.body)["message"]
+    assert message.startswith(f"the Kiln store at {url} went away before it answered"), message
+    assert "saved whole or not at all" in message and "look again" in message, message
+    # The instance it was starting did not outlive it.
+    gone, alive = psutil.wait_procs(instances, timeout=60)
+    assert not alive, [p.cmdline() for p in alive]
+    silent.close()
+    # Back on the same data: nothing half-made, nothing served.
+    again, url, token = start_kiln_server(tmp_path / "store")
+    try:
+        assert store_api(url, token, "GET", "deployments/iris")[0] == 404
+        assert store_api(url, token, "GET", "deployments") == (200, [])
+    finally:
+        again.terminate()
+        again.wait(timeout=60)
 
 
 async def test_status_names_what_does_not_answer(jp_fetch, jp_serverapp):

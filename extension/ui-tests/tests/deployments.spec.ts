@@ -317,9 +317,9 @@ test('a version whose instance cannot start shows why and switches nothing; try 
   const state = page.locator('.kiln-DeployState');
   await expect(state).toHaveAttribute('data-kiln-outcome', 'failed', { timeout: DEPLOY_MS });
   await expect(state).toContainText('exited before it was ready');
-  await expect(state).toContainText('Nothing was switched');
+  await expect(state).toContainText('nothing was switched');
   await expect(page.locator('.kiln-DeployStep[data-kiln-step="failed"]')).toHaveCount(1);
-  await expect(page.locator('.Toastify__toast', { hasText: 'Nothing was switched' }).first()).toBeVisible();
+  await expect(page.locator('.Toastify__toast', { hasText: 'nothing was switched' }).first()).toBeVisible();
   await shot(page, 'deploy-instance-failed');
   const after = await deployed();
   expect([after.revision, after.strategy, after.arms]).toEqual([before.revision, before.strategy, before.arms]);

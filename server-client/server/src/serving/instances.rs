@@ -169,6 +169,32 @@ fn private_socket_folder(folder: &std::path::Path) -> std::io::Result<()> {
     std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777))
 }
 
+/// An instance gets SIGTERM when this process dies, however it dies.
+///
+/// A gateway that is killed (OOM, `kill -9`, a crash mid-deploy) runs no destructor, so
+/// `kill_on_drop` never fires: without this its instances (and their podman containers,
+/// which `podman run --rm` stops on SIGTERM) would keep running, serving nobody and holding
+/// memory, sockets and ports. The signal survives the `exec` into the component. It is tied
+/// to the spawning thread, which is one of the runtime's workers: they live as long as the
+/// server does.
+fn die_with_this_process(cmd: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (prctl(2), getppid(2)); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The server died before the signal was set up: nobody would ever stop this one.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// What starting instances needs.
 #[derive(Clone)]
 pub struct Launcher {
@@ -211,6 +237,7 @@ impl Launcher {
         if let Some(runner) = runner {
             cmd.args(["--runner", runner]);
         }
+        die_with_this_process(&mut cmd);
         let upstream = Upstream::new(address, handle).map_err(|source| InstanceError::Address { handle: handle.to_owned(), version, source })?;
         let child = cmd.spawn().map_err(spawn_error)?;
         let instance = Arc::new(Instance {
