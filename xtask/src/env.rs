@@ -190,8 +190,13 @@ fn tree_stamp(paths: &[PathBuf]) -> anyhow::Result<String> {
 /// change it, and alternating `cargo build -p kiln-kernel` with `cargo test --workspace`
 /// rebuilt evcxr's whole dependency tree (minutes) on every switch.
 pub fn build_and_install_kernel() -> anyhow::Result<()> {
-    run(cargo().args(["test", "--release", "--workspace", "--no-run"]))?;
+    build_release()?;
     install_kernelspec()
+}
+
+/// The workspace in release, through the same `cargo test --no-run` (see above).
+pub fn build_release() -> anyhow::Result<()> {
+    run(cargo().args(["test", "--release", "--workspace", "--no-run"]))
 }
 
 fn install_kernelspec() -> anyhow::Result<()> {

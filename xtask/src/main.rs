@@ -1,8 +1,9 @@
-//! `cargo xtask`: the project's own tasks. `lab` is the main interactive job, `test` runs
+//! `cargo xtask`: the project's own tasks. `demo` shows the whole path in one command, `lab` is the main interactive job, `test` runs
 //! every test (installing what they need), `bench` runs the benchmarks.
 
 mod arch;
 mod bench;
+mod demo;
 mod env;
 mod lab;
 mod services;
@@ -25,6 +26,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The whole path on the classifier notebook, narrated: componentize, train, deploy
+    /// blue-green, train a second version, canary it, send traffic, show its lineage.
+    Demo(demo::Args),
     /// Run every test: Rust unit and wire tests, jupyter_kernel_test, nbclient notebooks.
     Test,
     /// Only the browser tests (extension/ui-tests), with what they need started; the
@@ -50,6 +54,7 @@ fn main() -> anyhow::Result<()> {
     }
     match Cli::parse().command {
         Command::Lab { args } => lab::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Test => test::run(),
         Command::UiTest { args } => test::ui(&args),
         Command::Bench { which } => bench::run(which),

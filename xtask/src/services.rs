@@ -145,7 +145,7 @@ impl Registry {
     fn serve(dir: PathBuf, kept: bool) -> anyhow::Result<Registry> {
         env::ensure_debian_packages(&["docker-registry"])?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let port = free_port()?;
+        let port = if kept { kept_port(&dir)? } else { free_port()? };
         let config = format!(
             "version: 0.1\nlog: {{ level: warn }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: 127.0.0.1:{port} }}\n",
             dir.join("data").display()
@@ -163,6 +163,29 @@ impl Registry {
         wait_for_port(port, "docker-registry")?;
         Ok(registry)
     }
+}
+
+/// The port a kept registry listened on last time, while it is free: the store's code
+/// packages name their images by `127.0.0.1:PORT/…`, so `cargo xtask lab` after `cargo xtask
+/// demo` serves and trains from the same references. A new free port otherwise (kept for next
+/// time).
+fn kept_port(dir: &Path) -> anyhow::Result<u16> {
+    let file = dir.join("port");
+    let last = std::fs::read_to_string(&file).ok().and_then(|p| p.trim().parse::<u16>().ok());
+    if let Some(port) = last
+        && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    {
+        return Ok(port);
+    }
+    let port = free_port()?;
+    if let Some(last) = last {
+        eprintln!(
+            "note: port {last} of the registry in {} is taken; it listens on {port} now, and images registered under {last} are pulled from local caches only",
+            dir.display()
+        );
+    }
+    std::fs::write(&file, port.to_string())?;
+    Ok(port)
 }
 
 impl Drop for Registry {
@@ -199,6 +222,11 @@ pub fn podman_env(cmd: &mut Command) -> anyhow::Result<()> {
     std::fs::write(&conf, text)?;
     cmd.env("KILN_TEST_CONTAINERS_CONF", env::root().join("xtask/containers.conf")).env("CONTAINERS_STORAGE_CONF", conf).env_remove("CONTAINERS_CONF");
     Ok(())
+}
+
+/// Now, in ms since the epoch (the store's clock, on this machine).
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// `kiln server` on 127.0.0.1 (port 0 unless `listen` says otherwise), its data in `data_dir`.

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use crate::arch;
-use crate::{env, services};
+use crate::{demo, env, services};
 
 pub fn run() -> anyhow::Result<()> {
     // One apt run for everything the suites use: mold (faster links), PostgreSQL, an OCI
@@ -67,6 +67,18 @@ pub fn run() -> anyhow::Result<()> {
         failed.push(format!("pytest: {error}"));
     }
     drop(registry);
+    // `cargo xtask demo`'s own code on a store and registry of its own (processes: the
+    // podman path is the production tests'): it checks every link of the lineage it prints
+    // and that the store's traffic report counts the answers it received.
+    let demo = demo::Setup {
+        store_dir: env::cache_dir().join("demo-test/store"),
+        registry_dir: env::cache_dir().join("demo-test/registry"),
+        clean: true,
+        runner: Some("process".into()),
+    };
+    if let Err(error) = demo::run_with(&demo) {
+        failed.push(format!("cargo xtask demo: {error:#}"));
+    }
 
     // The JupyterLab extension: its TypeScript logic (vitest), then the server extension in a
     // real Jupyter server (pytest-jupyter, on its own: its fixtures move HOME for the server).
