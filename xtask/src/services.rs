@@ -212,7 +212,7 @@ fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
 /// touch the machine's image store. Its settings stay the machine's: `kiln run` and the
 /// gateway's instances must cope with them as they would for a user. The project's
 /// `containers.conf` (lowered ulimits) is handed on as `KILN_TEST_CONTAINERS_CONF`, for the
-/// tests that run images with plain `podman run`, as the README shows.
+/// tests that run images with plain `podman run`, as docs/componentize.md shows.
 pub fn podman_env(cmd: &mut Command) -> anyhow::Result<()> {
     env::ensure_debian_packages(&["podman", "runc", "skopeo", "uidmap"])?;
     let storage = env::cache_dir().join("podman");
