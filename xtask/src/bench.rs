@@ -64,6 +64,14 @@ pub enum Which {
         #[arg(long, default_value_t = 7)]
         repeats: u32,
     },
+    /// `cargo xtask demo`'s path (notebook → images → v1 served → v2 canaried → its first
+    /// answer) vs the same path in the anchors' terms: a Metaflow flow registering in MLflow,
+    /// then `mlflow models serve`. Both warmed by one unreported round.
+    Demo {
+        /// Reported rounds (medians per step).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
     /// The Kiln store vs `mlflow server` (SQLite), over the same MLflow REST calls.
     Store {
         /// Single-call metrics logged to Kiln.
@@ -86,7 +94,63 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Lab { runs } => lab(runs),
         Which::Ui { runs, repeats } => ui(runs, repeats),
         Which::Serving { seconds, connections, rounds, gateway_workers } => serving(seconds, connections, rounds, gateway_workers),
+        Which::Demo { rounds } => demo(rounds),
     }
+}
+
+/// The anchor's workflow engine; MLflow (`MLFLOW_VERSION`) registers and serves.
+const METAFLOW_VERSION: &str = "2.19.39";
+
+fn demo(rounds: u32) -> anyhow::Result<()> {
+    env::ensure_debian_packages(&["mold", "docker-registry", "skopeo", "podman", "runc", "uidmap"])?;
+    env::build_release()?;
+    let venv = env::tool_venv("golden-path", &[&format!("mlflow=={MLFLOW_VERSION}"), &format!("metaflow=={METAFLOW_VERSION}")])?;
+    let dir = env::cache_dir().join("bench-demo");
+    // (step, seconds) of each reported round.
+    let mut kiln: Vec<Vec<f64>> = Vec::new();
+    let mut anchor: Vec<Vec<f64>> = Vec::new();
+    for round in 0..=rounds {
+        eprintln!("\nxtask bench demo: round {round} of {rounds}{}", if round == 0 { " (warm-up, not reported)" } else { "" });
+        let setup = crate::demo::Setup { store_dir: dir.join("store"), registry_dir: dir.join("registry"), clean: true, runner: None };
+        let steps = crate::demo::run_with(&setup)?;
+        let work = dir.join("anchor");
+        let _ = std::fs::remove_dir_all(&work);
+        let out = dir.join("anchor.json");
+        env::run(Command::new(venv.join("bin/python")).arg(env::root().join("xtask/bench/golden_path.py")).arg(&work).arg(&out))?;
+        let answer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out)?)?;
+        let anchor_steps: Vec<f64> = answer["steps"].as_array().into_iter().flatten().filter_map(|s| s[1].as_f64()).collect();
+        anyhow::ensure!(anchor_steps.len() == 4, "the anchor reported {} steps, not 4: {answer}", anchor_steps.len());
+        let seconds: Vec<f64> = steps.iter().map(|(_, d)| d.as_secs_f64()).collect();
+        anyhow::ensure!(seconds.len() == 6, "the demo reported {} steps, not 6", seconds.len());
+        if round > 0 {
+            // Kiln: componentize, train v1, deploy v1, train v2, canary v2, until its first
+            // answer (folded into serving v2, as the anchor's serve waits for its answer).
+            kiln.push(vec![seconds[0], seconds[1], seconds[2], seconds[3], seconds[4] + seconds[5]]);
+            anchor.push(vec![0.0, anchor_steps[0], anchor_steps[1], anchor_steps[2], anchor_steps[3]]);
+        }
+    }
+    let column = |runs: &[Vec<f64>], i: usize| median(runs.iter().map(|r| r[i]).collect());
+    let rows = [
+        "build: notebook → three images, pushed and registered (Kiln only: Metaflow runs the Python as it is)",
+        "workflow v1: data → train, register",
+        "serve v1: start → ready (Kiln: blue-green through the gateway; MLflow: `mlflow models serve`)",
+        "workflow v2: other parameters",
+        "serve v2 → its first answer (Kiln: a 20 % canary beside v1; MLflow: replaces v1, no canary)",
+    ];
+    println!("\n## The golden path, {rounds} rounds after one warm-up (medians, seconds)\n");
+    println!("| step | Kiln (`cargo xtask demo`) | Metaflow {METAFLOW_VERSION} + MLflow {MLFLOW_VERSION} | Kiln / anchor |");
+    println!("|---|---:|---:|---:|");
+    let (mut kiln_total, mut anchor_total) = (0.0, 0.0);
+    for (i, row) in rows.iter().enumerate() {
+        let (k, a) = (column(&kiln, i), column(&anchor, i));
+        kiln_total += k;
+        anchor_total += a;
+        let ratio = if a > 0.0 { format!("{:.2}", k / a) } else { String::new() };
+        let anchor_cell = if i == 0 { "—".to_owned() } else { format!("{a:.1}") };
+        println!("| {row} | {k:.1} | {anchor_cell} | {ratio} |");
+    }
+    println!("| **notebook → v2's first answer** | **{kiln_total:.1}** | **{anchor_total:.1}** | **{:.2}** |", kiln_total / anchor_total);
+    Ok(())
 }
 
 /// The anchor, evcxr_jupyter, is built from crates.io into the cache (never committed).

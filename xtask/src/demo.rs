@@ -68,8 +68,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo on `setup`'s store; what `cargo xtask test` runs too.
-pub fn run_with(setup: &Setup) -> anyhow::Result<()> {
+/// The demo on `setup`'s store; what `cargo xtask test` and `cargo xtask bench demo` run
+/// too. The answer: each step from the notebook to the canary's first answer, with how long
+/// it took.
+pub fn run_with(setup: &Setup) -> anyhow::Result<Vec<(String, Duration)>> {
     if setup.clean {
         for dir in [&setup.store_dir, &setup.registry_dir] {
             if dir.exists() {
@@ -145,7 +147,7 @@ struct Trained {
 }
 
 impl Demo {
-    fn go(mut self) -> anyhow::Result<()> {
+    fn go(mut self) -> anyhow::Result<Vec<(String, Duration)>> {
         let notebook = env::root().join(NOTEBOOK);
         let total = 7;
 
@@ -220,7 +222,7 @@ impl Demo {
         for (what, took) in &self.steps {
             say(&format!("  {:>6.1} s  {:>3.0} %  {what}", took.as_secs_f64(), took.as_secs_f64() * 100.0 / first_answer_at.as_secs_f64()));
         }
-        Ok(())
+        Ok(self.steps)
     }
 
     fn header(&self, n: usize, total: usize, what: &str) {
