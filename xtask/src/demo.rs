@@ -316,8 +316,10 @@ impl Demo {
                             let row = ROWS[i % ROWS.len()];
                             let body = json!({"id": format!("demo-{i}"), "inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": row}]});
                             let answer = self.store.post(&agent, &path, &body).with_context(|| format!("request {i}"))?;
-                            if answer["model_version"].as_str() == Some(&canary.to_string()) {
-                                first_canary.lock().map(|mut f| f.get_or_insert(started.elapsed()).to_owned()).ok();
+                            if answer["model_version"].as_str() == Some(&canary.to_string())
+                                && let Ok(mut first) = first_canary.lock()
+                            {
+                                first.get_or_insert(started.elapsed());
                             }
                             bar.inc(1);
                             answers.push(answer);
