@@ -12,7 +12,8 @@ import { expect, test } from '@jupyterlab/galata';
 
 import { BUILD_MS, KILN, REGISTRY, classifier, closeComponentizeViews, codePackages, componentize, open, openPipeline, savedNotebook, shot, upload } from './helpers';
 
-test.use({ autoGoto: true });
+// A wide window, as the README's screenshots show the views (the default 1280×720 crams the side panels).
+test.use({ autoGoto: true, viewport: { width: 1440, height: 900 } });
 
 test('roles set from the cell toolbar and the commands land in the saved notebook', async ({ page, tmpPath }) => {
   const cells = ['setup', 'parameters', 'data', 'train', 'infer', 'skip'].map((_, i) => ({
