@@ -9,7 +9,7 @@ import type { IJupyterLabPageFixture } from '@jupyterlab/galata';
 
 import { BUILD_MS, SDK, classifier, open, shot, upload } from './helpers';
 
-// A wide window, as the README's screenshots show the views (the default 1280×720 crams the side panels).
+// A wide window, as the README's screenshots show the views (galata's 1024×768 crams the side panels).
 test.use({ autoGoto: true, viewport: { width: 1440, height: 900 } });
 
 async function openExperiments(page: IJupyterLabPageFixture): Promise<void> {

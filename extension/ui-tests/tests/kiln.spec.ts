@@ -12,7 +12,7 @@ import { expect, test } from '@jupyterlab/galata';
 
 import { BUILD_MS, KILN, REGISTRY, classifier, closeComponentizeViews, codePackages, componentize, open, openPipeline, savedNotebook, shot, upload } from './helpers';
 
-// A wide window, as the README's screenshots show the views (the default 1280×720 crams the side panels).
+// A wide window, as the README's screenshots show the views (galata's 1024×768 crams the side panels).
 test.use({ autoGoto: true, viewport: { width: 1440, height: 900 } });
 
 test('roles set from the cell toolbar and the commands land in the saved notebook', async ({ page, tmpPath }) => {
