@@ -198,10 +198,8 @@ impl Demo {
         self.steps.push(("until the canary's first answer".into(), sent.first_canary_answer));
         say(&format!("      the canary's first answer came {:.2} s after the first request", sent.first_canary_answer.as_secs_f64()));
         let first_answer_at = self.steps.iter().map(|(_, d)| *d).sum::<Duration>();
-        let mut counted: Vec<_> = sent.per_version.iter().collect();
-        counted.sort();
-        for (version, n) in &counted {
-            say(&format!("      v{version}: {n} answers ({:.0} %)", **n as f64 * 100.0 / REQUESTS as f64));
+        for (version, n) in &sent.per_version {
+            say(&format!("      v{version}: {n} answers ({:.0} %)", *n as f64 * 100.0 / REQUESTS as f64));
         }
         let share = sent.per_version.get(&v2.model_version).copied().unwrap_or(0) as f64 / REQUESTS as f64;
         ensure!((0.05..0.45).contains(&share), "the canary answered {:.0} % of {REQUESTS} requests, far from {CANARY_PERCENT} %", share * 100.0);
