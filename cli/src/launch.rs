@@ -24,14 +24,50 @@ impl Runner {
     }
 }
 
-/// podman when `podman info` answers, else a process.
+/// podman when it can run Kiln's images here, else a process (saying why, when podman is
+/// there but cannot).
 pub fn default_runner() -> Runner {
-    if podman_works() { Runner::Podman } else { Runner::Process }
+    let info = Command::new("podman").args(["info", "--format", "json"]).stderr(std::process::Stdio::null()).output();
+    match info {
+        Ok(output) if output.status.success() => match podman_can_run_images(&output.stdout) {
+            Ok(()) => Runner::Podman,
+            Err(why) => {
+                eprintln!("kiln: {why}; components run as processes from the same images (`--runner podman` to insist)");
+                Runner::Process
+            }
+        },
+        _ => Runner::Process,
+    }
 }
 
-/// Whether `podman info` answers (the default runner is podman when it does).
-pub fn podman_works() -> bool {
-    Command::new("podman").arg("info").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
+/// Whether podman, as `podman info --format json` describes itself, can run an image whose
+/// files and user are [`kiln_componentize::image::USER`]: as root always; rootless only when
+/// this user has subordinate IDs (`/etc/subuid`, `/etc/subgid`) that map that ID into the
+/// container. Without them podman still answers `info` ("rootless single mapping"), but
+/// pulling an image with files of another owner fails ("potentially insufficient UIDs").
+pub fn podman_can_run_images(info_json: &[u8]) -> Result<(), String> {
+    let info: serde_json::Value = serde_json::from_slice(info_json).map_err(|e| format!("`podman info --format json` answered no JSON ({e})"))?;
+    let host = &info["host"];
+    if host["security"]["rootless"].as_bool() != Some(true) {
+        return Ok(());
+    }
+    let user = u64::from(kiln_componentize::image::USER);
+    let maps = |key: &str| {
+        host["idMappings"][key].as_array().is_some_and(|ranges| {
+            ranges.iter().any(|r| {
+                let (Some(start), Some(size)) = (r["container_id"].as_u64(), r["size"].as_u64()) else { return false };
+                (start..start.saturating_add(size)).contains(&user)
+            })
+        })
+    };
+    if maps("uidmap") && maps("gidmap") {
+        Ok(())
+    } else {
+        let name = std::env::var("USER").unwrap_or_else(|_| "this user".into());
+        Err(format!(
+            "rootless podman has no subordinate IDs for {name} (/etc/subuid, /etc/subgid), so it cannot run Kiln's images, whose user is {user}; `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}` gives it some"
+        ))
+    }
 }
 
 /// Image references on a loopback registry are pulled over plain HTTP.
@@ -143,4 +179,34 @@ pub fn podman_image(package: &CodePackage) -> anyhow::Result<String> {
     let output = Command::new("podman").args(["pull", "-q", &package.image]).output().context("podman pull")?;
     anyhow::ensure!(output.status.success(), "podman pull {}: {}", package.image, String::from_utf8_lossy(&output.stderr).trim());
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `podman info --format json` as podman 4.3 writes it, cut to what is read.
+    fn info(rootless: bool, uidmap: &str, gidmap: &str) -> Vec<u8> {
+        format!(r#"{{"host": {{"security": {{"rootless": {rootless}}}, "idMappings": {{"uidmap": {uidmap}, "gidmap": {gidmap}}}}}}}"#).into_bytes()
+    }
+
+    #[test]
+    fn podman_runs_images_as_root_or_with_subordinate_ids() {
+        let single = r#"[{"container_id": 0, "host_id": 1000, "size": 1}]"#;
+        let subids = r#"[{"container_id": 0, "host_id": 1000, "size": 1}, {"container_id": 1, "host_id": 100000, "size": 65536}]"#;
+        let short = r#"[{"container_id": 0, "host_id": 1000, "size": 1}, {"container_id": 1, "host_id": 100000, "size": 1000}]"#;
+        let cases: [(&str, Vec<u8>, bool); 6] = [
+            ("root", info(false, "null", "null"), true),
+            ("rootless with /etc/subuid and /etc/subgid ranges", info(true, subids, subids), true),
+            ("rootless single mapping (no ranges)", info(true, single, single), false),
+            ("rootless, ranges too short for 65532", info(true, short, short), false),
+            ("rootless, uids but no gids", info(true, subids, single), false),
+            ("not JSON", b"Error: cannot connect".to_vec(), false),
+        ];
+        for (name, json, runs) in cases {
+            assert_eq!(podman_can_run_images(&json).is_ok(), runs, "{name}: {:?}", podman_can_run_images(&json));
+        }
+        let why = podman_can_run_images(&info(true, single, single)).unwrap_err();
+        assert!(why.contains("/etc/subuid") && why.contains("65532"), "{why}");
+    }
 }

@@ -107,22 +107,28 @@ pub struct Workspace {
 impl Workspace {
     /// Writes every file under `root`, leaving identical files untouched (so cargo's
     /// fingerprints, which look at mtimes, see no change). A workspace without a
-    /// `Cargo.lock` gets a copy of the seed; one that has a lock keeps it (cargo updates it
-    /// only as the notebook's dependencies change).
+    /// `Cargo.lock` gets a copy of the seed, and so does one whose root `Cargo.toml` (the
+    /// notebook's `:dep` lines) changes: cargo would keep the old lock's versions and resolve
+    /// only the new packages, at whatever is newest on the day, so a crate shared with the
+    /// SDK's graph (a `zstd` under polars) would differ from the seed's and every build the
+    /// SDK's tests made for that dependency would be missed. A workspace whose manifest is
+    /// unchanged keeps its lock: the same notebook builds the same images.
     pub fn write(&self, root: &Path) -> std::io::Result<()> {
+        let mut manifest_changed = false;
         for (path, text) in &self.files {
-            let path = root.join(path);
-            if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+            let full = root.join(path);
+            if std::fs::read_to_string(&full).ok().as_deref() == Some(text.as_str()) {
                 continue;
             }
-            if let Some(parent) = path.parent() {
+            manifest_changed |= path == Path::new("Cargo.toml");
+            if let Some(parent) = full.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::write(&path, text)?;
+            std::fs::write(&full, text)?;
         }
         let lock = root.join("Cargo.lock");
         if let Some(seed) = &self.lock_seed
-            && !lock.exists()
+            && (manifest_changed || !lock.exists())
         {
             std::fs::copy(seed, &lock)?;
         }
@@ -534,7 +540,8 @@ mod tests {
     use crate::analysis::analyse;
     use crate::notebook::Notebook;
 
-    /// A new workspace starts from the SDK's lock; a later write keeps the lock it has.
+    /// A new workspace starts from the SDK's lock; a later write keeps the lock it has,
+    /// unless the notebook's dependencies (the root manifest) changed.
     #[test]
     fn a_new_workspace_starts_from_the_sdk_lock() {
         let dir = tempfile::tempdir().unwrap();
@@ -549,6 +556,15 @@ mod tests {
         std::fs::write(root.join("Cargo.lock"), "# resolved for the notebook\n").unwrap();
         ws.write(&root).unwrap();
         assert_eq!(std::fs::read_to_string(root.join("Cargo.lock")).unwrap(), "# resolved for the notebook\n");
+        // A member's manifest or code changing keeps the lock too.
+        let mut edited = Workspace { files: ws.files.clone(), lock_seed: ws.lock_seed.clone(), ..Workspace::default() };
+        edited.files.insert("train/src/main.rs".into(), "fn main() {}\n".to_owned());
+        edited.write(&root).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("Cargo.lock")).unwrap(), "# resolved for the notebook\n");
+        // A `:dep` added: the root manifest changes and the lock starts from the seed again.
+        edited.files.insert("Cargo.toml".into(), "[workspace]\n[workspace.dependencies]\npolars = \"0.55\"\n".to_owned());
+        edited.write(&root).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("Cargo.lock")).unwrap(), "# the SDK's lock\n");
         assert_eq!(sdk_lock(Path::new("/")), None);
     }
 

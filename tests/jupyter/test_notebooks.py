@@ -1,5 +1,6 @@
-"""Every notebook in notebooks/ runs top to bottom with the kiln kernel under nbclient
-(which sends no cell metadata, like papermill) and produces the outputs it shows."""
+"""Every notebook in notebooks/ (the pipelines) and docs/notebooks/ (the tours) runs top to
+bottom with the kiln kernel under nbclient (which sends no cell metadata, like papermill) and
+produces the outputs it shows."""
 
 import pathlib
 
@@ -8,7 +9,10 @@ import nbformat
 import pytest
 import requests
 
-NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PIPELINES = ROOT / "notebooks"
+TOURS = ROOT / "docs" / "notebooks"
+NOTEBOOKS = sorted(PIPELINES.glob("*.ipynb")) + sorted(TOURS.glob("*.ipynb"))
 
 
 def execute(path):
@@ -29,7 +33,7 @@ def store(kiln_server, monkeypatch):
     return url, token
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(ROOT)) for p in NOTEBOOKS])
 def test_notebook_runs_clean(path):
     nb = execute(path)
     for index, cell in enumerate(nb.cells):
@@ -40,7 +44,7 @@ def test_notebook_runs_clean(path):
 
 
 def test_kernel_tour_outputs():
-    nb = execute(NOTEBOOKS[0].parent / "kernel-tour.ipynb")
+    nb = execute(TOURS / "kernel-tour.ipynb")
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[1].outputs[0]["data"]["text/plain"] == "2.75"
     # Partial lines with \r arrive while the cell runs; the notebook keeps the final text.
@@ -57,20 +61,32 @@ def test_kernel_tour_outputs():
     assert [d["data"]["text/plain"] for d in displays] == ["trained", "bold text"]
 
 
-def test_dataframes_render_as_tables():
-    nb = execute(NOTEBOOKS[0].parent / "dataframes.ipynb")
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    flowers = code[1].outputs[0]["data"]
-    assert "<table" in flowers["text/html"] and "shape: (5, 2)" in flowers["text/html"]
-    assert "<td>str</td>" in flowers["text/html"] and "<td>f64</td>" in flowers["text/html"]
-    assert "shape: (5, 2)" in flowers["text/plain"]  # polars' own rendering
-    summary = code[2].outputs[0]["data"]["text/html"]
-    assert "<th>mean_petal</th>" in summary and "versicolor" in summary
+@pytest.mark.parametrize(
+    "name, table, columns",
+    [
+        # What preprocessing kept: rows per class and their mean petal length.
+        ("classifier.ipynb", "shape: (3, 3)", ["label", "rows", "mean_petal_length"]),
+        # Houses and their mean price by number of rooms.
+        ("regression.ipynb", "shape: (5, 3)", ["rooms", "houses", "mean_price"]),
+    ],
+)
+def test_dataframes_render_as_tables(name, table, columns):
+    """The exploration cell after each data cell ends with a DataFrame: an HTML table with its
+    dtypes under the header, and polars' own text as the plain-text twin."""
+    nb = execute(PIPELINES / name)
+    explore = [c for c in nb.cells if c.cell_type == "code"][3]
+    [output] = [o for o in explore.outputs if o.output_type == "execute_result"]
+    html, text = output["data"]["text/html"], output["data"]["text/plain"]
+    assert "<table" in html and table in html, html[:400]
+    for column in columns:
+        assert f"<th>{column}</th>" in html, (column, html[:400])
+    assert "<td>u32</td>" in html or "<td>i64</td>" in html, "the key column's dtype under the header"
+    assert table in text  # polars' own rendering
 
 
 def test_tracking_notebook_logs_to_the_store(store):
     url, token = store
-    nb = execute(NOTEBOOKS[0].parent / "tracking.ipynb")
+    nb = execute(TOURS / "tracking.ipynb")
     code = [c for c in nb.cells if c.cell_type == "code"]
     card = [o for o in code[1].outputs if o.output_type == "display_data"]
     assert len(card) == 1, "one live card per run, updated in place"

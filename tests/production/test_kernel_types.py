@@ -59,7 +59,8 @@ def test_kernel_types_are_used_and_agree_with_the_compiler(kiln_server, tmp_path
     from_kernel = show("--kernel-cells", str(records))
     from_rustc = show()
     marked = [line for line in from_kernel.splitlines() if line.endswith("[typed by the kernel]")]
-    # lr, epochs, samples_per_class, features, labels, varmap.
-    assert len(marked) == 6, from_kernel
+    # lr, epochs, samples_per_class, flowers (the cleaned DataFrame), varmap.
+    assert len(marked) == 5, from_kernel
     assert re.sub(r"  \[typed by the kernel\]", "", from_kernel) == from_rustc
     assert "varmap: VarMap as safetensors" in from_kernel
+    assert "flowers: DataFrame as parquet" in from_kernel, from_kernel

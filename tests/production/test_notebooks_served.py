@@ -20,11 +20,14 @@ NOTEBOOKS = pathlib.Path(__file__).resolve().parents[2] / "notebooks"
 # notebook: (handle, the request's inputs: what its last cell passes to `infer`)
 CASES = {
     "classifier.ipynb": ("nb-iris", [{"name": "features", "datatype": "FP32", "shape": [2, 4], "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]),
-    "dataframes.ipynb": (
-        "nb-flowers",
-        [{"name": "species", "datatype": "BYTES", "shape": [2], "data": ["setosa", "virginica"]}, {"name": "petal_length", "datatype": "FP64", "shape": [2], "data": [1.5, 5.0]}],
+    "regression.ipynb": (
+        "nb-houses",
+        [
+            {"name": "area", "datatype": "FP64", "shape": [2], "data": [120.0, 60.0]},
+            {"name": "rooms", "datatype": "INT64", "shape": [2], "data": [4, 2]},
+            {"name": "age", "datatype": "FP64", "shape": [2], "data": [10.0, 45.0]},
+        ],
     ),
-    "regression.ipynb": ("nb-houses", [{"name": "houses", "datatype": "FP32", "shape": [2, 3], "data": [120.0, 4.0, 10.0, 60.0, 2.0, 45.0]}]),
     "sentiment.ipynb": ("nb-reviews", [{"name": "reviews", "datatype": "BYTES", "shape": [2], "data": ["fast delivery and friendly staff", "the box was late and broken"]}]),
 }
 

@@ -124,15 +124,15 @@ pub fn ui(args: &[String]) -> anyhow::Result<()> {
     result
 }
 
-/// The SDK's codec tests, a build for each notebook family: polars as `dataframes.ipynb`
-/// asks for it (`:dep polars = { …, features = ["lazy"] }`, so its default features too),
-/// candle as `classifier.ipynb` does. Features that differ by one make every crate above
-/// them a different build; `cargo tree -e features` in both places shows the same sets for
-/// polars and for candle (`kiln`'s `candle` feature names `once_cell`, whose `default`
-/// feature the SDK's dev-dependency expect-test turns on here: without it the components'
-/// graph would lack that feature, and candle, above once_cell through ahash and gemm, would
-/// build once more for the classifier's components).
-const SDK_CODECS: [&str; 2] = ["parquet,serve,polars/default,polars/lazy", "candle,serve"];
+/// The SDK's codec tests, a build for each notebook family: polars and candle together as
+/// `classifier.ipynb` and `regression.ipynb` ask for them (`:dep polars = { …, features =
+/// ["lazy"] }`, so its default features too), candle alone as `sentiment.ipynb` does.
+/// Features that differ by one make every crate above them a different build; `cargo tree -e
+/// features` in both places shows the same sets for polars and for candle (`kiln`'s `candle`
+/// feature names `once_cell`, whose `default` feature the SDK's dev-dependency expect-test
+/// turns on here: without it the components' graph would lack that feature, and candle,
+/// above once_cell through ahash and gemm, would build once more for the components).
+const SDK_CODECS: [&str; 2] = ["candle,parquet,serve,polars/default,polars/lazy", "candle,serve"];
 
 /// `cargo test -p kiln --features FEATURES`, built as `kiln componentize` builds a notebook's
 /// components: in its target directory, with its release profile (no debug info, stripped,

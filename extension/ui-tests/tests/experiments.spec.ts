@@ -76,11 +76,11 @@ test('two runs of the train cell with other params compare side by side and lead
   await expect(diff).toHaveText(['epochs', 'lr']);
   await comparison.locator('input[aria-label="Show all params"]').check();
   await expect(comparison.locator('.kiln-ParamDiff tr td:first-child')).toHaveText(['epochs', 'lr']);
-  // Two loss curves overlaid, every point of both (30 and 20 logged).
+  // Two loss curves overlaid, every point of both (one per epoch: 300 and 200).
   const curves = comparison.locator('.kiln-CurveChart');
   await expect(curves).toHaveAttribute('data-series', '2');
-  await expect(curves).toHaveAttribute('data-total', '50');
-  await expect(comparison.locator('.kiln-CompareNote')).toHaveText(/^2 curves of loss: 50 points drawn of 50/);
+  await expect(curves).toHaveAttribute('data-total', '500');
+  await expect(comparison.locator('.kiln-CompareNote')).toHaveText(/^2 curves of loss: 500 points drawn of 500/);
   await shot(page, 'experiments-compare');
 
   // Back to the cell that started a run.
