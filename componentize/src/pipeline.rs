@@ -233,8 +233,9 @@ pub fn component(analysed: &Analysed, options: &Options, binaries: &Binaries, gi
     let name = generate::package(&options.handle, role.name());
     let binary_path = binaries.get(role.name());
     let binary = std::fs::read(binary_path).map_err(|source| PipelineError::Read { path: binary_path.display().to_string(), source })?;
-    let runtime = image::runtime_layer(&image::shared_libraries(binary_path)?, mtime)?;
-    let app = image::layer(vec![image::Entry::file(&format!("/app/{name}"), 0o755, binary)], mtime, &format!("kiln componentize: {name}"))?;
+    let cache = image::LayerCache::new(options.work_root.join("layers"));
+    let runtime = image::runtime_layer(&image::shared_libraries(binary_path)?, mtime, Some(&cache))?;
+    let app = image::layer_with(vec![image::Entry::file(&format!("/app/{name}"), 0o755, binary)], mtime, &format!("kiln componentize: {name}"), Some(&cache))?;
     let cells = hashes::component_cells(&analysed.analysis, role);
     let cells_json =
         serde_json::to_string(&cells.iter().map(|(cell, sha)| serde_json::json!({"cell": cell, "sha256": sha})).collect::<Vec<_>>()).unwrap_or_default();
