@@ -1,8 +1,9 @@
 """The anchor for `cargo xtask bench demo`: the demo's path in the anchors' own terms.
 
-Metaflow runs the workflow (`start` makes the same iris-like set the classifier notebook
-makes; `train` fits the same softmax classifier, in numpy, and registers it in MLflow's model
-registry), then `mlflow models serve` serves the registered version until it answers. Version
+Metaflow runs the workflow (`start` makes an iris-like set like the classifier notebook's,
+already clean; `train` fits a softmax classifier in numpy, less work than the notebook's
+polars cleaning and MLP, so the anchor's figures are a floor, and registers it in MLflow's
+model registry), then `mlflow models serve` serves the registered version until it answers. Version
 1, then version 2 with other parameters (the demo's); MLflow's serving has no canary, so
 version 2's server replaces version 1's.
 
