@@ -7,13 +7,12 @@ import json
 import os
 import pathlib
 
-import nbclient
 import nbformat
 import pytest
 import requests
 
 from conftest import kiln_binary
-from test_pipeline import registry, run
+from test_pipeline import notebook_answer, registry, run
 
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -49,15 +48,6 @@ def test_every_pipeline_notebook_has_a_case():
 
 def flat(values):
     return [x for v in values for x in flat(v)] if isinstance(values, list) else [values]
-
-
-def notebook_answer(path):
-    """The notebook run top to bottom by the Kiln kernel: its last cell's `infer` answer."""
-    nb = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(nb, kernel_name="kiln", timeout=2400, resources={"metadata": {"path": str(path.parent)}}).execute()
-    last = [c for c in nb.cells if c.cell_type == "code"][-1]
-    text = last.outputs[0]["data"]["text/plain"]
-    return json.loads(json.loads(text))  # a Rust String holding the answer's Debug text
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -66,16 +66,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def notebook_answer(store, monkeypatch):
-    """The notebook's own `infer(&varmap, ROWS)`, run by the Kiln kernel (its last cell)."""
-    url, token = store
-    monkeypatch.setenv("KILN_SERVER", url)  # the kernel inherits these; the train cell logs
-    monkeypatch.setenv("KILN_TOKEN", token)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(nb, kernel_name="kiln", timeout=2400, resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+def notebook_answer(path):
+    """A notebook run top to bottom by the Kiln kernel under nbclient: its last cell's answer
+    (a Rust String holding the `infer` answer's Debug text, which reads as JSON)."""
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, kernel_name="kiln", timeout=2400, resources={"metadata": {"path": str(path.parent)}}).execute()
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
-    text = last.outputs[0]["data"]["text/plain"]
-    return json.loads(json.loads(text))  # a Rust String holding the rows' Debug text
+    return json.loads(json.loads(last.outputs[0]["data"]["text/plain"]))
 
 
 def test_notebook_to_served_model(kiln_server, monkeypatch):
@@ -147,7 +144,9 @@ def test_notebook_to_served_model(kiln_server, monkeypatch):
         subprocess.run(["podman", "rm", "-f", container], capture_output=True)
 
     # The notebook's own call gives the same probabilities (f32 both ways).
-    expected = [v for row in notebook_answer(store, monkeypatch) for v in row]
+    monkeypatch.setenv("KILN_SERVER", url)  # the kernel inherits these; the train cell logs
+    monkeypatch.setenv("KILN_TOKEN", token)
+    expected = [v for row in notebook_answer(NOTEBOOK) for v in row]
     assert len(expected) == 6
     assert all(abs(a - b) <= 1e-6 for a, b in zip(output["data"], expected)), (output["data"], expected)
 
