@@ -98,4 +98,7 @@ def test_a_dataframe_input_is_served_as_named_columns(kiln_server):
     assert check.returncode == 0, check.stderr
     result = json.loads(check.stdout)
     assert result["output"] == pytest.approx(answers[0])
+    # The client's defaults: each column as bytes after the JSON header, the answer too.
+    assert result["default"]["output"] == pytest.approx(answers[0])
+    assert "binary_data_size" in result["default"]["response"]["outputs"][0]["parameters"]
     assert result["response"]["id"] == "table-1" and result["response"]["model_version"] == "1"

@@ -1,7 +1,7 @@
 """Serving through `kiln server`'s gateway with real instances of the componentized infer
 step: blue-green, canary and bandit deployments switched under load with zero failed
 requests, an instance killed and replaced, traffic reported per version and minute, malformed
-bodies refused with 400, overload refused with 429/503, and the unmodified Triton client."""
+bodies (JSON and binary) refused with 400, overload refused with 429/503, and the unmodified Triton client."""
 
 import collections
 import json
@@ -10,6 +10,7 @@ import pathlib
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -181,7 +182,7 @@ MALFORMED = [
     (b'{"inputs": []}', "inputs: is empty; send at least one input tensor"),
     (b'{"inputs": [{}]}', "inputs[0]: missing field `name`"),
     (b'{"inputs": [{"name": "features"}]}', "inputs[0]: missing field `shape`"),
-    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32"}]}', "inputs[0]: missing field `data`"),
+    (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32"}]}', "inputs[0].data: is missing; send the elements as an array, or as bytes after the JSON header with parameters.binary_data_size"),
     (b'{"inputs": [{"name": "features", "shape": [1, 4], "data": [1, 2, 3, 4]}]}', "inputs[0]: missing field `datatype`"),
     (b'{"inputs": [{"name": "features", "datatype": "FP32", "data": [1, 2, 3, 4]}]}', "inputs[0]: missing field `shape`"),
     (b'{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP33", "data": [1, 2, 3, 4]}]}', "inputs[0].datatype: `FP33` is not a datatype (one of BOOL, UINT8, UINT16, UINT32, UINT64,"),
@@ -256,6 +257,8 @@ def test_overload_is_refused_not_queued_without_bound(tmp_path):
 
 
 def test_the_triton_client_works_against_the_gateway(kiln_server):
+    """tritonclient as its users call it: by default tensors go as bytes after the JSON header
+    both ways (the binary tensor data extension); with `binary_data=False`, as JSON."""
     store = kiln_server
     url, _ = store
     one_version_deployed(store)
@@ -267,10 +270,72 @@ def test_the_triton_client_works_against_the_gateway(kiln_server):
     summary = json.loads(check.stdout)
     assert summary["live"] and summary["ready"] and summary["model_ready"]
     assert summary["metadata"]["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]
-    assert summary["response"]["model_version"] == "1" and summary["response"]["id"] == "triton-1"
+    assert "binary_tensor_data" in summary["server"]["extensions"]
     direct = requests.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).json()["outputs"][0]["data"]
-    assert [v for row in summary["output"] for v in row] == pytest.approx(direct, abs=1e-6)
+    for way in ("default", "json", "mixed"):
+        assert [v for row in summary[way]["output"] for v in row] == pytest.approx(direct, abs=1e-6), way
+        assert summary[way]["response"]["model_version"] == "1", way
+    assert summary["json"]["response"]["id"] == "triton-1"
+    # The default answer came as bytes: its output has a size and no data.
+    output = summary["default"]["response"]["outputs"][0]
+    assert output["parameters"] == {"binary_data_size": 4 * len(direct)} and "data" not in output
+    assert "data" in summary["mixed"]["response"]["outputs"][0]
     assert "shape" in summary["bad_shape"]
+
+
+def binary_body(header, tail):
+    """A request of the binary tensor data extension: JSON `header`, then `tail` bytes."""
+    head = json.dumps(header).encode()
+    return head + tail, len(head)
+
+
+FEATURES = struct.pack("<8f", *[v for row in ROWS for v in row])
+
+
+def binary_input(size, **more):
+    return {"inputs": [{"name": "features", "shape": [2, 4], "datatype": "FP32", "parameters": {"binary_data_size": size}, **more}]}
+
+
+# (body, Inference-Header-Content-Length or None for the JSON's own length, what the 400 says)
+MALFORMED_BINARY = [
+    (*binary_body(binary_input(28), FEATURES[:28]), "inputs[0].parameters.binary_data_size: is 28 but shape [2, 4] of FP32 needs 32 bytes (8 × 4)"),
+    (*binary_body(binary_input(32), FEATURES[:20]), "inputs[0].parameters.binary_data_size: is 32 but only 20 bytes follow the JSON header for it"),
+    (*binary_body(binary_input(32), FEATURES + b"\0" * 4), "body: 4 bytes follow the last input's binary data (inputs claim 32 of the 36 after the JSON header)"),
+    (*binary_body(binary_input(32), FEATURES[:4] + struct.pack("<f", float("nan")) + FEATURES[8:]), "inputs[0].binary_data[1]: NaN is not a finite number (datatype FP32)"),
+    (*binary_body(binary_input(32, data=ROWS), FEATURES), "inputs[0]: has both data and parameters.binary_data_size; send the elements one way"),
+    (*binary_body(binary_input("32"), FEATURES), 'inputs[0].parameters.binary_data_size: "32" is not a byte count'),
+    (*binary_body(binary_input(32, datatype="BOOL"), FEATURES), "inputs[0].parameters.binary_data_size: is 32 but shape [2, 4] of BOOL needs 8 bytes (8 × 1)"),
+    (*binary_body(binary_input(8, datatype="BOOL"), bytes([1, 0, 2, 0, 0, 0, 0, 0])), "inputs[0].binary_data[2]: byte 2 is not a boolean (0 or 1)"),
+    (*binary_body({"inputs": [{"name": "features", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 6}}]}, struct.pack("<I", 9) + b"ab"),
+     "inputs[0].binary_data[0]: its length prefix says 9 bytes but only 2 remain in binary_data_size"),
+    (*binary_body({"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32"}]}, b""), "inputs[0].data: is missing; send the elements as an array, or as bytes after the JSON header"),
+    (binary_body(binary_input(32), FEATURES)[0], 9999, "Inference-Header-Content-Length: is 9999 but the body has only"),
+    (binary_body(binary_input(32), FEATURES)[0], "lots", "Inference-Header-Content-Length: `lots` is not a byte count"),
+    (binary_body(binary_input(32), FEATURES)[0], 20, "inputs[0].name: malformed JSON: EOF while parsing"),
+]
+
+
+def test_malformed_binary_bodies_get_400_and_say_why(kiln_server):
+    """The binary tensor data extension's bodies, refused as the JSON ones are: 400 naming
+    the field; a good binary request answered after them."""
+    store = kiln_server
+    url, _ = store
+    one_version_deployed(store)
+    session = requests.Session()
+    for body, length, says in MALFORMED_BINARY:
+        headers = {"content-type": "application/octet-stream", "inference-header-content-length": str(length)}
+        r = session.post(f"{url}/v2/models/{HANDLE}/infer", data=body, headers=headers, timeout=60)
+        assert r.status_code == 400, (says, r.status_code, r.text[:200])
+        assert r.json()["error"].startswith(says), (says, r.json()["error"][:300])
+    body, length = binary_body({**binary_input(32), "parameters": {"binary_data_output": True}}, FEATURES)
+    r = session.post(f"{url}/v2/models/{HANDLE}/infer", data=body, headers={"inference-header-content-length": str(length)}, timeout=30)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream", (r.status_code, r.text[:200])
+    header = json.loads(r.content[: int(r.headers["inference-header-content-length"])])
+    size = header["outputs"][0]["parameters"]["binary_data_size"]
+    answer = struct.unpack(f"<{size // 4}f", r.content[-size:])
+    direct = session.post(f"{url}/v2/models/{HANDLE}/infer", json=BODY, timeout=30).json()["outputs"][0]["data"]
+    assert list(answer) == pytest.approx(direct, abs=1e-6)
+    assert header["id"], "the gateway put an id into the JSON header"
 
 
 def http_head(url, body_length):

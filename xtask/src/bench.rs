@@ -542,14 +542,37 @@ fn parse_wrk(output: &str) -> Wrk {
     wrk
 }
 
-fn run_wrk(url: &str, path: &str, body: &str, seconds: u32, connections: u32) -> anyhow::Result<Wrk> {
-    let output = Command::new("wrk")
+/// One request body for wrk: JSON, or JSON of `header_length` bytes then binary tensors.
+#[derive(Clone)]
+struct Body {
+    bytes: Vec<u8>,
+    header_length: Option<usize>,
+}
+
+impl Body {
+    fn json(text: &str) -> Body {
+        Body { bytes: text.as_bytes().to_vec(), header_length: None }
+    }
+}
+
+fn run_wrk(url: &str, path: &str, body: &Body, seconds: u32, connections: u32) -> anyhow::Result<Wrk> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let file = env::cache_dir().join(format!("bench/wrk-body-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    std::fs::write(&file, &body.bytes)?;
+    let mut command = Command::new("wrk");
+    command
         .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "--timeout", "10s", "-s"])
         .arg(env::root().join("xtask/bench/oip.lua"))
         .arg(url)
-        .env("KILN_BENCH_BODY", body)
+        .env("KILN_BENCH_BODY_FILE", &file)
         .env("KILN_BENCH_PATH", path)
-        .output()?;
+        .env_remove("KILN_BENCH_HEADER_LENGTH");
+    if let Some(length) = body.header_length {
+        command.env("KILN_BENCH_HEADER_LENGTH", length.to_string());
+    }
+    let output = command.output();
+    let _ = std::fs::remove_file(&file);
+    let output = output?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     anyhow::ensure!(output.status.success(), "wrk failed: {}", String::from_utf8_lossy(&output.stderr));
     Ok(parse_wrk(&text))
@@ -583,7 +606,7 @@ fn cpu_seconds(pid: u32) -> (f64, f64) {
 
 /// Runs `wrk` and says how many µs of CPU per request process `pid` used meanwhile, and its
 /// children.
-fn run_wrk_measured(pid: u32, url: &str, path: &str, body: &str, seconds: u32, connections: u32) -> anyhow::Result<(Wrk, (f64, f64))> {
+fn run_wrk_measured(pid: u32, url: &str, path: &str, body: &Body, seconds: u32, connections: u32) -> anyhow::Result<(Wrk, (f64, f64))> {
     let before = cpu_seconds(pid);
     let wrk = run_wrk(url, path, body, seconds, connections)?;
     let after = cpu_seconds(pid);
@@ -602,6 +625,46 @@ fn wait_ready(url: &str, what: &str) -> anyhow::Result<()> {
         anyhow::ensure!(std::time::Instant::now() < deadline, "{what} was not ready at {url} within 180 s");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// One row of the encodings table.
+struct Encoding {
+    input: &'static str,
+    encoding: &'static str,
+    bytes: usize,
+    wrk: Wrk,
+    /// CPU µs per request: the gateway's own, its instances'.
+    cpu: (f64, f64),
+}
+
+/// The same FP32 rows sent as JSON and as binary tensors (answers asked for the same way),
+/// small (1 × 4) and large (16 384 × 4 = 65 536 elements, a 256 × 256 tensor's worth, in
+/// the shape the classifier takes), through the gateway; each body is checked once first.
+fn tensor_encodings(server: &crate::services::KilnServer, path: &str, seconds: u32, connections: u32) -> anyhow::Result<Vec<Encoding>> {
+    let mut rows = Vec::new();
+    for (input, n) in [("1 × 4", 1usize), ("65 536 (16 384 × 4, as 256 × 256)", 16_384)] {
+        let values: Vec<f32> = (0..n).flat_map(|i| [5.1 + (i % 7) as f32 * 0.1, 3.5, 1.4 + (i % 5) as f32 * 0.3, 0.2]).collect();
+        let json = serde_json::json!({"inputs": [{"name": "features", "shape": [n, 4], "datatype": "FP32", "data": values}]});
+        let header = serde_json::to_vec(&serde_json::json!({
+            "inputs": [{"name": "features", "shape": [n, 4], "datatype": "FP32", "parameters": {"binary_data_size": n * 16}}],
+            "parameters": {"binary_data_output": true},
+        }))?;
+        let mut binary = header.clone();
+        binary.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        for (encoding, body) in [("JSON", Body { bytes: serde_json::to_vec(&json)?, header_length: None }), ("binary", Body { bytes: binary, header_length: Some(header.len()) })] {
+            let mut check = Command::new("curl");
+            check.args(["-sf", "-o", "/dev/null", "-X", "POST", "--data-binary", "@-", &format!("{}{path}", server.url)]);
+            if let Some(length) = body.header_length {
+                check.args(["-H", &format!("Inference-Header-Content-Length: {length}"), "-H", "Content-Type: application/octet-stream"]);
+            }
+            let mut child = check.stdin(std::process::Stdio::piped()).spawn()?;
+            std::io::Write::write_all(&mut child.stdin.take().ok_or_else(|| anyhow::anyhow!("curl's stdin"))?, &body.bytes)?;
+            anyhow::ensure!(child.wait()?.success(), "the {encoding} body of {input} was not answered 200");
+            let (wrk, cpu) = run_wrk_measured(server.pid(), &server.url, path, &body, seconds, connections)?;
+            rows.push(Encoding { input, encoding, bytes: body.bytes.len(), wrk, cpu });
+        }
+    }
+    Ok(rows)
 }
 
 /// Kills and reaps a child when dropped.
@@ -684,30 +747,31 @@ fn serving(seconds: u32, connections: u32, rounds: u32, gateway_workers: usize) 
     let mlflow_url = format!("http://127.0.0.1:{mlflow_port}");
     wait_ready(&format!("{mlflow_url}/ping"), "mlflow models serve")?;
 
-    let oip = r#"{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
-    let pyfunc = r#"{"inputs":[[5.1,3.5,1.4,0.2]]}"#;
+    let oip = Body::json(r#"{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#);
+    let pyfunc = Body::json(r#"{"inputs":[[5.1,3.5,1.4,0.2]]}"#);
     let infer_path = format!("/v2/models/{handle}/infer");
     eprintln!("bench: wrk, {seconds} s each, {connections} connections, {rounds} rounds");
     let (mut gateways, mut instances) = (Vec::new(), Vec::new());
     let (mut gateway_cpu, mut behind_cpu, mut direct_cpu) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
-        let (wrk, (own, children)) = run_wrk_measured(server.pid(), &server.url, &infer_path, oip, seconds, connections)?;
+        let (wrk, (own, children)) = run_wrk_measured(server.pid(), &server.url, &infer_path, &oip, seconds, connections)?;
         gateways.push(wrk);
         gateway_cpu.push(own);
         behind_cpu.push(children);
-        let (wrk, (own, _)) = run_wrk_measured(direct.0.id(), &direct_url, &infer_path, oip, seconds, connections)?;
+        let (wrk, (own, _)) = run_wrk_measured(direct.0.id(), &direct_url, &infer_path, &oip, seconds, connections)?;
         instances.push(wrk);
         direct_cpu.push(own);
     }
     let (gateway, instance) = (Wrk::median(&gateways), Wrk::median(&instances));
-    let anchor = run_wrk(&mlflow_url, "/invocations", pyfunc, seconds, connections)?;
+    let anchor = run_wrk(&mlflow_url, "/invocations", &pyfunc, seconds, connections)?;
     drop(served);
     drop(direct);
+    let encodings = tensor_encodings(&server, &infer_path, seconds, connections)?;
 
     // Load while the deployment switches: canary, promote, blue-green, rollback.
     eprintln!("bench: wrk while switching deployments");
     let switch_seconds = seconds.max(16);
-    let (url, path, body) = (server.url.clone(), infer_path.clone(), oip.to_owned());
+    let (url, path, body) = (server.url.clone(), infer_path.clone(), oip.clone());
     let load = std::thread::spawn(move || run_wrk(&url, &path, &body, switch_seconds, connections));
     let pause = std::time::Duration::from_secs(u64::from(switch_seconds) / 5);
     std::thread::sleep(pause);
@@ -751,6 +815,26 @@ fn serving(seconds: u32, connections: u32, rounds: u32, gateway_workers: usize) 
         median(direct_cpu)
     );
     println!("while switching (canary:50 → promote → blue-green → rollback): {} requests, {} failed", switching.requests, switching.failed);
+    println!("\n### Tensor encodings through the gateway: JSON against Triton's binary tensor data (same rows, {seconds} s each)\n");
+    println!("| input | encoding | request bytes | req/s | p50 ms | failed | CPU µs/request (gateway + instance) | binary req/s vs JSON |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for pair in encodings.chunks(2) {
+        let json_rps = pair[0].wrk.requests_per_second;
+        for e in pair {
+            println!(
+                "| {} | {} | {} | {:.0} | {:.2} | {} | {:.0} + {:.0} | {} |",
+                e.input,
+                e.encoding,
+                e.bytes,
+                e.wrk.requests_per_second,
+                e.wrk.p50_ms,
+                e.wrk.failed,
+                e.cpu.0,
+                e.cpu.1,
+                if e.encoding == "binary" { format!("{:.2}×", e.wrk.requests_per_second / json_rps) } else { String::new() }
+            );
+        }
+    }
 
     // Bandit decision time (criterion).
     env::run(env::cargo().args(["bench", "-p", "kiln-server", "--bench", "decision", "--", "--warm-up-time", "1", "--measurement-time", "2"]))?;

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod binary;
+
 /// An infer component's `KILN_LISTEN` (and `kiln instance --listen`) of the form `unix:PATH`
 /// serves on a Unix socket at PATH. `kiln server` starts its instances so, beside their logs:
 /// the hop from the gateway then skips the TCP stack (on a busy machine about half of the
@@ -124,7 +126,9 @@ pub struct InferRequest {
     pub outputs: Option<Vec<RequestOutput>>,
 }
 
-/// One input tensor as sent: `data` is row-major, flat or nested.
+/// One input tensor as sent: `data` is row-major, flat or nested; or absent, with
+/// `parameters.binary_data_size` saying how many bytes after the JSON header are its elements
+/// ([`binary`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestInput {
     pub name: String,
@@ -132,6 +136,7 @@ pub struct RequestInput {
     pub datatype: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Parameters>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub data: serde_json::Value,
 }
 
@@ -161,7 +166,10 @@ pub struct ResponseOutput {
     pub datatype: Datatype,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Parameters>,
-    pub data: Data,
+    /// `None` when the elements went after the JSON header as bytes
+    /// (`parameters.binary_data_size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Data>,
 }
 
 /// `GET /v2/models/{name}`: enough for a generic client to build a request.
@@ -269,18 +277,43 @@ pub struct Tensor {
 pub const MAX_ELEMENTS: u64 = 1 << 28;
 
 impl InferRequest {
-    /// Checks every input; the first problem, naming its field.
+    /// Checks every input of a plain JSON request; the first problem, naming its field.
     pub fn tensors(&self) -> Result<Vec<Tensor>, OipError> {
+        self.tensors_with(&[])
+    }
+
+    /// Checks every input, those with `binary_data_size` taking their elements from `binary`
+    /// (the bytes after the JSON header) in order; every byte must be claimed.
+    pub fn tensors_with(&self, binary: &[u8]) -> Result<Vec<Tensor>, OipError> {
         if self.inputs.is_empty() {
             return Err(OipError::at("inputs", "is empty; send at least one input tensor"));
         }
         let mut seen = std::collections::BTreeSet::new();
         let mut tensors = Vec::with_capacity(self.inputs.len());
+        let mut claimed = 0;
         for (i, input) in self.inputs.iter().enumerate() {
+            let at = format!("inputs[{i}]");
             if !seen.insert(input.name.as_str()) {
-                return Err(OipError::at(format!("inputs[{i}].name"), format!("`{}` is given twice", input.name)));
+                return Err(OipError::at(format!("{at}.name"), format!("`{}` is given twice", input.name)));
             }
-            tensors.push(input.decode(&format!("inputs[{i}]"))?);
+            let bytes = match binary::declared_size(input, &at)? {
+                Some(size) => {
+                    let left = binary.len() - claimed;
+                    if size > left {
+                        return Err(OipError::at(format!("{at}.parameters.binary_data_size"), format!("is {size} but only {left} bytes follow the JSON header for it")));
+                    }
+                    claimed += size;
+                    Some(&binary[claimed - size..claimed])
+                }
+                None => None,
+            };
+            tensors.push(input.decode_with(&at, bytes)?);
+        }
+        if claimed != binary.len() {
+            return Err(OipError::at(
+                "body",
+                format!("{} bytes follow the last input's binary data (inputs claim {claimed} of the {} after the JSON header)", binary.len() - claimed, binary.len()),
+            ));
         }
         if let Some(outputs) = &self.outputs {
             let mut seen = std::collections::BTreeSet::new();
@@ -295,8 +328,14 @@ impl InferRequest {
 }
 
 impl RequestInput {
-    /// This input checked and typed; `at` names it in errors (`inputs[0]`).
+    /// This input (with its elements in `data`) checked and typed; `at` names it in errors
+    /// (`inputs[0]`).
     pub fn decode(&self, at: &str) -> Result<Tensor, OipError> {
+        self.decode_with(at, None)
+    }
+
+    /// This input checked and typed, its elements from `binary` when it was sent so.
+    fn decode_with(&self, at: &str, binary: Option<&[u8]>) -> Result<Tensor, OipError> {
         if self.name.is_empty() {
             return Err(OipError::at(format!("{at}.name"), "is empty"));
         }
@@ -314,6 +353,25 @@ impl RequestInput {
         }
         if expected > MAX_ELEMENTS {
             return Err(OipError::at(format!("{at}.shape"), format!("{:?} holds {expected} elements, over the limit of {MAX_ELEMENTS}", self.shape)));
+        }
+        if let Some(bytes) = binary {
+            if !self.data.is_null() {
+                return Err(OipError::at(at, "has both data and parameters.binary_data_size; send the elements one way"));
+            }
+            let data = binary::decode(datatype, expected, &self.shape, bytes, at)?;
+            return Ok(Tensor { name: self.name.clone(), datatype, shape, data });
+        }
+        if self.data.is_null() {
+            if self.parameters.as_ref().is_some_and(|p| p.contains_key("shared_memory_region")) {
+                return Err(OipError::at(
+                    format!("{at}.parameters.shared_memory_region"),
+                    "shared memory is not supported here; send data, or binary_data_size bytes after the JSON header",
+                ));
+            }
+            return Err(OipError::at(
+                format!("{at}.data"),
+                "is missing; send the elements as an array, or as bytes after the JSON header with parameters.binary_data_size",
+            ));
         }
         let mut flat = Vec::with_capacity(expected as usize);
         flatten(&self.data, &format!("{at}.data"), 0, &mut flat)?;
@@ -475,9 +533,9 @@ mod tests {
             inputs: is empty; send at least one input tensor
             inputs[0].data[0]: 1 is not a boolean (datatype BOOL)
             [Tensor { name: "x", datatype: Bytes, shape: [1], data: Bytes(["hi"]) }]
-            inputs[0].data: is missing (null); send the elements as an array
+            inputs[0].data: is missing; send the elements as an array, or as bytes after the JSON header with parameters.binary_data_size
             inputs[0].data: must be an array of elements
-            body: missing field `data` at line 1 column 53
+            inputs[0].data: is missing; send the elements as an array, or as bytes after the JSON header with parameters.binary_data_size
             body: missing field `shape` at line 1 column 52
             inputs[1].name: `x` is given twice
             inputs[0].name: is empty

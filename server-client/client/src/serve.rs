@@ -19,9 +19,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use kiln_api::oip::binary::{self, Encoded};
 use kiln_api::oip::{
     Data, InferRequest, InferResponse, Live, ModelMetadata, ModelReady, OipError, Ready, ResponseOutput, ServerMetadata, Tensor, TensorMetadata,
 };
@@ -282,7 +283,7 @@ impl<T: Shaped> InferOutput for T {
         }
         let mut elements = Vec::new();
         self.flatten_into(&mut elements);
-        Ok(Ok(ResponseOutput { name: name.to_owned(), shape, datatype: T::Elem::DATATYPE, parameters: None, data: T::Elem::into_data(elements) }))
+        Ok(Ok(ResponseOutput { name: name.to_owned(), shape, datatype: T::Elem::DATATYPE, parameters: None, data: Some(T::Elem::into_data(elements)) }))
     }
 }
 
@@ -347,11 +348,15 @@ impl Model {
         }
     }
 
-    /// One request, start to end: checked, given to `infer`, answered.
-    pub fn infer(&self, body: &[u8]) -> Result<InferResponse, (StatusCode, OipError)> {
+    /// One request, start to end: checked, given to `infer`, answered. `header_length` is
+    /// the `Inference-Header-Content-Length` header, when the body carries binary tensors
+    /// after its JSON ([`kiln_api::oip::binary`]); the answer's outputs go as binary when the
+    /// request asks for it.
+    pub fn infer(&self, body: &[u8], header_length: Option<&[u8]>) -> Result<Encoded, (StatusCode, OipError)> {
         let bad = |e: OipError| (StatusCode::BAD_REQUEST, e);
-        let request: InferRequest = kiln_api::json::decode(body).map_err(|e| bad(OipError::at(e.field, e.message)))?;
-        let tensors = request.tensors().map_err(bad)?;
+        let (json, binary) = kiln_api::oip::binary::split(body, header_length).map_err(bad)?;
+        let request: InferRequest = kiln_api::json::decode(json).map_err(|e| bad(OipError::at(e.field, e.message)))?;
+        let tensors = request.tensors_with(binary).map_err(bad)?;
         if let Some(outputs) = &request.outputs
             && let Some((i, unknown)) = outputs.iter().enumerate().find(|(_, o)| o.name != OUTPUT_NAME)
         {
@@ -367,7 +372,10 @@ impl Model {
                 return Err((StatusCode::INTERNAL_SERVER_ERROR, OipError::new(format!("infer panicked: {message}"))));
             }
         };
-        Ok(InferResponse { model_name: self.name.clone(), model_version: self.version.clone(), id: request.id, parameters: None, outputs: vec![output] })
+        let response = InferResponse { model_name: self.name.clone(), model_version: self.version.clone(), id: request.id.clone(), parameters: None, outputs: vec![output] };
+        response
+            .encode(|name| request.wants_binary(name))
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, OipError::new(format!("encoding the answer: {e}"))))
     }
 }
 
@@ -399,17 +407,18 @@ fn find<'a>(model: &'a Model, name: &str, version: Option<&str>) -> Result<&'a M
 
 /// The `/v2` routes for `model`; built apart from [`serve`] so tests can start it on port 0.
 pub fn app(model: Model, max_body: usize) -> Router {
-    async fn infer_at(model: &Model, name: &str, version: Option<&str>, body: &[u8]) -> Response {
+    async fn infer_at(model: &Model, name: &str, version: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Response {
+        let header_length = headers.get(binary::HEADER_LENGTH).map(|v| v.as_bytes());
         match find(model, name, version) {
-            Ok(model) => match model.infer(body) {
-                Ok(response) => axum::Json(response).into_response(),
+            Ok(model) => match model.infer(body, header_length) {
+                Ok(encoded) => answer(encoded),
                 Err((status, error)) => Failure(status, error).into_response(),
             },
             Err(failure) => failure.into_response(),
         }
     }
     Router::new()
-        .route("/v2", get(|| async { axum::Json(ServerMetadata { name: "kiln".into(), version: env!("CARGO_PKG_VERSION").into(), extensions: Vec::new() }) }))
+        .route("/v2", get(|| async { axum::Json(ServerMetadata { name: "kiln".into(), version: env!("CARGO_PKG_VERSION").into(), extensions: vec![kiln_api::oip::binary::EXTENSION.into()] }) }))
         .route("/v2/health/live", get(|| async { axum::Json(Live { live: true }) }))
         .route("/v2/health/ready", get(|| async { axum::Json(Ready { ready: true }) }))
         .route(
@@ -436,18 +445,33 @@ pub fn app(model: Model, max_body: usize) -> Router {
         )
         .route(
             "/v2/models/{name}/infer",
-            post(|State(m): State<Shared>, Path(name): Path<String>, body: Bytes| async move { infer_at(&m, &name, None, &body).await }),
+            post(|State(m): State<Shared>, Path(name): Path<String>, headers: HeaderMap, body: Bytes| async move {
+                infer_at(&m, &name, None, &headers, &body).await
+            }),
         )
         .route(
             "/v2/models/{name}/versions/{version}/infer",
-            post(|State(m): State<Shared>, Path((name, version)): Path<(String, String)>, body: Bytes| async move {
-                infer_at(&m, &name, Some(&version), &body).await
+            post(|State(m): State<Shared>, Path((name, version)): Path<(String, String)>, headers: HeaderMap, body: Bytes| async move {
+                infer_at(&m, &name, Some(&version), &headers, &body).await
             }),
         )
         .fallback(|uri: axum::http::Uri| async move { Failure(StatusCode::NOT_FOUND, OipError::new(format!("no route {}", uri.path()))) })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(Arc::new(model))
+}
+
+/// An encoded answer: JSON, or JSON then binary outputs, with the header that splits them.
+fn answer(encoded: Encoded) -> Response {
+    use axum::http::header::CONTENT_TYPE;
+    match encoded.header_length {
+        None => ([(CONTENT_TYPE, "application/json")], encoded.body).into_response(),
+        Some(length) => {
+            let mut response = ([(CONTENT_TYPE, binary::CONTENT_TYPE)], encoded.body).into_response();
+            response.headers_mut().insert(binary::HEADER_LENGTH, length.into());
+            response
+        }
+    }
 }
 
 /// axum's own refusals (body too large, wrong method) as `{"error": …}` too.
@@ -575,8 +599,8 @@ mod tests {
     }
 
     fn call(model: &Model, body: &str) -> String {
-        match model.infer(body.as_bytes()) {
-            Ok(response) => serde_json::to_string(&response).unwrap(),
+        match model.infer(body.as_bytes(), None) {
+            Ok(encoded) => String::from_utf8(encoded.body).unwrap(),
             Err((status, error)) => format!("{} {}", status.as_u16(), error.error),
         }
     }
@@ -616,6 +640,34 @@ mod tests {
             400 inputs[0].shape: invalid type: string "1,4", expected a sequence at line 1 column 43
             400 body: malformed JSON: expected ident at line 1 column 2"#]]
         .assert_eq(&out.join("\n"));
+    }
+
+    /// tritonclient's default request: FP32 rows as bytes after the JSON header, and every
+    /// output asked for as bytes; and the same request with the size wrong.
+    #[test]
+    fn binary_tensors_in_and_out() {
+        let m = model();
+        let rows: Vec<u8> = [1f32, 1.0, 1.0, 1.0, 2.0, 0.0, 0.0, 0.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let header = |size: usize, parameters: &str| {
+            format!(r#"{{"inputs":[{{"name":"features","shape":[2,4],"datatype":"FP32","parameters":{{"binary_data_size":{size}}}}}]{parameters}}}"#)
+        };
+        let send = |json: String, tail: &[u8]| {
+            let length = json.len().to_string();
+            m.infer(&[json.as_bytes(), tail].concat(), Some(length.as_bytes()))
+        };
+        let encoded = send(header(32, r#","parameters":{"binary_data_output":true}"#), &rows).unwrap();
+        let length = encoded.header_length.expect("a binary answer");
+        expect_test::expect![[r#"{"model_name":"iris","model_version":"3","outputs":[{"name":"output","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}"#]]
+            .assert_eq(std::str::from_utf8(&encoded.body[..length]).unwrap());
+        let answer: Vec<f32> = encoded.body[length..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(answer, [1.5, 1.0]);
+
+        let json = send(header(32, ""), &rows).unwrap();
+        assert_eq!((json.header_length, String::from_utf8(json.body).unwrap().contains(r#""data":[1.5,1.0]"#)), (None, true));
+        let (status, error) = send(header(28, ""), &rows[..28]).unwrap_err();
+        assert_eq!((status.as_u16(), error.error.as_str()), (400, "inputs[0].parameters.binary_data_size: is 28 but shape [2, 4] of FP32 needs 32 bytes (8 × 4)"));
+        let (_, error) = m.infer(header(32, "").as_bytes(), Some(b"500")).unwrap_err();
+        assert_eq!(error.error, "Inference-Header-Content-Length: is 500 but the body has only 101 bytes");
     }
 
     #[test]

@@ -113,8 +113,8 @@ mod tests {
     }
 
     fn call(model: &Model, body: &str) -> String {
-        match model.infer(body.as_bytes()) {
-            Ok(response) => serde_json::to_string(&response.outputs).unwrap(),
+        match model.infer(body.as_bytes(), None) {
+            Ok(encoded) => serde_json::to_string(&serde_json::from_slice::<kiln_api::oip::InferResponse>(&encoded.body).unwrap().outputs).unwrap(),
             Err((status, error)) => format!("{} {}", status.as_u16(), error.error),
         }
     }

@@ -12,10 +12,10 @@ use std::task::{Context, Poll};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kiln_api::oip::{Live, ModelReady, OipError, Ready, ServerMetadata};
+use kiln_api::oip::{Live, ModelReady, OipError, Ready, ServerMetadata, binary};
 
 use super::AppState;
 use crate::serving::Answer;
@@ -28,7 +28,7 @@ pub const MAX_BODY: usize = 64 << 20;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v2", get(|| async { axum::Json(ServerMetadata { name: "kiln".into(), version: env!("CARGO_PKG_VERSION").into(), extensions: vec![] }) }))
+        .route("/v2", get(|| async { axum::Json(ServerMetadata { name: "kiln".into(), version: env!("CARGO_PKG_VERSION").into(), extensions: vec![binary::EXTENSION.into()] }) }))
         .route("/v2/health/live", get(|| async { axum::Json(Live { live: true }) }))
         .route("/v2/health/ready", get(|| async { axum::Json(Ready { ready: true }) }))
         .route("/v2/models/{handle}", get(|State(s): Shared, Path(handle): Path<String>| async move { reply(s.gateway.metadata(&handle).await) }))
@@ -43,13 +43,15 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route(
             "/v2/models/{handle}/infer",
-            post(|State(s): Shared, Path(handle): Path<String>, body: Bytes| async move { reply(s.gateway.infer(&handle, None, body).await) }),
+            post(|State(s): Shared, Path(handle): Path<String>, headers: HeaderMap, body: Bytes| async move {
+                reply(s.gateway.infer(&handle, None, body, header_length(&headers)).await)
+            }),
         )
         .route(
             "/v2/models/{handle}/versions/{version}/infer",
-            post(|State(s): Shared, Path((handle, version)): Path<(String, String)>, body: Bytes| async move {
+            post(|State(s): Shared, Path((handle, version)): Path<(String, String)>, headers: HeaderMap, body: Bytes| async move {
                 match version.parse::<i64>() {
-                    Ok(v) => reply(s.gateway.infer(&handle, Some(v), body).await),
+                    Ok(v) => reply(s.gateway.infer(&handle, Some(v), body, header_length(&headers)).await),
                     Err(_) => refuse(Refusal::invalid("version", format!("'{version}' is not a version number"))),
                 }
             }),
@@ -89,8 +91,17 @@ fn too_large() -> Refusal {
     Refusal::invalid("body", format!("larger than {} MiB", MAX_BODY >> 20))
 }
 
+/// `Inference-Header-Content-Length`: where the JSON of a body with binary tensors ends.
+fn header_length(headers: &HeaderMap) -> Option<HeaderValue> {
+    headers.get(binary::HEADER_LENGTH).cloned()
+}
+
 fn reply(answer: Answer) -> Response {
-    let mut response = (answer.status, [(axum::http::header::CONTENT_TYPE, "application/json")], answer.body).into_response();
+    let content_type = if answer.header_length.is_some() { binary::CONTENT_TYPE } else { "application/json" };
+    let mut response = (answer.status, [(axum::http::header::CONTENT_TYPE, content_type)], answer.body).into_response();
+    if let Some(length) = answer.header_length {
+        response.headers_mut().insert(binary::HEADER_LENGTH, length);
+    }
     if let Some(version) = answer.version
         && let Ok(value) = version.to_string().parse()
     {
@@ -162,7 +173,8 @@ impl tower_service::Service<axum::extract::Request> for Front {
         match infer_handle(&request) {
             Some(handle) => {
                 let state = self.state.clone();
-                Either::Left(Box::pin(async move { Ok(infer(&state, &handle, request.into_body()).await) }))
+                let (parts, body) = request.into_parts();
+                Either::Left(Box::pin(async move { Ok(infer(&state, &handle, header_length(&parts.headers), body).await) }))
             }
             None => Either::Right(tower_service::Service::call(&mut self.router, request)),
         }
@@ -180,10 +192,10 @@ fn infer_handle(request: &axum::extract::Request) -> Option<String> {
 }
 
 /// The body, at most [`MAX_BODY`], then the gateway's answer: what the `infer` route does.
-async fn infer(state: &AppState, handle: &str, body: axum::body::Body) -> Response {
+async fn infer(state: &AppState, handle: &str, header_length: Option<HeaderValue>, body: axum::body::Body) -> Response {
     use http_body_util::BodyExt;
     match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-        Ok(body) => reply(state.gateway.infer(handle, None, body.to_bytes()).await),
+        Ok(body) => reply(state.gateway.infer(handle, None, body.to_bytes(), header_length).await),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => refuse(too_large()),
         Err(e) => refuse(Refusal::invalid("body", e)),
     }

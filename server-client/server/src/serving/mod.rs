@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use kiln_api::{ApiError, Deploy, Deployment, DeploymentStatus, ErrorCode, InstanceStatus, Role, Traffic};
 use tokio::sync::Semaphore;
 
@@ -82,16 +82,18 @@ impl Route {
     }
 }
 
-/// A gateway answer: status, JSON body, and the version that answered.
+/// A gateway answer: status, body, and the version that answered. The body is JSON, or JSON
+/// of `header_length` bytes then binary tensors (Triton's binary tensor data extension).
 pub struct Answer {
     pub status: StatusCode,
     pub body: bytes::Bytes,
     pub version: Option<i64>,
+    pub header_length: Option<HeaderValue>,
 }
 
 impl From<Refusal> for Answer {
     fn from(refusal: Refusal) -> Answer {
-        Answer { status: refusal.status(), body: serde_json::to_vec(&refusal.body()).unwrap_or_default().into(), version: None }
+        Answer { status: refusal.status(), body: serde_json::to_vec(&refusal.body()).unwrap_or_default().into(), version: None, header_length: None }
     }
 }
 
@@ -479,15 +481,19 @@ impl Gateway {
         self.flush().await;
     }
 
-    /// One inference request, from admission to answer.
-    pub async fn infer(&self, handle: &str, pinned: Option<i64>, body: bytes::Bytes) -> Answer {
+    /// One inference request, from admission to answer; `header_length` is its
+    /// `Inference-Header-Content-Length` when binary tensors follow the JSON.
+    pub async fn infer(&self, handle: &str, pinned: Option<i64>, body: bytes::Bytes, header_length: Option<HeaderValue>) -> Answer {
         let Some(route) = self.route(handle) else {
             return Refusal::NotDeployed { handle: handle.to_owned() }.into();
         };
         // The body goes to the instance as it came (with an id put in when it had none): the
         // instance checks it with kiln-api's OIP checks and answers 400 naming the field, so
         // the gateway does not parse a request twice.
-        let (body, id) = request_id::ensure(body, || self.answered.new_id());
+        let (body, header_length, id) = match request_id::ensure_split(body, header_length, || self.answered.new_id()) {
+            Ok(prepared) => prepared,
+            Err(error) => return Refusal::Malformed(error).into(),
+        };
         // Admission: a bounded number in flight, a bounded number waiting.
         let _slot = match route.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
@@ -521,15 +527,15 @@ impl Gateway {
                 return Refusal::NotReady { handle: handle.to_owned() }.into();
             };
             let _in_flight = instance.enter();
-            match instance.upstream.infer(body.clone(), ANSWER_WITHIN).await {
-                Ok((status, answer)) => {
+            match instance.upstream.infer(body.clone(), header_length.clone(), ANSWER_WITHIN).await {
+                Ok(upstream::Reply { status, body: answer, header_length }) => {
                     self.counter.request(handle, instance.version, started.elapsed(), status.is_server_error());
                     if status.is_success()
                         && let Some(id) = &id
                     {
                         self.answered.remember(id, &route.name, instance.version);
                     }
-                    return Answer { status, body: answer, version: Some(instance.version) };
+                    return Answer { status, body: answer, version: Some(instance.version), header_length };
                 }
                 Err(error) => {
                     // Refused, cut off or silent: the instance is gone or going. Retry on another.
@@ -607,7 +613,12 @@ impl Gateway {
             Ok((_, bytes)) => {
                 let mut metadata: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
                 metadata["versions"] = serde_json::json!(route.deployment.versions().iter().map(|v| v.to_string()).collect::<Vec<_>>());
-                Answer { status: StatusCode::OK, body: serde_json::to_vec(&metadata).unwrap_or_default().into(), version: Some(route.deployment.stable) }
+                Answer {
+                    status: StatusCode::OK,
+                    body: serde_json::to_vec(&metadata).unwrap_or_default().into(),
+                    version: Some(route.deployment.stable),
+                    header_length: None,
+                }
             }
             Err(error) => Refusal::Upstream { handle: handle.to_owned(), why: error.to_string() }.into(),
         }

@@ -11,6 +11,10 @@ pub enum Refusal {
     /// in `field`.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// A body the gateway could not split (a binary body's header length), said as the
+    /// instances' OIP checks say it.
+    #[error("{0}")]
+    Malformed(OipError),
     #[error("no model `{handle}` is deployed here (kiln deploy {handle} --model-version N)")]
     NotDeployed { handle: String },
     #[error("version {version} of `{handle}` is not deployed (deployed: {deployed:?})")]
@@ -44,7 +48,7 @@ impl Refusal {
     /// or the deployment (5xx).
     pub fn status(&self) -> StatusCode {
         match self {
-            Refusal::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Refusal::Invalid { .. } | Refusal::Malformed(_) => StatusCode::BAD_REQUEST,
             Refusal::NotDeployed { .. } | Refusal::VersionNotDeployed { .. } | Refusal::UnknownAnswer { .. } => StatusCode::NOT_FOUND,
             Refusal::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::NoSlot { .. } | Refusal::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,6 +71,7 @@ mod tests {
         let h = || "iris".to_owned();
         let cases = [
             (Refusal::invalid("reward", "1.5 is not in [0, 1]"), 400, "reward: 1.5 is not in [0, 1]"),
+            (Refusal::Malformed(OipError::at("Inference-Header-Content-Length", "`x` is not a byte count")), 400, "Inference-Header-Content-Length: `x` is not a byte count"),
             (Refusal::NotDeployed { handle: h() }, 404, "no model `iris` is deployed here (kiln deploy iris --model-version N)"),
             (Refusal::VersionNotDeployed { handle: h(), version: 9, deployed: vec![1, 2] }, 404, "version 9 of `iris` is not deployed (deployed: [1, 2])"),
             (Refusal::UnknownAnswer { handle: h(), id: "x".into() }, 404, "id: no recent answer of `iris` has id `x`"),

@@ -4,6 +4,8 @@
 //! its closing brace, and the instance echoes it back as OIP v2 says it must.
 
 use bytes::Bytes;
+use hyper::header::HeaderValue;
+use kiln_api::oip::{OipError, binary};
 
 /// A request's id: one the gateway made (by its sequence number), or the client's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,30 @@ pub fn ensure(body: Bytes, fresh: impl FnOnce() -> (u64, String)) -> (Bytes, Opt
     spliced.extend_from_slice(b"\"");
     spliced.extend_from_slice(&body[close..]);
     (spliced.into(), Some(RequestId::Made(seq)))
+}
+
+/// [`ensure`] for a body that may carry binary tensors after `header_length` bytes of JSON
+/// (Triton's binary tensor data extension): the id goes into the JSON, and the header length
+/// grows by what was put in. A header length that is not a number, or past the body, is
+/// refused here, since the gateway cannot find the JSON without it.
+pub fn ensure_split(
+    body: Bytes,
+    header_length: Option<HeaderValue>,
+    fresh: impl FnOnce() -> (u64, String),
+) -> Result<(Bytes, Option<HeaderValue>, Option<RequestId>), OipError> {
+    let Some(value) = header_length else {
+        let (body, id) = ensure(body, fresh);
+        return Ok((body, None, id));
+    };
+    let json_length = binary::split(&body, Some(value.as_bytes()))?.0.len();
+    let (json, id) = ensure(body.slice(..json_length), fresh);
+    if json.as_ptr() == body.as_ptr() && json.len() == json_length {
+        return Ok((body, Some(value), id));
+    }
+    let mut joined = Vec::with_capacity(json.len() + body.len() - json_length);
+    joined.extend_from_slice(&json);
+    joined.extend_from_slice(&body[json_length..]);
+    Ok((joined.into(), Some(HeaderValue::from(json.len())), id))
 }
 
 /// A field that is there, whatever its value (serde maps a null to an absent `Option`).
@@ -125,5 +151,29 @@ mod tests {
                 other => assert_eq!(id, other.map(|id| RequestId::Given(id.to_owned())), "{body}"),
             }
         }
+    }
+
+    #[test]
+    fn ids_go_into_the_json_header_of_a_binary_body() {
+        let fresh = || (7, "g-7".to_owned());
+        let show = |body: &str, length: Option<&str>| match ensure_split(Bytes::from(body.to_owned()), length.map(|l| HeaderValue::from_str(l).unwrap()), fresh) {
+            Ok((body, length, id)) => format!("{} {:?} {id:?}", String::from_utf8_lossy(&body), length),
+            Err(error) => error.error,
+        };
+        let cases = [
+            show(r#"{"inputs":[]}"#, None),
+            show(r#"{"inputs":[]}\x01\x02"#, Some("13")),
+            show(r#"{"id":"mine","inputs":[]}\x01"#, Some("25")),
+            show(r#"{"inputs":[]}"#, Some("13")),
+            show(r#"{"inputs":[]}"#, Some("14")),
+            show(r#"{"inputs":[]}"#, Some("-1")),
+        ];
+        expect_test::expect![[r#"
+            {"inputs":[],"id":"g-7"} None Some(Made(7))
+            {"inputs":[],"id":"g-7"}\x01\x02 Some("24") Some(Made(7))
+            {"id":"mine","inputs":[]}\x01 Some("25") Some(Given("mine"))
+            {"inputs":[],"id":"g-7"} Some("24") Some(Made(7))
+            Inference-Header-Content-Length: is 14 but the body has only 13 bytes
+            Inference-Header-Content-Length: `-1` is not a byte count"#]].assert_eq(&cases.join("\n"));
     }
 }

@@ -19,6 +19,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use kiln_api::oip::binary;
 
 /// Idle connections kept per instance (the gateway's default in-flight limit per handle).
 const IDLE_MAX: usize = 256;
@@ -53,6 +54,15 @@ impl fmt::Display for Address {
 
 type Sender = SendRequest<Full<Bytes>>;
 
+/// An instance's answer: status, body, and its `Inference-Header-Content-Length` when the
+/// body carries binary tensors after its JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Bytes,
+    pub header_length: Option<HeaderValue>,
+}
+
 /// Pooled connections to one instance.
 pub struct Upstream {
     address: Address,
@@ -76,14 +86,15 @@ impl Upstream {
         &self.address
     }
 
-    /// Posts an inference request's JSON `body` and reads the whole answer, within `timeout`.
-    pub async fn infer(&self, body: Bytes, timeout: Duration) -> Result<(StatusCode, Bytes), UpstreamError> {
-        self.send(Method::POST, &self.infer, Some(body), timeout).await
+    /// Posts an inference request's `body` (JSON, or JSON of `header_length` bytes then
+    /// binary tensors) and reads the whole answer, within `timeout`.
+    pub async fn infer(&self, body: Bytes, header_length: Option<HeaderValue>, timeout: Duration) -> Result<Reply, UpstreamError> {
+        self.send(Method::POST, &self.infer, Some((body, header_length)), timeout).await
     }
 
     /// `GET path` (health, metadata), within `timeout`.
     pub async fn get(&self, path: &str, timeout: Duration) -> Result<(StatusCode, Bytes), UpstreamError> {
-        self.send(Method::GET, &uri(path)?, None, timeout).await
+        self.send(Method::GET, &uri(path)?, None, timeout).await.map(|reply| (reply.status, reply.body))
     }
 
     /// How many idle connections the pool holds.
@@ -94,7 +105,7 @@ impl Upstream {
     /// A pooled connection may have been closed by the instance since it was last used (an
     /// idle timeout, a restart): a request that fails on one is sent once more, on a new
     /// connection. Inference is a pure function of the body, so sending it twice is safe.
-    async fn send(&self, method: Method, path: &Uri, body: Option<Bytes>, timeout: Duration) -> Result<(StatusCode, Bytes), UpstreamError> {
+    async fn send(&self, method: Method, path: &Uri, body: Option<(Bytes, Option<HeaderValue>)>, timeout: Duration) -> Result<Reply, UpstreamError> {
         let exchange = async {
             if let Some(sender) = self.pooled()
                 && let Ok(answer) = self.exchange(sender, method.clone(), path, body.clone()).await
@@ -139,21 +150,32 @@ impl Upstream {
         }
     }
 
-    async fn exchange(&self, mut sender: Sender, method: Method, path: &Uri, body: Option<Bytes>) -> Result<(StatusCode, Bytes), UpstreamError> {
-        let is_post = body.is_some();
-        let mut request = Request::new(Full::new(body.unwrap_or_default()));
+    async fn exchange(&self, mut sender: Sender, method: Method, path: &Uri, body: Option<(Bytes, Option<HeaderValue>)>) -> Result<Reply, UpstreamError> {
+        let (body, head) = match body {
+            Some((body, header_length)) => (body, Some(header_length)),
+            None => (Bytes::new(), None),
+        };
+        let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
         *request.uri_mut() = path.clone();
         let headers = request.headers_mut();
         headers.insert(HOST, self.host.clone());
-        if is_post {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        match head {
+            Some(Some(length)) => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static(binary::CONTENT_TYPE));
+                headers.insert(binary::HEADER_LENGTH, length);
+            }
+            Some(None) => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            None => {}
         }
         let response = sender.send_request(request).await?;
         let status = response.status();
-        let answer = response.into_body().collect().await?.to_bytes();
+        let header_length = response.headers().get(binary::HEADER_LENGTH).cloned();
+        let body = response.into_body().collect().await?.to_bytes();
         self.put_back(sender);
-        Ok((status, answer))
+        Ok(Reply { status, body, header_length })
     }
 }
 
@@ -217,8 +239,8 @@ mod tests {
         let (addr, connections) = echo(None).await;
         let upstream = Upstream::new(Address::Tcp(addr), "m").unwrap();
         for i in 0..5 {
-            let (status, answer) = upstream.infer(Bytes::from(format!("{{\"n\":{i}}}")), Duration::from_secs(5)).await.unwrap();
-            assert_eq!((status, &answer[..]), (StatusCode::OK, format!("/v2/models/m/infer {{\"n\":{i}}}").as_bytes()));
+            let Reply { status, body, .. } = upstream.infer(Bytes::from(format!("{{\"n\":{i}}}")), None, Duration::from_secs(5)).await.unwrap();
+            assert_eq!((status, &body[..]), (StatusCode::OK, format!("/v2/models/m/infer {{\"n\":{i}}}").as_bytes()));
         }
         assert_eq!(connections.load(Ordering::SeqCst), 1);
         assert_eq!(upstream.idle(), 1);
@@ -231,11 +253,11 @@ mod tests {
         let tasks: Vec<_> = (0..8)
             .map(|i| {
                 let upstream = upstream.clone();
-                tokio::spawn(async move { upstream.infer(Bytes::from(i.to_string()), Duration::from_secs(5)).await })
+                tokio::spawn(async move { upstream.infer(Bytes::from(i.to_string()), None, Duration::from_secs(5)).await })
             })
             .collect();
         for (i, task) in tasks.into_iter().enumerate() {
-            assert_eq!(task.await.unwrap().unwrap().1, Bytes::from(format!("/v2/models/p/infer {i}")));
+            assert_eq!(task.await.unwrap().unwrap().body, Bytes::from(format!("/v2/models/p/infer {i}")));
         }
         let opened = connections.load(Ordering::SeqCst);
         assert!((1..=8).contains(&opened), "{opened}");
@@ -247,8 +269,8 @@ mod tests {
         let (addr, connections) = echo(Some(2)).await;
         let upstream = Upstream::new(Address::Tcp(addr), "p").unwrap();
         for i in 0..6 {
-            let (status, answer) = upstream.infer(Bytes::from(i.to_string()), Duration::from_secs(5)).await.unwrap();
-            assert_eq!((status, answer), (StatusCode::OK, Bytes::from(format!("/v2/models/p/infer {i}"))));
+            let Reply { status, body, .. } = upstream.infer(Bytes::from(i.to_string()), None, Duration::from_secs(5)).await.unwrap();
+            assert_eq!((status, body), (StatusCode::OK, Bytes::from(format!("/v2/models/p/infer {i}"))));
         }
         assert_eq!(connections.load(Ordering::SeqCst), 3);
     }
@@ -274,9 +296,9 @@ mod tests {
             let _ = second.read(&mut buffer).await;
         });
         let upstream = Upstream::new(Address::Tcp(addr), "p").unwrap();
-        assert_eq!(upstream.infer(Bytes::from("a"), Duration::from_secs(5)).await.unwrap().1, Bytes::from("first"));
+        assert_eq!(upstream.infer(Bytes::from("a"), None, Duration::from_secs(5)).await.unwrap().body, Bytes::from("first"));
         assert_eq!(upstream.idle(), 1);
-        assert_eq!(upstream.infer(Bytes::from("b"), Duration::from_secs(5)).await.unwrap().1, Bytes::from("second"));
+        assert_eq!(upstream.infer(Bytes::from("b"), None, Duration::from_secs(5)).await.unwrap().body, Bytes::from("second"));
     }
 
     #[tokio::test]
@@ -291,20 +313,31 @@ mod tests {
                 let (stream, _) = listener.accept().await.unwrap();
                 counted.fetch_add(1, Ordering::SeqCst);
                 let service = hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
-                    let head = format!("{} {} {:?}", request.method(), request.uri(), request.headers().get(CONTENT_TYPE));
+                    let length = request.headers().get(binary::HEADER_LENGTH).cloned();
+                    let head = format!("{} {} {:?} {length:?}", request.method(), request.uri(), request.headers().get(CONTENT_TYPE));
                     let body = request.into_body().collect().await?.to_bytes();
-                    Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::from(format!("{head} {}", String::from_utf8_lossy(&body))))))
+                    let mut response = hyper::Response::new(Full::new(Bytes::from(format!("{head} {}", String::from_utf8_lossy(&body)))));
+                    if let Some(length) = length {
+                        // Echoes the header back, as an instance answering in binary does.
+                        response.headers_mut().insert(binary::HEADER_LENGTH, length);
+                    }
+                    Ok::<_, hyper::Error>(response)
                 });
                 tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
             }
         });
         let upstream = Upstream::new(Address::Unix(path.clone()), "iris").unwrap();
         assert_eq!(upstream.address().to_string(), format!("unix:{}", path.display()));
-        let (status, answer) = upstream.infer(Bytes::from("{}"), Duration::from_secs(5)).await.unwrap();
-        assert_eq!((status, answer), (StatusCode::OK, Bytes::from(r#"POST /v2/models/iris/infer Some("application/json") {}"#)));
+        let reply = upstream.infer(Bytes::from("{}"), None, Duration::from_secs(5)).await.unwrap();
+        assert_eq!((reply.status, reply.body, reply.header_length), (StatusCode::OK, Bytes::from(r#"POST /v2/models/iris/infer Some("application/json") None {}"#), None));
+        let reply = upstream.infer(Bytes::from("{}xy"), Some(HeaderValue::from_static("2")), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(
+            (reply.body, reply.header_length),
+            (Bytes::from(r#"POST /v2/models/iris/infer Some("application/octet-stream") Some("2") {}xy"#), Some(HeaderValue::from_static("2")))
+        );
         let (_, answer) = upstream.get("/v2/health/ready", Duration::from_secs(5)).await.unwrap();
-        assert_eq!(answer, Bytes::from("GET /v2/health/ready None "));
-        assert_eq!(connections.load(Ordering::SeqCst), 1, "one connection for both");
+        assert_eq!(answer, Bytes::from("GET /v2/health/ready None None "));
+        assert_eq!(connections.load(Ordering::SeqCst), 1, "one connection for all three");
         assert!(matches!(upstream.get("no path", Duration::from_secs(5)).await, Err(UpstreamError::Path { .. })));
     }
 
@@ -312,14 +345,14 @@ mod tests {
     async fn errors_say_what_failed() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let upstream = Upstream::new(Address::Tcp(port), "p").unwrap();
-        let error = upstream.infer(Bytes::new(), Duration::from_secs(5)).await.unwrap_err();
+        let error = upstream.infer(Bytes::new(), None, Duration::from_secs(5)).await.unwrap_err();
         assert!(matches!(error, UpstreamError::Connect { .. }), "{error}");
         assert!(error.to_string().starts_with(&format!("connecting to http://{port}: ")), "{error}");
 
         // Accepts and never answers.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let upstream = Upstream::new(Address::Tcp(listener.local_addr().unwrap()), "p").unwrap();
-        let error = upstream.infer(Bytes::new(), Duration::from_millis(200)).await.unwrap_err();
+        let error = upstream.infer(Bytes::new(), None, Duration::from_millis(200)).await.unwrap_err();
         assert_eq!(error.to_string(), "no answer within 200ms");
         drop(listener);
     }
