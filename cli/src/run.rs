@@ -102,8 +102,7 @@ fn cached(client: &kiln::Client, handle: &str, key: &str, value: &str, wanted: &
         filter: format!("tags.`{key}` = '{value}'"),
         order_by: vec!["start_time DESC".into()],
         max_results: Some(20),
-        page_token: None,
-        changed_since: None,
+        ..Default::default()
     };
     let page = match client.search_runs(&request) {
         Ok(page) => page,

@@ -85,8 +85,7 @@ pub fn run(client: &kiln::Client, command: &RunsCommand) -> anyhow::Result<()> {
                 filter: filter.clone(),
                 order_by: order_by.clone(),
                 max_results: Some(*max),
-                page_token: None,
-                changed_since: None,
+                ..Default::default()
             })?;
             if *json {
                 return print_json(&page);

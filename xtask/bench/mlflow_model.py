@@ -1,6 +1,6 @@
 """The anchor for `cargo xtask bench serving`: the same model as the Kiln infer component
-(the weights the train step stored, the same softmax over a linear layer) as an MLflow pyfunc,
-saved for `mlflow models serve --env-manager local`.
+(the weights the train step stored, the same 4→16→3 MLP with ReLU and a softmax) as an
+MLflow pyfunc, saved for `mlflow models serve --env-manager local`.
 
 argv: KILN_URL TOKEN HANDLE VERSION OUT_DIR (the weights are fetched from the Kiln store)
 """
@@ -34,12 +34,14 @@ def read_safetensors(path):
 
 class Classifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        tensors = read_safetensors(context.artifacts["weights"])
-        self.weight, self.bias = tensors["weight"], tensors["bias"]
+        t = read_safetensors(context.artifacts["weights"])
+        self.hidden = (t["hidden.weight"], t["hidden.bias"])
+        self.out = (t["out.weight"], t["out.bias"])
 
     def predict(self, context, model_input, params=None):
         x = np.asarray(model_input, dtype=np.float32)
-        logits = x @ self.weight.T + self.bias
+        h = np.maximum(x @ self.hidden[0].T + self.hidden[1], 0.0)
+        logits = h @ self.out[0].T + self.out[1]
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)

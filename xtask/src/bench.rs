@@ -667,6 +667,17 @@ fn tensor_encodings(server: &crate::services::KilnServer, path: &str, seconds: u
     Ok(rows)
 }
 
+/// POSTs a JSON `body` with curl and parses the answer.
+fn post_json(url: &str, body: &[u8]) -> anyhow::Result<serde_json::Value> {
+    let output = Command::new("curl")
+        .args(["-sf", "-H", "Content-Type: application/json", "--data-binary"])
+        .arg(String::from_utf8_lossy(body).into_owned())
+        .arg(url)
+        .output()?;
+    anyhow::ensure!(output.status.success(), "POST {url} failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
 /// Kills and reaps a child when dropped.
 struct Reaped(std::process::Child);
 
@@ -750,6 +761,15 @@ fn serving(seconds: u32, connections: u32, rounds: u32, gateway_workers: usize) 
     let oip = Body::json(r#"{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#);
     let pyfunc = Body::json(r#"{"inputs":[[5.1,3.5,1.4,0.2]]}"#);
     let infer_path = format!("/v2/models/{handle}/infer");
+    // The anchor must compute what the instance does: the same probabilities for one row.
+    let kiln_answer = post_json(&format!("{direct_url}{infer_path}"), &oip.bytes)?;
+    let mlflow_answer = post_json(&format!("{mlflow_url}/invocations"), &pyfunc.bytes)?;
+    let ours: Vec<f64> = kiln_answer["outputs"][0]["data"].as_array().into_iter().flatten().filter_map(serde_json::Value::as_f64).collect();
+    let theirs: Vec<f64> = mlflow_answer["predictions"][0].as_array().into_iter().flatten().filter_map(serde_json::Value::as_f64).collect();
+    anyhow::ensure!(
+        ours.len() == 3 && ours.len() == theirs.len() && ours.iter().zip(&theirs).all(|(a, b)| (a - b).abs() < 1e-4),
+        "the MLflow anchor answers {mlflow_answer} where the instance answers {kiln_answer}"
+    );
     eprintln!("bench: wrk, {seconds} s each, {connections} connections, {rounds} rounds");
     let (mut gateways, mut instances) = (Vec::new(), Vec::new());
     let (mut gateway_cpu, mut behind_cpu, mut direct_cpu) = (Vec::new(), Vec::new(), Vec::new());

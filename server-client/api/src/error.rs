@@ -21,6 +21,8 @@ pub enum ErrorCode {
     /// The server is overloaded.
     RequestLimitExceeded,
     InternalError,
+    /// A path no route serves (under MLflow's API: a call Kiln does not implement).
+    EndpointNotFound,
 }
 
 impl ErrorCode {
@@ -30,7 +32,7 @@ impl ErrorCode {
             ErrorCode::InvalidParameterValue | ErrorCode::ResourceAlreadyExists => 400,
             ErrorCode::Unauthenticated => 401,
             ErrorCode::PermissionDenied => 403,
-            ErrorCode::ResourceDoesNotExist => 404,
+            ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => 404,
             ErrorCode::ResourceConflict => 409,
             ErrorCode::RequestLimitExceeded => 429,
             ErrorCode::InternalError => 500,

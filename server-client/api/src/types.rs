@@ -10,6 +10,38 @@ pub struct Experiment {
     pub id: String,
     pub name: String,
     pub created_at: Millis,
+    /// When it was deleted (MLflow's lifecycle stage "deleted"); `None` while active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+/// Which runs or experiments a search sees: MLflow's `ViewType`. Deleted ones are hidden
+/// unless asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    #[default]
+    ActiveOnly,
+    DeletedOnly,
+    All,
+}
+
+impl Lifecycle {
+    /// MLflow's spelling (`ACTIVE_ONLY`, `DELETED_ONLY`, `ALL`).
+    pub fn parse_mlflow(text: &str) -> Option<Lifecycle> {
+        match text {
+            "ACTIVE_ONLY" | "1" => Some(Lifecycle::ActiveOnly),
+            "DELETED_ONLY" | "2" => Some(Lifecycle::DeletedOnly),
+            "ALL" | "3" => Some(Lifecycle::All),
+            _ => None,
+        }
+    }
+
+    pub fn is_active_only(&self) -> bool {
+        *self == Lifecycle::ActiveOnly
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +125,10 @@ pub struct Run {
     pub start_time: Millis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Millis>,
+    /// When it was deleted (MLflow's lifecycle stage "deleted"): hidden from searches, takes
+    /// no writes, can be restored. `None` while active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Millis>,
 }
 
 /// `POST /api/v1/runs`: the experiment is named; it is created when it does not exist yet, so
@@ -219,6 +255,9 @@ pub struct SearchRuns {
     /// [`RunPage::cursor`]: what a live view polls for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_since: Option<Millis>,
+    /// Active runs (the default), deleted ones, or both.
+    #[serde(default, skip_serializing_if = "Lifecycle::is_active_only")]
+    pub lifecycle: Lifecycle,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

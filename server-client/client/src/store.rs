@@ -173,6 +173,20 @@ impl Client {
         self.send("PATCH", &format!("/runs/{}", escape(id)), update)
     }
 
+    /// Moves run `id` to the trash: searches leave it out (unless asked for deleted runs)
+    /// and it takes no more writes until [`Client::restore_run`].
+    pub fn delete_run(&self, id: &str) -> Result<(), Error> {
+        let path = format!("/runs/{}", escape(id));
+        let url = self.url_of(&path);
+        let _: serde_json::Value = Self::reply("DELETE", &path, &url, self.authorize(self.agent.delete(&url)).call())?;
+        Ok(())
+    }
+
+    pub fn restore_run(&self, id: &str) -> Result<(), Error> {
+        let _: serde_json::Value = self.send("POST", &format!("/runs/{}/restore", escape(id)), &serde_json::json!({}))?;
+        Ok(())
+    }
+
     pub fn log_batch(&self, run_id: &str, batch: &LogBatch) -> Result<(), Error> {
         limits::batch(batch)?;
         let _: serde_json::Value = self.send("POST", &format!("/runs/{}/log", escape(run_id)), batch)?;

@@ -4,7 +4,7 @@
 mod support;
 
 use kiln::api::{
-    AttachArtifact, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, ErrorCode, HistoryAxis, HistoryRequest, LogBatch, Metric, ModelRef, Param,
+    AttachArtifact, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, ErrorCode, HistoryAxis, HistoryRequest, Lifecycle, LogBatch, Metric, ModelRef, Param,
     RunStatus, SearchRuns, Tag, UpdateRun,
 };
 use serde_json::json;
@@ -14,7 +14,7 @@ contract_tests!(
     experiments_are_unique_by_name,
     a_run_logs_params_metrics_and_tags,
     params_are_write_once_and_batches_all_or_nothing,
-    a_finished_run_takes_no_more_metrics,
+    a_finished_run_takes_metrics_and_a_deleted_one_nothing,
     search_filters_orders_and_pages,
     pages_stay_stable_while_runs_start_and_changes_are_polled,
     histories_are_down_sampled_keeping_the_ends_and_every_extreme,
@@ -116,15 +116,44 @@ fn params_are_write_once_and_batches_all_or_nothing(backend: Backend) {
     assert!(client.metric_history(&id, "loss").unwrap().points.is_empty());
 }
 
-fn a_finished_run_takes_no_more_metrics(backend: Backend) {
+fn a_finished_run_takes_metrics_and_a_deleted_one_nothing(backend: Backend) {
     let server = TestServer::start(backend);
     let client = server.client();
     let id = new_run(&client, "e", "r");
+    new_run(&client, "e", "kept");
     client.update_run(&id, &UpdateRun { status: Some(RunStatus::Failed), ..Default::default() }).unwrap();
-    let refused = client.log_batch(&id, &LogBatch { metrics: vec![metric("loss", 1.0, 0)], ..Default::default() }).unwrap_err();
+    // Evaluation after training: a finished run takes metrics, params and tags, as on MLflow.
+    let late = LogBatch {
+        metrics: vec![metric("test_acc", 0.9, 0)],
+        params: vec![Param { key: "eval_set".into(), value: "holdout".into() }],
+        tags: vec![Tag { key: "note".into(), value: "oom".into() }],
+    };
+    client.log_batch(&id, &late).unwrap();
+    assert_eq!(client.run(&id).unwrap().metrics.len(), 1);
+
+    // A deleted run is hidden from searches (unless asked for) and takes nothing.
+    client.delete_run(&id).unwrap();
+    let names = |lifecycle| -> Vec<String> {
+        let page = client.search_runs(&SearchRuns { experiments: vec!["e".into()], lifecycle, ..Default::default() }).unwrap();
+        let mut names: Vec<String> = page.runs.into_iter().map(|r| r.run.name).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(Lifecycle::ActiveOnly), ["kept"]);
+    assert_eq!(names(Lifecycle::DeletedOnly), ["r"]);
+    assert_eq!(names(Lifecycle::All), ["kept", "r"]);
+    assert!(client.run(&id).unwrap().run.deleted_at.is_some(), "a deleted run is still readable by id");
+    let refused = client.log_batch(&id, &LogBatch { metrics: vec![metric("loss", 1.0, 1)], ..Default::default() }).unwrap_err();
     assert_eq!(code(&refused), (400, ErrorCode::InvalidParameterValue));
-    // Tags still move (a run is annotated after it ends).
-    client.log_batch(&id, &LogBatch { tags: vec![Tag { key: "note".into(), value: "oom".into() }], ..Default::default() }).unwrap();
+    assert!(refused.to_string().contains("must be in the 'active' state"), "{refused}");
+    let refused = client.update_run(&id, &UpdateRun { name: Some("renamed".into()), ..Default::default() }).unwrap_err();
+    assert_eq!(code(&refused), (400, ErrorCode::InvalidParameterValue));
+
+    client.restore_run(&id).unwrap();
+    assert!(client.run(&id).unwrap().run.deleted_at.is_none());
+    client.log_batch(&id, &LogBatch { metrics: vec![metric("loss", 1.0, 1)], ..Default::default() }).unwrap();
+    assert_eq!(names(Lifecycle::ActiveOnly), ["kept", "r"]);
+    assert_eq!(code(&client.delete_run("no-such-run").unwrap_err()), (404, ErrorCode::ResourceDoesNotExist));
 }
 
 fn search_filters_orders_and_pages(backend: Backend) {

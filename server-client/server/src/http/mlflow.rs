@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use kiln_api::search::{Attribute, Op, Target, Value as FilterValue, like, parse_filter};
 use kiln_api::{
-    ApiError, CreateModel, CreateModelVersion, CreateRun, Experiment, LogBatch, Metric, ModelVersion, Param, RegisteredModel, RunSource, RunStatus, RunView,
+    ApiError, CreateModel, CreateModelVersion, CreateRun, ErrorCode, Experiment, Lifecycle, LogBatch, Metric, ModelVersion, Param, RegisteredModel, RunSource, RunStatus, RunView,
     SearchRuns, Tag, UpdateRun,
 };
 use serde::Deserialize;
@@ -42,6 +42,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/runs/log-metric", post(log_metric))
         .route("/runs/log-parameter", post(log_parameter))
         .route("/runs/set-tag", post(set_tag))
+        .route("/runs/delete-tag", post(delete_tag))
+        .route("/runs/delete", post(delete_run))
+        .route("/runs/restore", post(restore_run))
+        .route("/experiments/update", post(update_experiment))
+        .route("/experiments/delete", post(delete_experiment))
+        .route("/experiments/restore", post(restore_experiment))
+        .route("/experiments/set-experiment-tag", post(set_experiment_tag))
+        .route("/experiments/delete-experiment-tag", post(delete_experiment_tag))
         .route("/metrics/get-history", get(metric_history))
         .route("/registered-models/create", post(create_registered_model))
         .route("/registered-models/get", get(get_registered_model))
@@ -50,6 +58,30 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/model-versions/create", post(create_model_version))
         .route("/model-versions/get", get(get_model_version))
         .route("/model-versions/search", get(search_model_versions).post(search_model_versions))
+        .fallback(not_served)
+}
+
+/// A call of MLflow's API that Kiln does not serve: MLflow's error shape, naming the call.
+async fn not_served(method: Method, uri: axum::http::Uri) -> Failure {
+    ApiError::new(
+        ErrorCode::EndpointNotFound,
+        format!("{method} {} is not supported by this Kiln server's MLflow API (see docs/mlflow.md for what is)", uri.path()),
+    )
+    .into()
+}
+
+fn stage(deleted_at: Option<i64>) -> &'static str {
+    if deleted_at.is_some() { "deleted" } else { "active" }
+}
+
+/// `run_view_type` / `view_type`: MLflow's enum by name or number; active only by default.
+fn lifecycle(value: &Option<Value>, field: &str) -> Result<Lifecycle, Failure> {
+    let text = match value {
+        None | Some(Value::Null) => return Ok(Lifecycle::ActiveOnly),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    };
+    Lifecycle::parse_mlflow(&text).ok_or_else(|| ApiError::invalid(field, format!("'{text}' is not ACTIVE_ONLY, DELETED_ONLY or ALL")).into())
 }
 
 fn required<'a>(params: &'a HashMap<String, String>, key: &str) -> Result<&'a str, Failure> {
@@ -69,10 +101,10 @@ fn experiment_json(experiment: &Experiment) -> Value {
         "experiment_id": experiment.id,
         "name": experiment.name,
         "artifact_location": format!("mlflow-artifacts:/{}", experiment.id),
-        "lifecycle_stage": "active",
+        "lifecycle_stage": stage(experiment.deleted_at),
         "creation_time": experiment.created_at,
-        "last_update_time": experiment.created_at,
-        "tags": [],
+        "last_update_time": experiment.deleted_at.unwrap_or(experiment.created_at),
+        "tags": experiment.tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(),
     })
 }
 
@@ -86,7 +118,7 @@ fn run_info_json(run: &kiln_api::Run) -> Value {
         "status": run.status.as_str(),
         "start_time": run.start_time,
         "artifact_uri": format!("mlflow-artifacts:/{}/{}/artifacts", run.experiment_id, run.id),
-        "lifecycle_stage": "active",
+        "lifecycle_stage": stage(run.deleted_at),
     });
     if let Some(end) = run.end_time {
         info["end_time"] = json!(end);
@@ -202,6 +234,10 @@ struct SearchBody {
     page_token: Option<String>,
     #[serde(default)]
     experiment_ids: Vec<String>,
+    #[serde(default)]
+    run_view_type: Option<Value>,
+    #[serde(default)]
+    view_type: Option<Value>,
 }
 
 /// A search request from a GET query or a POST body.
@@ -213,6 +249,8 @@ fn search_request(method: &Method, params: &HashMap<String, String>, bytes: &Byt
             order_by: params.get("order_by").cloned().into_iter().collect(),
             page_token: params.get("page_token").cloned(),
             experiment_ids: Vec::new(),
+            run_view_type: None,
+            view_type: params.get("view_type").map(|v| Value::String(v.clone())),
         })
     } else {
         Ok(body::parse(bytes)?)
@@ -250,10 +288,11 @@ fn name_matches(filter: &str, name: &str, tags: &[Tag], extra: impl Fn(Attribute
 
 async fn search_experiments(State(state): Shared, method: Method, Query(params): Params, bytes: Bytes) -> Reply {
     let request = search_request(&method, &params, &bytes)?;
+    let view = lifecycle(&request.view_type, "view_type")?;
     let filter = request.filter.unwrap_or_default();
     let mut found = Vec::new();
-    for experiment in state.store.experiments().await? {
-        if name_matches(&filter, &experiment.name, &[], |_, _| None)? {
+    for experiment in state.store.experiments(view).await? {
+        if name_matches(&filter, &experiment.name, &experiment.tags, |_, _| None)? {
             found.push(experiment_json(&experiment));
         }
     }
@@ -317,6 +356,7 @@ async fn get_run(State(state): Shared, Query(params): Params) -> Reply {
 }
 
 async fn search_runs(State(state): Shared, JsonBody(body): JsonBody<SearchBody>) -> Reply {
+    let view = lifecycle(&body.run_view_type, "run_view_type")?;
     let mut experiments = Vec::new();
     for id in &body.experiment_ids {
         match state.store.experiment(id).await {
@@ -336,6 +376,7 @@ async fn search_runs(State(state): Shared, JsonBody(body): JsonBody<SearchBody>)
             max_results: body.max_results.map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
             page_token: body.page_token.filter(|t| !t.is_empty()),
             changed_since: None,
+            lifecycle: view,
         })
         .await?;
     let mut reply = json!({"runs": page.runs.iter().map(run_json).collect::<Vec<_>>()});
@@ -405,6 +446,82 @@ async fn log_parameter(State(state): Shared, JsonBody(body): JsonBody<KeyValueBo
 async fn set_tag(State(state): Shared, JsonBody(body): JsonBody<KeyValueBody>) -> Reply {
     let id = run_id(&body.run_id, &body.run_uuid)?;
     state.store.log_batch(&id, &LogBatch { tags: vec![Tag { key: body.key, value: body.value }], ..Default::default() }).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct RunKeyBody {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+}
+
+async fn delete_tag(State(state): Shared, JsonBody(body): JsonBody<RunKeyBody>) -> Reply {
+    let id = run_id(&body.run_id, &body.run_uuid)?;
+    let key = body.key.filter(|k| !k.is_empty()).ok_or_else(|| ApiError::invalid("key", "missing value"))?;
+    state.store.delete_run_tag(&id, &key).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_run(State(state): Shared, JsonBody(body): JsonBody<RunKeyBody>) -> Reply {
+    state.store.set_run_deleted(&run_id(&body.run_id, &body.run_uuid)?, true).await?;
+    Ok(Json(json!({})))
+}
+
+async fn restore_run(State(state): Shared, JsonBody(body): JsonBody<RunKeyBody>) -> Reply {
+    state.store.set_run_deleted(&run_id(&body.run_id, &body.run_uuid)?, false).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct ExperimentBody {
+    #[serde(default)]
+    experiment_id: String,
+    #[serde(default)]
+    new_name: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+impl ExperimentBody {
+    fn id(&self) -> Result<&str, Failure> {
+        if self.experiment_id.is_empty() { Err(ApiError::invalid("experiment_id", "missing value").into()) } else { Ok(&self.experiment_id) }
+    }
+
+    fn key(&self) -> Result<&str, Failure> {
+        self.key.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| ApiError::invalid("key", "missing value").into())
+    }
+}
+
+async fn update_experiment(State(state): Shared, JsonBody(body): JsonBody<ExperimentBody>) -> Reply {
+    let name = body.new_name.as_deref().ok_or_else(|| ApiError::invalid("new_name", "missing value"))?;
+    state.store.rename_experiment(body.id()?, name).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_experiment(State(state): Shared, JsonBody(body): JsonBody<ExperimentBody>) -> Reply {
+    state.store.delete_experiment(body.id()?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn restore_experiment(State(state): Shared, JsonBody(body): JsonBody<ExperimentBody>) -> Reply {
+    state.store.restore_experiment(body.id()?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn set_experiment_tag(State(state): Shared, JsonBody(body): JsonBody<ExperimentBody>) -> Reply {
+    let value = body.value.as_deref().ok_or_else(|| ApiError::invalid("value", "missing value"))?;
+    state.store.set_experiment_tag(body.id()?, body.key()?, Some(value)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_experiment_tag(State(state): Shared, JsonBody(body): JsonBody<ExperimentBody>) -> Reply {
+    state.store.set_experiment_tag(body.id()?, body.key()?, None).await?;
     Ok(Json(json!({})))
 }
 

@@ -31,7 +31,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/experiments/{key}", get(experiment))
         .route("/runs", post(create_run))
         .route("/runs/search", post(search_runs))
-        .route("/runs/{id}", get(run).patch(update_run))
+        .route("/runs/{id}", get(run).patch(update_run).delete(delete_run))
+        .route("/runs/{id}/restore", post(restore_run))
         .route("/runs/{id}/log", post(log_batch))
         .route("/runs/{id}/metric-history", get(metric_history))
         .route("/metrics/history", post(histories))
@@ -174,7 +175,7 @@ async fn health(State(state): Shared) -> Json<Health> {
 }
 
 async fn experiments(State(state): Shared) -> Reply<Vec<Experiment>> {
-    Ok(Json(state.store.experiments().await?))
+    Ok(Json(state.store.experiments(kiln_api::Lifecycle::ActiveOnly).await?))
 }
 
 async fn create_experiment(State(state): Shared, JsonBody(body): JsonBody<CreateExperiment>) -> Reply<Experiment> {
@@ -195,6 +196,17 @@ async fn run(State(state): Shared, Path(id): Path<String>) -> Reply<RunView> {
 
 async fn update_run(State(state): Shared, Path(id): Path<String>, JsonBody(body): JsonBody<UpdateRun>) -> Reply<Run> {
     Ok(Json(state.store.update_run(&id, &body).await?))
+}
+
+/// Moves a run to the trash: hidden from searches, refusing writes, restorable.
+async fn delete_run(State(state): Shared, Path(id): Path<String>) -> Reply<serde_json::Value> {
+    state.store.set_run_deleted(&id, true).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn restore_run(State(state): Shared, Path(id): Path<String>) -> Reply<serde_json::Value> {
+    state.store.set_run_deleted(&id, false).await?;
+    Ok(Json(serde_json::json!({})))
 }
 
 async fn log_batch(State(state): Shared, Path(id): Path<String>, JsonBody(body): JsonBody<LogBatch>) -> Reply<serde_json::Value> {

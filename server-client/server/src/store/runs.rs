@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use kiln_api::{
-    ApiError, AttachArtifact, CreateRun, Experiment, LogBatch, Metric, MetricHistory, ModelRef, Param, Run, RunArtifact, RunSource, RunStatus, RunView, Tag,
+    ApiError, AttachArtifact, CreateRun, Experiment, Lifecycle, LogBatch, Metric, MetricHistory, ModelRef, Param, Run, RunArtifact, RunSource, RunStatus, RunView, Tag,
     UpdateRun, limits,
 };
 use sqlx::Row;
@@ -11,7 +11,13 @@ use sqlx::any::AnyRow;
 
 use super::{Result, Store, placeholders};
 
-const RUN_COLUMNS: &str = "r.id, r.experiment_id, r.name, r.status, r.source, r.start_time, r.end_time";
+/// A run's columns, `deleted_at` included (from `deleted_runs`, NULL while active).
+pub(super) const RUN_COLUMNS: &str =
+    "r.id, r.experiment_id, r.name, r.status, r.source, r.start_time, r.end_time, (SELECT d.deleted_at FROM deleted_runs d WHERE d.run_id = r.id) AS deleted_at";
+
+/// An experiment's columns, `deleted_at` included.
+const EXPERIMENT_COLUMNS: &str =
+    "e.id, e.name, e.created_at, (SELECT d.deleted_at FROM deleted_experiments d WHERE d.experiment_id = e.id) AS deleted_at";
 
 pub(super) fn run_from_row(row: &AnyRow) -> Result<Run> {
     let status: String = row.try_get("status")?;
@@ -24,11 +30,23 @@ pub(super) fn run_from_row(row: &AnyRow) -> Result<Run> {
         source: RunSource::parse(&source).ok_or_else(|| sqlx::Error::Decode(format!("run source '{source}'").into()))?,
         start_time: row.try_get("start_time")?,
         end_time: row.try_get("end_time")?,
+        deleted_at: row.try_get("deleted_at")?,
     })
 }
 
 fn experiment_from_row(row: &AnyRow) -> Result<Experiment> {
-    Ok(Experiment { id: row.try_get::<i64, _>("id")?.to_string(), name: row.try_get("name")?, created_at: row.try_get("created_at")? })
+    Ok(Experiment {
+        id: row.try_get::<i64, _>("id")?.to_string(),
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        tags: Vec::new(),
+    })
+}
+
+/// MLflow's refusal of a write to a deleted run (or into a deleted experiment).
+fn not_active(what: &str, id: &str) -> ApiError {
+    ApiError::invalid(format!("{what}_id"), format!("the {what} {id} must be in the 'active' state; it is deleted (restore it first)"))
 }
 
 impl Store {
@@ -40,28 +58,183 @@ impl Store {
         }
         let created_at = super::now_millis();
         let id = insert_experiment(&mut w.tx, name, created_at).await?;
-        let experiment = Experiment { id: id.to_string(), name: name.to_owned(), created_at };
+        let experiment = Experiment { id: id.to_string(), name: name.to_owned(), created_at, deleted_at: None, tags: Vec::new() };
         w.commit().await?;
         Ok(experiment)
     }
 
-    pub async fn experiments(&self) -> Result<Vec<Experiment>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM experiments ORDER BY id").fetch_all(&self.pool).await?;
-        rows.iter().map(experiment_from_row).collect()
+    /// Every experiment `lifecycle` lets through, in creation order, with its tags.
+    pub async fn experiments(&self, lifecycle: Lifecycle) -> Result<Vec<Experiment>> {
+        let rows = sqlx::query(super::audited(format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments e ORDER BY e.id"))).fetch_all(&self.pool).await?;
+        let mut experiments: Vec<Experiment> = rows
+            .iter()
+            .map(experiment_from_row)
+            .filter(|e| match (lifecycle, e) {
+                (Lifecycle::All, _) => true,
+                (Lifecycle::ActiveOnly, Ok(e)) => e.deleted_at.is_none(),
+                (Lifecycle::DeletedOnly, Ok(e)) => e.deleted_at.is_some(),
+                (_, Err(_)) => true,
+            })
+            .collect::<Result<_>>()?;
+        let tags = sqlx::query("SELECT experiment_id, key, value FROM experiment_tags ORDER BY key").fetch_all(&self.pool).await?;
+        let mut by_id: HashMap<String, Vec<Tag>> = HashMap::new();
+        for row in &tags {
+            by_id.entry(row.try_get::<i64, _>("experiment_id")?.to_string()).or_default().push(Tag { key: row.try_get("key")?, value: row.try_get("value")? });
+        }
+        for experiment in &mut experiments {
+            experiment.tags = by_id.remove(&experiment.id).unwrap_or_default();
+        }
+        Ok(experiments)
     }
 
-    /// By name, or by id when `key` is all digits and no experiment has that name.
+    /// By name, or by id when `key` is all digits and no experiment has that name; deleted
+    /// ones too (their `deleted_at` says so), with tags.
     pub async fn experiment(&self, key: &str) -> Result<Experiment> {
-        let row = sqlx::query("SELECT id, name, created_at FROM experiments WHERE name = $1").bind(key).fetch_optional(&self.pool).await?;
+        let by_name = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE e.name = $1");
+        let row = sqlx::query(super::audited(by_name)).bind(key).fetch_optional(&self.pool).await?;
         let row = match (row, key.parse::<i64>()) {
             (Some(row), _) => Some(row),
-            (None, Ok(id)) => sqlx::query("SELECT id, name, created_at FROM experiments WHERE id = $1").bind(id).fetch_optional(&self.pool).await?,
+            (None, Ok(id)) => {
+                let by_id = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE e.id = $1");
+                sqlx::query(super::audited(by_id)).bind(id).fetch_optional(&self.pool).await?
+            }
             (None, Err(_)) => None,
         };
-        match row {
-            Some(row) => experiment_from_row(&row),
-            None => Err(ApiError::not_found("experiment", key).into()),
+        let mut experiment = match row {
+            Some(row) => experiment_from_row(&row)?,
+            None => return Err(ApiError::not_found("experiment", key).into()),
+        };
+        let id: i64 = experiment.id.parse().unwrap_or_default();
+        let tags = sqlx::query("SELECT key, value FROM experiment_tags WHERE experiment_id = $1 ORDER BY key").bind(id).fetch_all(&self.pool).await?;
+        experiment.tags = tags.iter().map(|row| Ok(Tag { key: row.try_get("key")?, value: row.try_get("value")? })).collect::<Result<_>>()?;
+        Ok(experiment)
+    }
+
+    /// The experiment with id `id` (not a name), in a write transaction.
+    async fn experiment_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<(i64, bool)> {
+        let Ok(number) = id.parse::<i64>() else { return Err(ApiError::not_found("experiment", id).into()) };
+        let row = sqlx::query("SELECT e.id, (SELECT d.deleted_at FROM deleted_experiments d WHERE d.experiment_id = e.id) AS deleted_at FROM experiments e WHERE e.id = $1")
+            .bind(number)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found("experiment", id))?;
+        Ok((number, row.try_get::<Option<i64>, _>("deleted_at")?.is_some()))
+    }
+
+    /// Renames experiment `id` (its runs keep it: they point at the id).
+    pub async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
+        limits::name("new_name", new_name)?;
+        let mut w = self.write().await?;
+        let (number, _) = Self::experiment_in(&mut w.tx, id).await?;
+        let taken = sqlx::query("SELECT id FROM experiments WHERE name = $1 AND id <> $2").bind(new_name).bind(number).fetch_optional(&mut *w.tx).await?;
+        if taken.is_some() {
+            return Err(ApiError::already_exists("experiment", new_name).into());
         }
+        sqlx::query("UPDATE experiments SET name = $1 WHERE id = $2").bind(new_name).bind(number).execute(&mut *w.tx).await?;
+        w.commit().await
+    }
+
+    /// Moves experiment `id` and its active runs to the trash, as MLflow does; the default
+    /// experiment stays.
+    pub async fn delete_experiment(&self, id: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        let (number, deleted) = Self::experiment_in(&mut w.tx, id).await?;
+        if number == 0 {
+            return Err(ApiError::invalid("experiment_id", "the default experiment (0) cannot be deleted").into());
+        }
+        if deleted {
+            return Ok(());
+        }
+        let now = super::now_millis();
+        sqlx::query("INSERT INTO deleted_experiments (experiment_id, deleted_at) VALUES ($1, $2)").bind(number).bind(now).execute(&mut *w.tx).await?;
+        let runs = sqlx::query("SELECT id FROM runs WHERE experiment_id = $1 AND id NOT IN (SELECT run_id FROM deleted_runs)").bind(number).fetch_all(&mut *w.tx).await?;
+        for row in &runs {
+            let run_id: String = row.try_get("id")?;
+            sqlx::query("INSERT INTO deleted_runs (run_id, deleted_at) VALUES ($1, $2)").bind(&run_id).bind(now).execute(&mut *w.tx).await?;
+            touch(&mut w.tx, &run_id).await?;
+        }
+        w.commit().await
+    }
+
+    /// Brings experiment `id` back, with the runs its deletion took along (not those deleted
+    /// before it).
+    pub async fn restore_experiment(&self, id: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        let (number, deleted) = Self::experiment_in(&mut w.tx, id).await?;
+        if !deleted {
+            return Ok(());
+        }
+        let at: i64 = sqlx::query("SELECT deleted_at FROM deleted_experiments WHERE experiment_id = $1").bind(number).fetch_one(&mut *w.tx).await?.try_get("deleted_at")?;
+        let runs = sqlx::query("SELECT d.run_id FROM deleted_runs d JOIN runs r ON r.id = d.run_id WHERE r.experiment_id = $1 AND d.deleted_at = $2")
+            .bind(number)
+            .bind(at)
+            .fetch_all(&mut *w.tx)
+            .await?;
+        for row in &runs {
+            let run_id: String = row.try_get("run_id")?;
+            sqlx::query("DELETE FROM deleted_runs WHERE run_id = $1").bind(&run_id).execute(&mut *w.tx).await?;
+            touch(&mut w.tx, &run_id).await?;
+        }
+        sqlx::query("DELETE FROM deleted_experiments WHERE experiment_id = $1").bind(number).execute(&mut *w.tx).await?;
+        w.commit().await
+    }
+
+    /// Sets (`Some`) or removes (`None`) tag `key` of experiment `id`.
+    pub async fn set_experiment_tag(&self, id: &str, key: &str, value: Option<&str>) -> Result<()> {
+        limits::key("key", key)?;
+        if value.is_some_and(|v| v.chars().count() > limits::MAX_TAG_VALUE_LEN) {
+            return Err(ApiError::invalid("value", format!("longer than {} characters", limits::MAX_TAG_VALUE_LEN)).into());
+        }
+        let mut w = self.write().await?;
+        let (number, deleted) = Self::experiment_in(&mut w.tx, id).await?;
+        if deleted {
+            return Err(not_active("experiment", id).into());
+        }
+        match value {
+            Some(value) => {
+                sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
+                    .bind(number)
+                    .bind(key)
+                    .bind(value)
+                    .execute(&mut *w.tx)
+                    .await?;
+            }
+            None => {
+                let gone = sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2").bind(number).bind(key).execute(&mut *w.tx).await?;
+                if gone.rows_affected() == 0 {
+                    return Err(ApiError::not_found("experiment tag", key).into());
+                }
+            }
+        }
+        w.commit().await
+    }
+
+    /// Moves run `id` to the trash (`deleted = true`) or brings it back.
+    pub async fn set_run_deleted(&self, id: &str, deleted: bool) -> Result<()> {
+        let mut w = self.write().await?;
+        let row = sqlx::query(super::audited(format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = $1")))
+            .bind(id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found("run", id))?;
+        let run = run_from_row(&row)?;
+        if !deleted && run.deleted_at.is_some() {
+            let (_, experiment_deleted) = Self::experiment_in(&mut w.tx, &run.experiment_id).await?;
+            if experiment_deleted {
+                return Err(not_active("experiment", &run.experiment_id).into());
+            }
+        }
+        match (deleted, run.deleted_at.is_some()) {
+            (true, false) => {
+                sqlx::query("INSERT INTO deleted_runs (run_id, deleted_at) VALUES ($1, $2)").bind(id).bind(super::now_millis()).execute(&mut *w.tx).await?;
+            }
+            (false, true) => {
+                sqlx::query("DELETE FROM deleted_runs WHERE run_id = $1").bind(id).execute(&mut *w.tx).await?;
+            }
+            _ => return Ok(()),
+        }
+        touch(&mut w.tx, id).await?;
+        w.commit().await
     }
 
     /// Creates a run, and its experiment when no experiment has that name yet.
@@ -77,6 +250,13 @@ impl Store {
             Some(row) => row.try_get("id")?,
             None => insert_experiment(&mut w.tx, &request.experiment, super::now_millis()).await?,
         };
+        if sqlx::query("SELECT experiment_id FROM deleted_experiments WHERE experiment_id = $1").bind(experiment_id).fetch_optional(&mut *w.tx).await?.is_some() {
+            return Err(ApiError::invalid(
+                "experiment",
+                format!("experiment '{}' is deleted; restore it, or start the run in another experiment", request.experiment),
+            )
+            .into());
+        }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let run = Run {
             name: request.name.clone().unwrap_or_else(|| format!("run-{}", &id[..8])),
@@ -86,6 +266,7 @@ impl Store {
             source: request.source,
             start_time: request.start_time.unwrap_or_else(super::now_millis),
             end_time: None,
+            deleted_at: None,
         };
         sqlx::query("INSERT INTO runs (id, experiment_id, name, status, source, start_time) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&run.id)
@@ -123,6 +304,9 @@ impl Store {
             .await?
             .ok_or_else(|| ApiError::not_found("run", id))?;
         let mut run = run_from_row(&row)?;
+        if run.deleted_at.is_some() {
+            return Err(not_active("run", id).into());
+        }
         if let Some(status) = update.status {
             run.status = status;
             if status.is_terminal() && run.end_time.is_none() {
@@ -147,19 +331,13 @@ impl Store {
         Ok(run)
     }
 
-    /// Params (write-once), metric points (appended) and tags (last write wins), all or nothing.
+    /// Params (write-once), metric points (appended) and tags (last write wins), all or
+    /// nothing. A finished run still takes them (evaluation metrics come after training, as
+    /// on MLflow); a deleted one takes none.
     pub async fn log_batch(&self, run_id: &str, batch: &LogBatch) -> Result<()> {
         limits::batch(batch)?;
         let mut w = self.write().await?;
-        let status: String = sqlx::query("SELECT status FROM runs WHERE id = $1")
-            .bind(run_id)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found("run", run_id))?
-            .try_get("status")?;
-        if !batch.metrics.is_empty() && RunStatus::parse(&status).is_some_and(RunStatus::is_terminal) {
-            return Err(ApiError::invalid("run_id", format!("run '{run_id}' is {status}; it takes no more metrics")).into());
-        }
+        self.require_active(&mut w.tx, run_id).await?;
         write_params(&mut w.tx, run_id, &batch.params).await?;
         write_metrics(&mut w.tx, self.backend, run_id, &batch.metrics).await?;
         write_tags(&mut w.tx, run_id, &batch.tags).await?;
@@ -187,9 +365,7 @@ impl Store {
         limits::artifact_path("path", &attach.path)?;
         limits::sha256("sha256", &attach.sha256)?;
         let mut w = self.write().await?;
-        if !super::exists(&mut *w.tx, "SELECT id FROM runs WHERE id = $1", run_id).await? {
-            return Err(ApiError::not_found("run", run_id).into());
-        }
+        self.require_active(&mut w.tx, run_id).await?;
         let size: i64 = sqlx::query("SELECT size FROM artifacts WHERE sha256 = $1")
             .bind(&attach.sha256)
             .fetch_optional(&mut *w.tx)
@@ -229,6 +405,31 @@ impl Store {
             Some(row) => Some(row.try_get::<i64, _>("size")? as u64),
             None => None,
         })
+    }
+
+    /// Run `run_id` exists and is not deleted, in a write transaction.
+    async fn require_active(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str) -> Result<()> {
+        let row = sqlx::query("SELECT r.id, (SELECT d.deleted_at FROM deleted_runs d WHERE d.run_id = r.id) AS deleted_at FROM runs r WHERE r.id = $1")
+            .bind(run_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found("run", run_id))?;
+        if row.try_get::<Option<i64>, _>("deleted_at")?.is_some() {
+            return Err(not_active("run", run_id).into());
+        }
+        Ok(())
+    }
+
+    /// Removes tag `key` of run `run_id`.
+    pub async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        let mut w = self.write().await?;
+        self.require_active(&mut w.tx, run_id).await?;
+        let gone = sqlx::query("DELETE FROM tags WHERE run_id = $1 AND key = $2").bind(run_id).bind(key).execute(&mut *w.tx).await?;
+        if gone.rows_affected() == 0 {
+            return Err(ApiError::not_found("tag", key).into());
+        }
+        touch(&mut w.tx, run_id).await?;
+        w.commit().await
     }
 
     async fn require_run(&self, run_id: &str) -> Result<()> {

@@ -25,6 +25,23 @@ CREATE TABLE IF NOT EXISTS run_clock (
     changed_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS run_clock_by_change ON run_clock(changed_at);
+-- Runs and experiments moved to the trash (MLflow's `lifecycle_stage` "deleted"): hidden
+-- from searches unless asked for, refusing writes, restorable. Tables of their own, so a
+-- store made before them needs no migration.
+CREATE TABLE IF NOT EXISTS deleted_runs (
+    run_id TEXT PRIMARY KEY REFERENCES runs(id),
+    deleted_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deleted_experiments (
+    experiment_id BIGINT PRIMARY KEY REFERENCES experiments(id),
+    deleted_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS experiment_tags (
+    experiment_id BIGINT NOT NULL REFERENCES experiments(id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, key)
+);
 CREATE TABLE IF NOT EXISTS params (
     run_id TEXT NOT NULL REFERENCES runs(id),
     key TEXT NOT NULL,

@@ -1,9 +1,9 @@
 //! Run search: the parsed filter ([`kiln_api::search`]) becomes one SQL query with bound values.
 
 use kiln_api::search::{Attribute, Clause, Op, OrderBy, Target, Value, parse_filter, parse_order_by};
-use kiln_api::{ApiError, Millis, RunPage, SearchRuns, limits};
+use kiln_api::{ApiError, Lifecycle, Millis, RunPage, SearchRuns, limits};
 
-use super::runs::run_from_row;
+use super::runs::{RUN_COLUMNS, run_from_row};
 use super::{Result, Store};
 
 const DEFAULT_MAX_RESULTS: u32 = 1000;
@@ -148,6 +148,11 @@ impl Store {
             let since = sql.bind(Bind::Int(since));
             conditions.push(format!("c.changed_at >= {since}"));
         }
+        match request.lifecycle {
+            Lifecycle::ActiveOnly => conditions.push("r.id NOT IN (SELECT run_id FROM deleted_runs)".into()),
+            Lifecycle::DeletedOnly => conditions.push("r.id IN (SELECT run_id FROM deleted_runs)".into()),
+            Lifecycle::All => {}
+        }
         let mut order: Vec<String> = orders.iter().map(|o| order_sql(&mut sql, o)).collect();
         order.push("r.start_time DESC".into());
         order.push("r.id ASC".into());
@@ -156,7 +161,7 @@ impl Store {
         let limit_at = sql.bind(Bind::Int(i64::from(limit) + 1));
         let offset_at = sql.bind(Bind::Int(offset));
         let text = format!(
-            "SELECT r.id, r.experiment_id, r.name, r.status, r.source, r.start_time, r.end_time \
+            "SELECT {RUN_COLUMNS} \
              FROM runs r JOIN experiments e ON e.id = r.experiment_id LEFT JOIN run_clock c ON c.run_id = r.id \
              {where_} ORDER BY {} LIMIT {limit_at} OFFSET {offset_at}",
             order.join(", ")
