@@ -4,8 +4,10 @@ import contextlib
 import os
 import pathlib
 import subprocess
+import uuid
 
 import pytest
+import requests
 
 
 def kiln_binary() -> str:
@@ -48,4 +50,28 @@ def running_kiln_server(data, *args):
 @pytest.fixture()
 def kiln_server(tmp_path):
     with running_kiln_server(tmp_path / "data") as server:
+        yield server
+
+
+def postgres_s3_args():
+    """`kiln server` arguments for a fresh database on the test PostgreSQL and a fresh bucket
+    on the test S3 server (`cargo xtask test` starts both and names them in the environment,
+    with the AWS_* variables the server reads)."""
+    admin = os.environ.get("KILN_TEST_POSTGRES")
+    if not admin:
+        if os.environ.get("KILN_SKIP_POSTGRES") == "1":
+            pytest.skip("KILN_SKIP_POSTGRES=1: the PostgreSQL + S3 half")
+        pytest.fail("KILN_TEST_POSTGRES and KILN_TEST_S3 are not set: run `cargo xtask test`, which starts both, or set KILN_SKIP_POSTGRES=1")
+    database = f"kiln_test_{uuid.uuid4().hex}"
+    subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {database}"], check=True, capture_output=True, timeout=60)
+    bucket = f"kiln-test-{uuid.uuid4().hex[:12]}"
+    requests.put(f"{os.environ['KILN_TEST_S3']}/{bucket}", timeout=30).raise_for_status()
+    return ["--db", f"{admin.rsplit('/', 1)[0]}/{database}", "--artifacts", f"s3://{bucket}/kiln"]
+
+
+@pytest.fixture(params=["sqlite", "postgres_s3"])
+def store_server(request, tmp_path):
+    """`kiln server` on each store backend: SQLite + files, and PostgreSQL + S3."""
+    args = postgres_s3_args() if request.param == "postgres_s3" else []
+    with running_kiln_server(tmp_path / "data", *args) as server:
         yield server

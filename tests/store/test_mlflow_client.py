@@ -1,16 +1,23 @@
 """The unmodified `mlflow` client (mlflow-skinny, pinned) logging to and reading from Kiln."""
 
+import json
 import math
+import os
+import subprocess
 
 import mlflow
 import pytest
+import requests
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
+
+from conftest import kiln_binary
 
 
 @pytest.fixture()
-def tracking(kiln_server, monkeypatch):
-    url, token = kiln_server
+def tracking(store_server, monkeypatch):
+    url, token = store_server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -116,8 +123,8 @@ def test_model_registry_versions_and_aliases(tracking):
     assert error_code(reserved) == "INVALID_PARAMETER_VALUE"
 
 
-def test_writes_without_a_token_are_refused(kiln_server, monkeypatch):
-    url, _ = kiln_server
+def test_writes_without_a_token_are_refused(store_server, monkeypatch):
+    url, _ = store_server
     monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     with pytest.raises(MlflowException) as refused:
@@ -139,3 +146,89 @@ def test_name_searches_match_characters_and_stay_fast(tracking, monkeypatch):
     pathological = "%a" * 30 + "%b"
     assert tracking.search_experiments(filter_string=f"name LIKE '{pathological}'") == []
     assert [e.name for e in tracking.search_experiments(filter_string="name LIKE '" + "%a" * 30 + "'")] == ["a" * 60]
+
+
+def test_run_and_experiment_lifecycle(tracking):
+    """MLflow's lifecycle: a finished run takes evaluation metrics; a deleted run is hidden
+    from searches unless asked for and takes nothing until restored; an experiment is
+    renamed, tagged, deleted with its runs and restored with them."""
+    experiment_id = tracking.create_experiment("lifecycle", tags={"team": "vision"})
+    with mlflow.start_run(experiment_id=experiment_id, run_name="trained") as run:
+        mlflow.log_metric("loss", 0.5)
+    run_id = run.info.run_id
+    assert tracking.get_run(run_id).info.status == "FINISHED"
+    tracking.log_metric(run_id, "test_acc", 0.93)
+    tracking.log_param(run_id, "eval_set", "holdout")
+    assert tracking.get_run(run_id).data.metrics == {"loss": 0.5, "test_acc": 0.93}
+
+    kept = tracking.create_run(experiment_id, run_name="kept").info.run_id
+    tracking.delete_run(run_id)
+    assert tracking.get_run(run_id).info.lifecycle_stage == "deleted"
+
+    def names(view=ViewType.ACTIVE_ONLY):
+        return sorted(r.info.run_name for r in tracking.search_runs([experiment_id], run_view_type=view))
+
+    assert names() == ["kept"]
+    assert names(ViewType.DELETED_ONLY) == ["trained"]
+    assert names(ViewType.ALL) == ["kept", "trained"]
+    with pytest.raises(MlflowException) as refused:
+        tracking.log_metric(run_id, "late", 1.0)
+    assert error_code(refused) == "INVALID_PARAMETER_VALUE" and "active" in refused.value.message
+    tracking.restore_run(run_id)
+    assert names() == ["kept", "trained"]
+    tracking.set_tag(run_id, "temporary", "yes")
+    tracking.delete_tag(run_id, "temporary")
+    assert "temporary" not in tracking.get_run(run_id).data.tags
+
+    tracking.rename_experiment(experiment_id, "lifecycle-renamed")
+    tracking.set_experiment_tag(experiment_id, "owner", "ann")
+    experiment = tracking.get_experiment(experiment_id)
+    assert experiment.name == "lifecycle-renamed" and experiment.tags == {"team": "vision", "owner": "ann"}
+    tracking.delete_experiment_tag(experiment_id, "owner")
+    assert tracking.get_experiment_by_name("lifecycle-renamed").tags == {"team": "vision"}
+    assert [e.name for e in tracking.search_experiments(filter_string="tags.team = 'vision'")] == ["lifecycle-renamed"]
+
+    tracking.delete_run(kept)
+    tracking.delete_experiment(experiment_id)
+    assert tracking.get_experiment(experiment_id).lifecycle_stage == "deleted"
+    assert experiment_id not in [e.experiment_id for e in tracking.search_experiments()]
+    assert experiment_id in [e.experiment_id for e in tracking.search_experiments(view_type=ViewType.DELETED_ONLY)]
+    assert tracking.get_run(run_id).info.lifecycle_stage == "deleted"
+    with pytest.raises(MlflowException) as closed:
+        tracking.create_run(experiment_id)
+    assert error_code(closed) == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(MlflowException) as default:
+        tracking.delete_experiment("0")
+    assert error_code(default) == "INVALID_PARAMETER_VALUE"
+
+    # Restoring the experiment brings back the runs its deletion took, not one deleted before.
+    tracking.restore_experiment(experiment_id)
+    assert tracking.get_run(run_id).info.lifecycle_stage == "active"
+    assert tracking.get_run(kept).info.lifecycle_stage == "deleted"
+
+
+def test_a_run_logged_through_mlflow_is_a_kiln_run(tracking, store_server):
+    url, token = store_server
+    mlflow.set_experiment("shared")
+    with mlflow.start_run(run_name="from-mlflow") as run:
+        mlflow.log_param("lr", "0.1")
+        mlflow.log_metric("acc", 0.75)
+        mlflow.log_text("hello", "notes.txt")
+    listed = subprocess.run(
+        [kiln_binary(), "runs", "list", "--experiment", "shared", "--json"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "KILN_SERVER": url, "KILN_TOKEN": token},
+    )
+    assert listed.returncode == 0, listed.stderr
+    [kiln_run] = json.loads(listed.stdout)["runs"]
+    assert kiln_run["id"] == run.info.run_id and kiln_run["name"] == "from-mlflow"
+    assert kiln_run["params"] == [{"key": "lr", "value": "0.1"}]
+    assert [(m["key"], m["value"]) for m in kiln_run["metrics"]] == [("acc", 0.75)]
+    assert [a["path"] for a in kiln_run["artifacts"]] == ["notes.txt"]
+
+
+def test_an_endpoint_kiln_does_not_serve_says_so_in_mlflows_shape(store_server):
+    url, token = store_server
+    r = requests.post(f"{url}/api/2.0/mlflow/traces/start-v3", json={}, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 404
+    body = r.json()
+    assert body["error_code"] == "ENDPOINT_NOT_FOUND" and "/api/2.0/mlflow/traces/start-v3" in body["message"]

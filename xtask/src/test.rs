@@ -41,8 +41,6 @@ pub fn run() -> anyhow::Result<()> {
     if let Err(error) = env::run(&mut cargo) {
         failed.push(format!("cargo test: {error}"));
     }
-    drop(s3);
-    drop(postgres);
     // The SDK with its optional codecs (polars tables and Parquet, candle safetensors), linted
     // by clippy as it builds.
     for features in SDK_CODECS {
@@ -63,10 +61,15 @@ pub fn run() -> anyhow::Result<()> {
     pytest.env("KILN_KSERVE_PYTHON", env::tool_venv("kserve", &["kserve==0.21.0"])?.join("bin/python"));
     // The unmodified Triton client against the serving gateway.
     pytest.env("KILN_TRITON_PYTHON", triton_python()?);
+    // The mlflow client's tests run on both store backends, as the contract suite does.
+    pytest.env("KILN_TEST_POSTGRES", &postgres.url);
+    s3.apply(&mut pytest);
     if let Err(error) = env::run(&mut pytest) {
         failed.push(format!("pytest: {error}"));
     }
     drop(registry);
+    drop(s3);
+    drop(postgres);
     // `cargo xtask demo`'s own code on a store and registry of its own (processes: the
     // podman path is the production tests'): it checks every link of the lineage it prints
     // and that the store's traffic report counts the answers it received.

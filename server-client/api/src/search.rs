@@ -38,7 +38,8 @@ pub enum Attribute {
 impl Attribute {
     fn parse(name: &str) -> Option<Attribute> {
         Some(match name {
-            "run_id" | "id" => Attribute::RunId,
+            // `source_run_id`: a logged model's run (MLflow 3's logged-model searches).
+            "run_id" | "id" | "source_run_id" => Attribute::RunId,
             "run_name" | "name" => Attribute::RunName,
             "status" => Attribute::Status,
             "start_time" | "created" => Attribute::StartTime,

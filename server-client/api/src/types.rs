@@ -17,6 +17,29 @@ pub struct Experiment {
     pub tags: Vec<Tag>,
 }
 
+/// An MLflow 3 logged model: a model's files (kept under the artifacts proxy at
+/// `{experiment}/models/{id}/artifacts/`), its params and tags, and the run that made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedModel {
+    pub id: String,
+    pub experiment_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub model_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_run_id: Option<String>,
+    /// MLflow's `LOGGED_MODEL_PENDING`, `LOGGED_MODEL_READY` or `LOGGED_MODEL_UPLOAD_FAILED`.
+    pub status: String,
+    #[serde(default)]
+    pub status_message: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub params: Vec<Param>,
+}
+
 /// Which runs or experiments a search sees: MLflow's `ViewType`. Deleted ones are hidden
 /// unless asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kiln_api::search::{Attribute, Op, Target, Value as FilterValue, like, parse_filter};
 use kiln_api::{
-    ApiError, CreateModel, CreateModelVersion, CreateRun, ErrorCode, Experiment, Lifecycle, LogBatch, Metric, ModelVersion, Param, RegisteredModel, RunSource, RunStatus, RunView,
+    ApiError, CreateModel, CreateModelVersion, CreateRun, ErrorCode, Experiment, Lifecycle, LogBatch, LoggedModel, Metric, ModelVersion, Param, RegisteredModel, RunSource, RunStatus, RunView,
     SearchRuns, Tag, UpdateRun,
 };
 use serde::Deserialize;
@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{AppState, Failure, JsonBody, body};
+use crate::store::NewLoggedModel;
 
 type Shared = State<Arc<AppState>>;
 type Reply = Result<Json<Value>, Failure>;
@@ -58,6 +59,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/model-versions/create", post(create_model_version))
         .route("/model-versions/get", get(get_model_version))
         .route("/model-versions/search", get(search_model_versions).post(search_model_versions))
+        .route("/logged-models", post(create_logged_model))
+        .route("/logged-models/search", post(search_logged_models))
+        .route("/logged-models/{model_id}", get(get_logged_model).patch(finalize_logged_model).delete(delete_logged_model))
+        .route("/logged-models/{model_id}/tags", axum::routing::patch(set_logged_model_tags))
+        .route("/logged-models/{model_id}/tags/{tag_key}", axum::routing::delete(delete_logged_model_tag))
+        .route("/logged-models/{model_id}/params", post(log_logged_model_params))
         .fallback(not_served)
 }
 
@@ -65,7 +72,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 async fn not_served(method: Method, uri: axum::http::Uri) -> Failure {
     ApiError::new(
         ErrorCode::EndpointNotFound,
-        format!("{method} {} is not supported by this Kiln server's MLflow API (see docs/mlflow.md for what is)", uri.path()),
+        format!("{method} /api/2.0/mlflow{} is not supported by this Kiln server's MLflow API (docs/store.md lists what is)", uri.path()),
     )
     .into()
 }
@@ -194,10 +201,18 @@ impl From<KeyValue> for Tag {
 #[derive(Deserialize)]
 struct CreateExperimentBody {
     name: String,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
 }
 
 async fn create_experiment(State(state): Shared, JsonBody(body): JsonBody<CreateExperimentBody>) -> Reply {
+    // Checked before anything is created, so a bad tag leaves no experiment behind.
+    let tags = LogBatch { tags: body.tags.iter().map(|t| Tag { key: t.key.clone(), value: t.value.clone() }).collect(), ..Default::default() };
+    kiln_api::limits::batch(&tags)?;
     let experiment = state.store.create_experiment(&body.name).await?;
+    for tag in &body.tags {
+        state.store.set_experiment_tag(&experiment.id, &tag.key, Some(&tag.value)).await?;
+    }
     Ok(Json(json!({"experiment_id": experiment.id})))
 }
 
@@ -523,6 +538,175 @@ async fn set_experiment_tag(State(state): Shared, JsonBody(body): JsonBody<Exper
 async fn delete_experiment_tag(State(state): Shared, JsonBody(body): JsonBody<ExperimentBody>) -> Reply {
     state.store.set_experiment_tag(body.id()?, body.key()?, None).await?;
     Ok(Json(json!({})))
+}
+
+fn logged_model_json(model: &LoggedModel) -> Value {
+    let pairs = |entries: Vec<(&String, &String)>| entries.into_iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>();
+    json!({
+        "info": {
+            "model_id": model.id,
+            "experiment_id": model.experiment_id,
+            "name": model.name,
+            "creation_timestamp_ms": model.created_at,
+            "last_updated_timestamp_ms": model.updated_at,
+            "artifact_uri": format!("mlflow-artifacts:/{}/models/{}/artifacts", model.experiment_id, model.id),
+            "status": model.status,
+            "model_type": model.model_type,
+            "source_run_id": model.source_run_id.clone().unwrap_or_default(),
+            "status_message": model.status_message,
+            "tags": pairs(model.tags.iter().map(|t| (&t.key, &t.value)).collect()),
+            "registrations": [],
+        },
+        "data": {"params": pairs(model.params.iter().map(|p| (&p.key, &p.value)).collect()), "metrics": []},
+    })
+}
+
+#[derive(Deserialize)]
+struct CreateLoggedModelBody {
+    experiment_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    model_type: Option<String>,
+    #[serde(default)]
+    source_run_id: Option<String>,
+    #[serde(default)]
+    params: Vec<KeyValue>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn create_logged_model(State(state): Shared, JsonBody(body): JsonBody<CreateLoggedModelBody>) -> Reply {
+    let model = state
+        .store
+        .create_logged_model(&NewLoggedModel {
+            experiment_id: body.experiment_id,
+            name: body.name,
+            model_type: body.model_type.unwrap_or_default(),
+            source_run_id: body.source_run_id.filter(|r| !r.is_empty()),
+            params: body.params.into_iter().map(|kv| Param { key: kv.key, value: kv.value }).collect(),
+            tags: body.tags.into_iter().map(Tag::from).collect(),
+        })
+        .await?;
+    Ok(Json(json!({"model": logged_model_json(&model)})))
+}
+
+async fn get_logged_model(State(state): Shared, Path(model_id): Path<String>) -> Reply {
+    Ok(Json(json!({"model": logged_model_json(&state.store.logged_model(&model_id).await?)})))
+}
+
+#[derive(Deserialize)]
+struct FinalizeBody {
+    status: Value,
+}
+
+async fn finalize_logged_model(State(state): Shared, Path(model_id): Path<String>, JsonBody(body): JsonBody<FinalizeBody>) -> Reply {
+    // The enum by name, or by number as protobuf's JSON may send it.
+    let status = match &body.status {
+        Value::String(name) => name.clone(),
+        Value::Number(n) => match n.as_u64() {
+            Some(1) => "LOGGED_MODEL_PENDING".into(),
+            Some(2) => "LOGGED_MODEL_READY".into(),
+            Some(3) => "LOGGED_MODEL_UPLOAD_FAILED".into(),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    };
+    Ok(Json(json!({"model": logged_model_json(&state.store.finalize_logged_model(&model_id, &status).await?)})))
+}
+
+async fn delete_logged_model(State(state): Shared, Path(model_id): Path<String>) -> Reply {
+    state.store.delete_logged_model(&model_id).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct EntriesBody {
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+    #[serde(default)]
+    params: Vec<KeyValue>,
+}
+
+async fn set_logged_model_tags(State(state): Shared, Path(model_id): Path<String>, JsonBody(body): JsonBody<EntriesBody>) -> Reply {
+    let tags: Vec<Tag> = body.tags.into_iter().map(Tag::from).collect();
+    state.store.update_logged_model(&model_id, &tags, &[], None).await?;
+    Ok(Json(json!({"model": logged_model_json(&state.store.logged_model(&model_id).await?)})))
+}
+
+async fn delete_logged_model_tag(State(state): Shared, Path((model_id, key)): Path<(String, String)>) -> Reply {
+    state.store.update_logged_model(&model_id, &[], &[], Some(&key)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_logged_model_params(State(state): Shared, Path(model_id): Path<String>, JsonBody(body): JsonBody<EntriesBody>) -> Reply {
+    let params: Vec<Param> = body.params.into_iter().map(|kv| Param { key: kv.key, value: kv.value }).collect();
+    state.store.update_logged_model(&model_id, &[], &params, None).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct SearchLoggedModelsBody {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    max_results: Option<i64>,
+    #[serde(default)]
+    order_by: Vec<LoggedModelOrder>,
+    #[serde(default)]
+    page_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoggedModelOrder {
+    field_name: String,
+    #[serde(default = "ascending")]
+    ascending: bool,
+}
+
+fn ascending() -> bool {
+    true
+}
+
+/// `name`, `tags.K`, `source_run_id` and `status` filters; order by name or either time;
+/// pages by offset.
+async fn search_logged_models(State(state): Shared, JsonBody(body): JsonBody<SearchLoggedModelsBody>) -> Reply {
+    let filter = body.filter.unwrap_or_default();
+    let mut found = Vec::new();
+    for model in state.store.logged_models(&body.experiment_ids).await? {
+        let run = model.source_run_id.clone().unwrap_or_default();
+        let matches = name_matches(&filter, &model.name, &model.tags, |attribute, value| match attribute {
+            Attribute::RunId => Some(run == value),
+            Attribute::Status => Some(model.status == value),
+            _ => None,
+        })?;
+        if matches {
+            found.push(model);
+        }
+    }
+    for order in body.order_by.iter().rev() {
+        let key = |m: &LoggedModel| -> (String, i64) {
+            match order.field_name.as_str() {
+                "name" => (m.name.clone(), 0),
+                "last_updated_timestamp" | "last_updated_timestamp_ms" => (String::new(), m.updated_at),
+                _ => (String::new(), m.created_at),
+            }
+        };
+        found.sort_by(|a, b| if order.ascending { key(a).cmp(&key(b)) } else { key(b).cmp(&key(a)) });
+    }
+    let offset: usize = match body.page_token.as_deref().filter(|t| !t.is_empty()) {
+        Some(token) => token.parse().map_err(|_| ApiError::invalid("page_token", format!("'{token}' is not a page token from this server")))?,
+        None => 0,
+    };
+    let max = body.max_results.unwrap_or(100).clamp(1, 1000) as usize;
+    let page: Vec<Value> = found.iter().skip(offset).take(max).map(logged_model_json).collect();
+    let mut reply = json!({"models": page});
+    if offset + max < found.len() {
+        reply["next_page_token"] = json!((offset + max).to_string());
+    }
+    Ok(Json(reply))
 }
 
 /// `{"metrics": [...]}`, serialized straight from the points (a history can hold millions).

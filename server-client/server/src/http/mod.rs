@@ -5,6 +5,7 @@ mod auth;
 mod body;
 mod gateway;
 mod mlflow;
+mod mlflow_artifacts;
 mod v1;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .nest("/api/v1", v1::routes())
         .nest("/api/2.0/mlflow", mlflow::routes())
         .nest("/ajax-api/2.0/mlflow", mlflow::routes())
+        .nest("/api/2.0/mlflow-artifacts", mlflow_artifacts::routes())
+        .nest("/ajax-api/2.0/mlflow-artifacts", mlflow_artifacts::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .merge(gateway::routes())
         .fallback(|| async { Failure::from(ApiError::new(ErrorCode::ResourceDoesNotExist, "no such endpoint")) })

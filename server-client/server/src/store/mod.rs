@@ -5,9 +5,11 @@
 //! DDL is one file (`schema.sql`); only the auto-increment key is spelled per backend. Every write is one transaction: a request is
 //! applied whole or not at all.
 
+mod artifact_paths;
 mod deployments;
 mod history;
 mod lineage;
+mod logged_models;
 mod models;
 mod runs;
 mod schedules;
@@ -20,6 +22,7 @@ use kiln_api::{ApiError, Millis};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+pub use logged_models::NewLoggedModel;
 pub use deployments::{Change, FINE_MS, LATENCY_SLOTS, MINUTE_MS, TrafficDelta, conflict};
 pub use schedules::next_after;
 pub use tokens::TokenInfo;

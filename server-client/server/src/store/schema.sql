@@ -105,6 +105,41 @@ CREATE TABLE IF NOT EXISTS run_artifacts (
     media_type TEXT NOT NULL,
     PRIMARY KEY (run_id, path)
 );
+-- Files the MLflow artifacts proxy holds outside any run (an MLflow 3 logged model's
+-- files, a path a client chose), by their path under the proxy's root. Files under a run's
+-- `{experiment}/{run}/artifacts/` go to run_artifacts instead, where Kiln sees them.
+CREATE TABLE IF NOT EXISTS path_artifacts (
+    path TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL REFERENCES artifacts(sha256),
+    media_type TEXT NOT NULL
+);
+-- MLflow 3's logged models: a model's files (under the artifacts proxy's
+-- `{experiment}/models/{id}/artifacts/`), its params and tags, and the run that made it.
+CREATE TABLE IF NOT EXISTS logged_models (
+    id TEXT PRIMARY KEY,
+    experiment_id BIGINT NOT NULL REFERENCES experiments(id),
+    name TEXT NOT NULL,
+    model_type TEXT NOT NULL,
+    source_run_id TEXT REFERENCES runs(id),
+    status TEXT NOT NULL,
+    status_message TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    deleted_at BIGINT
+);
+CREATE INDEX IF NOT EXISTS logged_models_by_experiment ON logged_models(experiment_id, created_at);
+CREATE TABLE IF NOT EXISTS logged_model_tags (
+    model_id TEXT NOT NULL REFERENCES logged_models(id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (model_id, key)
+);
+CREATE TABLE IF NOT EXISTS logged_model_params (
+    model_id TEXT NOT NULL REFERENCES logged_models(id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (model_id, key)
+);
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
