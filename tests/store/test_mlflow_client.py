@@ -232,3 +232,47 @@ def test_an_endpoint_kiln_does_not_serve_says_so_in_mlflows_shape(store_server):
     assert r.status_code == 404
     body = r.json()
     assert body["error_code"] == "ENDPOINT_NOT_FOUND" and "/api/2.0/mlflow/traces/start-v3" in body["message"]
+
+
+def test_registry_updates_tags_stages_search_and_deletes(tracking):
+    experiment_id = tracking.create_experiment("registry-more")
+    run_id = tracking.create_run(experiment_id).info.run_id
+    tracking.create_registered_model("detector")
+    for i in range(3):
+        tracking.create_model_version("detector", f"runs:/{run_id}/model{i}", run_id=run_id)
+    tracking.update_registered_model("detector", description="finds things")
+    tracking.set_registered_model_tag("detector", "team", "vision")
+    model = tracking.get_registered_model("detector")
+    assert (model.description, model.tags) == ("finds things", {"team": "vision"})
+    tracking.delete_registered_model_tag("detector", "team")
+    assert tracking.get_registered_model("detector").tags == {}
+
+    tracking.update_model_version("detector", "2", description="the good one")
+    tracking.set_model_version_tag("detector", "2", "validated", "yes")
+    version = tracking.get_model_version("detector", "2")
+    assert (version.description, version.tags) == ("the good one", {"validated": "yes"})
+    tracking.delete_model_version_tag("detector", "2", "validated")
+    assert tracking.get_model_version("detector", "2").tags == {}
+
+    found = tracking.search_model_versions("name = 'detector'", order_by=["version_number DESC"], max_results=2)
+    assert [v.version for v in found] == ["3", "2"] and found.token
+    rest = tracking.search_model_versions("name = 'detector'", order_by=["version_number DESC"], max_results=2, page_token=found.token)
+    assert [v.version for v in rest] == ["1"]
+    assert [v.version for v in tracking.search_model_versions(f"run_id = '{run_id}'", order_by=["version_number ASC"])] == ["1", "2", "3"]
+
+    # Stages, which MLflow deprecates but its client still sends.
+    with pytest.warns(FutureWarning):
+        tracking.transition_model_version_stage("detector", "1", "Production")
+    with pytest.warns(FutureWarning):
+        tracking.transition_model_version_stage("detector", "2", "Production", archive_existing_versions=True)
+    assert tracking.get_model_version("detector", "1").current_stage == "Archived"
+    with pytest.warns(FutureWarning):
+        latest = tracking.get_latest_versions("detector", stages=["Production"])
+    assert [(v.version, v.current_stage) for v in latest] == [("2", "Production")]
+    assert tracking.get_model_version_download_uri("detector", "3") == f"runs:/{run_id}/model2"
+
+    tracking.delete_model_version("detector", "3")
+    with pytest.raises(MlflowException) as gone:
+        tracking.get_model_version("detector", "3")
+    assert error_code(gone) == "RESOURCE_DOES_NOT_EXIST"
+    assert sorted(v.version for v in tracking.search_model_versions("name = 'detector'")) == ["1", "2"]

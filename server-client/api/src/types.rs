@@ -441,6 +441,10 @@ pub struct ModelVersion {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// The MLflow stage a client moved it to (`Staging`, `Production`, `Archived`); `None`
+    /// when none was set. Kiln routes by aliases and deployments, not stages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// `POST /api/v1/models`.

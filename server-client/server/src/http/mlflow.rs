@@ -59,6 +59,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/model-versions/create", post(create_model_version))
         .route("/model-versions/get", get(get_model_version))
         .route("/model-versions/search", get(search_model_versions).post(search_model_versions))
+        .route("/model-versions/update", axum::routing::patch(update_model_version))
+        .route("/model-versions/delete", axum::routing::delete(delete_model_version))
+        .route("/model-versions/set-tag", post(set_model_version_tag))
+        .route("/model-versions/delete-tag", axum::routing::delete(delete_model_version_tag))
+        .route("/model-versions/transition-stage", post(transition_stage))
+        .route("/model-versions/get-download-uri", get(download_uri))
+        .route("/registered-models/update", axum::routing::patch(update_registered_model))
+        .route("/registered-models/set-tag", post(set_registered_model_tag))
+        .route("/registered-models/delete-tag", axum::routing::delete(delete_registered_model_tag))
+        .route("/registered-models/get-latest-versions", get(latest_versions).post(latest_versions))
         .route("/logged-models", post(create_logged_model))
         .route("/logged-models/search", post(search_logged_models))
         .route("/logged-models/{model_id}", get(get_logged_model).patch(finalize_logged_model).delete(delete_logged_model))
@@ -159,7 +169,7 @@ fn version_json(version: &ModelVersion) -> Value {
         "version": version.version.to_string(),
         "creation_timestamp": version.created_at,
         "last_updated_timestamp": version.updated_at,
-        "current_stage": "None",
+        "current_stage": version.stage.as_deref().unwrap_or("None"),
         "description": version.description,
         "source": version.source,
         "run_id": version.run_id.clone().unwrap_or_default(),
@@ -709,6 +719,142 @@ async fn search_logged_models(State(state): Shared, JsonBody(body): JsonBody<Sea
     Ok(Json(reply))
 }
 
+/// A registry request's fields: the JSON body when there is one, else the query (MLflow's
+/// client sends DELETEs and GETs either way, depending on its version).
+#[derive(Deserialize, Default)]
+struct RegistryBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    version: Option<Value>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    stage: Option<String>,
+    #[serde(default)]
+    archive_existing_versions: Option<Value>,
+    #[serde(default)]
+    stages: Vec<String>,
+}
+
+impl RegistryBody {
+    fn parse(params: &HashMap<String, String>, bytes: &Bytes) -> Result<RegistryBody, Failure> {
+        if !bytes.is_empty() {
+            return parse_body(bytes);
+        }
+        Ok(RegistryBody {
+            name: params.get("name").cloned().unwrap_or_default(),
+            version: params.get("version").map(|v| Value::String(v.clone())),
+            description: params.get("description").cloned(),
+            key: params.get("key").cloned(),
+            value: params.get("value").cloned(),
+            stage: params.get("stage").cloned(),
+            archive_existing_versions: params.get("archive_existing_versions").map(|v| Value::String(v.clone())),
+            stages: params.get("stages").map(|s| s.split(',').map(str::to_owned).collect()).unwrap_or_default(),
+        })
+    }
+
+    fn name(&self) -> Result<&str, Failure> {
+        if self.name.is_empty() { Err(ApiError::invalid("name", "missing value").into()) } else { Ok(&self.name) }
+    }
+
+    fn version(&self) -> Result<i64, Failure> {
+        match &self.version {
+            Some(Value::String(text)) => version_number(text),
+            Some(Value::Number(n)) => n.as_i64().ok_or_else(|| ApiError::invalid("version", format!("{n} is not a version number")).into()),
+            _ => Err(ApiError::invalid("version", "missing value").into()),
+        }
+    }
+
+    fn key(&self) -> Result<&str, Failure> {
+        self.key.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| ApiError::invalid("key", "missing value").into())
+    }
+}
+
+async fn update_model_version(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let body = RegistryBody::parse(&params, &bytes)?;
+    let version = state.store.update_model_version(body.name()?, body.version()?, body.description.as_deref().unwrap_or("")).await?;
+    Ok(Json(json!({"model_version": version_json(&version)})))
+}
+
+async fn delete_model_version(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let body = RegistryBody::parse(&params, &bytes)?;
+    state.store.delete_model_version(body.name()?, body.version()?).await?;
+    Ok(Json(json!({})))
+}
+
+async fn set_model_version_tag(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let body = RegistryBody::parse(&params, &bytes)?;
+    let value = body.value.as_deref().ok_or_else(|| ApiError::invalid("value", "missing value"))?;
+    state.store.set_model_tag(body.name()?, body.version()?, body.key()?, Some(value)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_model_version_tag(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let body = RegistryBody::parse(&params, &bytes)?;
+    state.store.set_model_tag(body.name()?, body.version()?, body.key()?, None).await?;
+    Ok(Json(json!({})))
+}
+
+async fn transition_stage(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let body = RegistryBody::parse(&params, &bytes)?;
+    let stage = body.stage.as_deref().ok_or_else(|| ApiError::invalid("stage", "missing value"))?;
+    let archive = matches!(&body.archive_existing_versions, Some(Value::Bool(true))) || matches!(&body.archive_existing_versions, Some(Value::String(s)) if s == "true");
+    let (name, version) = (body.name()?, body.version()?);
+    state.store.set_model_stage(name, version, stage, archive).await?;
+    Ok(Json(json!({"model_version": version_json(&state.store.model_version(name, version).await?)})))
+}
+
+async fn download_uri(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let body = RegistryBody::parse(&params, &bytes)?;
+    let version = state.store.model_version(body.name()?, body.version()?).await?;
+    Ok(Json(json!({"artifact_uri": version.source})))
+}
+
+async fn update_registered_model(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let body = RegistryBody::parse(&params, &bytes)?;
+    let model = state.store.update_model(body.name()?, body.description.as_deref().unwrap_or("")).await?;
+    Ok(Json(json!({"registered_model": model_json(&state, &model).await?})))
+}
+
+async fn set_registered_model_tag(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let body = RegistryBody::parse(&params, &bytes)?;
+    let value = body.value.as_deref().ok_or_else(|| ApiError::invalid("value", "missing value"))?;
+    state.store.set_model_tag(body.name()?, 0, body.key()?, Some(value)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_registered_model_tag(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let body = RegistryBody::parse(&params, &bytes)?;
+    state.store.set_model_tag(body.name()?, 0, body.key()?, None).await?;
+    Ok(Json(json!({})))
+}
+
+/// The newest version in each asked stage (every stage when none is asked), as MLflow's
+/// `get_latest_versions` answers; `models:/NAME/latest` goes through it.
+async fn latest_versions(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
+    let body = RegistryBody::parse(&params, &bytes)?;
+    let name = body.name()?;
+    state.store.model(name).await?;
+    let wanted: Vec<String> = body.stages.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let mut latest: Vec<ModelVersion> = Vec::new();
+    for version in state.store.model_versions(Some(name), None).await? {
+        let stage = version.stage.clone().unwrap_or_else(|| "None".into());
+        if !wanted.is_empty() && !wanted.contains(&stage.to_ascii_lowercase()) {
+            continue;
+        }
+        // Newest first: the first of each stage is its latest.
+        if !latest.iter().any(|v| v.stage.clone().unwrap_or_else(|| "None".into()) == stage) {
+            latest.push(version);
+        }
+    }
+    Ok(Json(json!({"model_versions": latest.iter().map(version_json).collect::<Vec<_>>()})))
+}
+
 /// `{"metrics": [...]}`, serialized straight from the points (a history can hold millions).
 #[derive(serde::Serialize)]
 struct History {
@@ -803,13 +949,43 @@ async fn search_model_versions(State(state): Shared, method: Method, Query(param
             _ => None,
         })?;
         if matches {
-            found.push(version_json(&version));
+            found.push(version);
         }
     }
-    if let Some(max) = request.max_results {
-        found.truncate(max.max(0) as usize);
+    // `order_by`: `version_number`, `name`, `creation_timestamp`, `last_updated_timestamp`,
+    // each ASC (the default) or DESC; the first entry decides first.
+    for order in request.order_by.iter().rev() {
+        let mut words = order.split_whitespace();
+        let field = words.next().unwrap_or("").trim_start_matches("attributes.");
+        let descending = words.next().is_some_and(|w| w.eq_ignore_ascii_case("DESC"));
+        let key = |v: &ModelVersion| -> Result<(String, i64), Failure> {
+            Ok(match field {
+                "name" => (v.name.clone(), 0),
+                "version_number" | "version" => (String::new(), v.version),
+                "creation_timestamp" => (String::new(), v.created_at),
+                "last_updated_timestamp" => (String::new(), v.updated_at),
+                other => return Err(ApiError::invalid("order_by", format!("'{other}' is not name, version_number, creation_timestamp or last_updated_timestamp")).into()),
+            })
+        };
+        for v in &found {
+            key(v)?;
+        }
+        found.sort_by(|a, b| {
+            let (a, b) = (key(a).unwrap_or_default(), key(b).unwrap_or_default());
+            if descending { b.cmp(&a) } else { a.cmp(&b) }
+        });
     }
-    Ok(Json(json!({"model_versions": found})))
+    let offset: usize = match request.page_token.as_deref().filter(|t| !t.is_empty()) {
+        Some(token) => token.parse().map_err(|_| ApiError::invalid("page_token", format!("'{token}' is not a page token from this server")))?,
+        None => 0,
+    };
+    let max = request.max_results.unwrap_or(10_000).clamp(1, 200_000) as usize;
+    let page: Vec<Value> = found.iter().skip(offset).take(max).map(version_json).collect();
+    let mut reply = json!({"model_versions": page});
+    if offset + max < found.len() {
+        reply["next_page_token"] = json!((offset + max).to_string());
+    }
+    Ok(Json(reply))
 }
 
 #[derive(Deserialize)]

@@ -21,6 +21,7 @@ fn version_from_row(row: &AnyRow) -> Result<ModelVersion> {
         updated_at: row.try_get("updated_at")?,
         aliases: Vec::new(),
         tags: Vec::new(),
+        stage: None,
     })
 }
 
@@ -183,6 +184,7 @@ impl Store {
     /// Fills in aliases and tags.
     async fn decorate(&self, versions: &mut [ModelVersion]) -> Result<()> {
         let mut aliases: HashMap<(String, i64), Vec<String>> = HashMap::new();
+        let mut stages: HashMap<(String, i64), String> = HashMap::new();
         let mut names: Vec<&str> = versions.iter().map(|v| v.name.as_str()).collect();
         names.sort_unstable();
         names.dedup();
@@ -190,9 +192,13 @@ impl Store {
             for row in sqlx::query("SELECT alias, version FROM model_aliases WHERE name = $1 ORDER BY alias").bind(name).fetch_all(&self.pool).await? {
                 aliases.entry((name.to_owned(), row.try_get("version")?)).or_default().push(row.try_get("alias")?);
             }
+            for (version, stage) in self.model_stages(name).await? {
+                stages.insert((name.to_owned(), version), stage);
+            }
         }
         for version in versions.iter_mut() {
             version.aliases = aliases.remove(&(version.name.clone(), version.version)).unwrap_or_default();
+            version.stage = stages.remove(&(version.name.clone(), version.version)).filter(|s| s != "None");
             version.tags = self.model_tags(&version.name, version.version).await?;
         }
         Ok(())
@@ -240,4 +246,119 @@ impl Store {
             .try_get("version")?;
         self.model_version(name, version).await
     }
+
+    /// A version's description.
+    pub async fn update_model_version(&self, name: &str, version: i64, description: &str) -> Result<ModelVersion> {
+        let mut w = self.write().await?;
+        let done = sqlx::query("UPDATE model_versions SET description = $1, updated_at = $2 WHERE name = $3 AND version = $4")
+            .bind(description)
+            .bind(now_millis())
+            .bind(name)
+            .bind(version)
+            .execute(&mut *w.tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(ApiError::not_found("model version", format!("{name}/{version}")).into());
+        }
+        w.commit().await?;
+        self.model_version(name, version).await
+    }
+
+    /// A registered model's description.
+    pub async fn update_model(&self, name: &str, description: &str) -> Result<RegisteredModel> {
+        let mut w = self.write().await?;
+        let done =
+            sqlx::query("UPDATE registered_models SET description = $1, updated_at = $2 WHERE name = $3").bind(description).bind(now_millis()).bind(name).execute(&mut *w.tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(ApiError::not_found("registered model", name).into());
+        }
+        w.commit().await?;
+        self.model(name).await
+    }
+
+    /// Sets (`Some`) or removes (`None`) tag `key` of version `version` of `name`, or of the
+    /// registered model itself when `version` is 0.
+    pub async fn set_model_tag(&self, name: &str, version: i64, key: &str, value: Option<&str>) -> Result<()> {
+        if let Some(value) = value {
+            check_tags(&[Tag { key: key.to_owned(), value: value.to_owned() }])?;
+        }
+        let mut w = self.write().await?;
+        let exists = if version == 0 {
+            super::exists(&mut *w.tx, "SELECT name FROM registered_models WHERE name = $1", name).await?
+        } else {
+            sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2").bind(name).bind(version).fetch_optional(&mut *w.tx).await?.is_some()
+        };
+        if !exists {
+            return Err(if version == 0 { ApiError::not_found("registered model", name) } else { ApiError::not_found("model version", format!("{name}/{version}")) }.into());
+        }
+        match value {
+            Some(value) => write_tags(&mut w, name, version, &[Tag { key: key.to_owned(), value: value.to_owned() }]).await?,
+            None => {
+                let gone = sqlx::query("DELETE FROM model_tags WHERE name = $1 AND version = $2 AND key = $3").bind(name).bind(version).bind(key).execute(&mut *w.tx).await?;
+                if gone.rows_affected() == 0 {
+                    return Err(ApiError::not_found("tag", key).into());
+                }
+            }
+        }
+        w.commit().await
+    }
+
+    /// Deletes a version with its aliases, tags and stage; refused while a deployment of the
+    /// model serves it.
+    pub async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
+        if let Ok(deployment) = self.deployment(name).await
+            && deployment.versions().contains(&version)
+        {
+            return Err(ApiError::new(
+                kiln_api::ErrorCode::ResourceConflict,
+                format!("version {version} of '{name}' is deployed (kiln deployments show {name}); deploy another version before deleting it"),
+            )
+            .into());
+        }
+        let mut w = self.write().await?;
+        for table in ["model_aliases", "model_tags", "model_version_stages"] {
+            let sql = format!("DELETE FROM {table} WHERE name = $1 AND version = $2");
+            sqlx::query(super::audited(sql)).bind(name).bind(version).execute(&mut *w.tx).await?;
+        }
+        let gone = sqlx::query("DELETE FROM model_versions WHERE name = $1 AND version = $2").bind(name).bind(version).execute(&mut *w.tx).await?;
+        if gone.rows_affected() == 0 {
+            return Err(ApiError::not_found("model version", format!("{name}/{version}")).into());
+        }
+        w.commit().await
+    }
+
+    /// Each version's MLflow stage ("None" when none was set), for `name`.
+    pub async fn model_stages(&self, name: &str) -> Result<HashMap<i64, String>> {
+        let rows = sqlx::query("SELECT version, stage FROM model_version_stages WHERE name = $1").bind(name).fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok((row.try_get("version")?, row.try_get("stage")?))).collect()
+    }
+
+    /// Moves a version to an MLflow stage; with `archive_others`, the model's other versions
+    /// in that stage move to `Archived`.
+    pub async fn set_model_stage(&self, name: &str, version: i64, stage: &str, archive_others: bool) -> Result<()> {
+        let stage = STAGES.iter().find(|s| s.eq_ignore_ascii_case(stage)).ok_or_else(|| ApiError::invalid("stage", format!("'{stage}' is not one of {}", STAGES.join(", "))))?;
+        let mut w = self.write().await?;
+        if sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2").bind(name).bind(version).fetch_optional(&mut *w.tx).await?.is_none() {
+            return Err(ApiError::not_found("model version", format!("{name}/{version}")).into());
+        }
+        if archive_others && !matches!(*stage, "None" | "Archived") {
+            sqlx::query("UPDATE model_version_stages SET stage = 'Archived' WHERE name = $1 AND stage = $2 AND version <> $3")
+                .bind(name)
+                .bind(*stage)
+                .bind(version)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO model_version_stages (name, version, stage) VALUES ($1, $2, $3) ON CONFLICT (name, version) DO UPDATE SET stage = excluded.stage")
+            .bind(name)
+            .bind(version)
+            .bind(*stage)
+            .execute(&mut *w.tx)
+            .await?;
+        sqlx::query("UPDATE model_versions SET updated_at = $1 WHERE name = $2 AND version = $3").bind(now_millis()).bind(name).bind(version).execute(&mut *w.tx).await?;
+        w.commit().await
+    }
 }
+
+/// MLflow's model version stages.
+pub const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];

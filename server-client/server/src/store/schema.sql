@@ -178,6 +178,16 @@ CREATE TABLE IF NOT EXISTS model_tags (
     value TEXT NOT NULL,
     PRIMARY KEY (name, version, key)
 );
+-- A model version's MLflow stage (`Staging`, `Production`, `Archived`) when a client set one;
+-- none is "None". Kiln itself routes by aliases and deployments; the stage is kept for
+-- MLflow clients that still send it.
+CREATE TABLE IF NOT EXISTS model_version_stages (
+    name TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    stage TEXT NOT NULL,
+    PRIMARY KEY (name, version),
+    FOREIGN KEY (name, version) REFERENCES model_versions(name, version)
+);
 -- MLflow clients start runs in experiment "0" unless told otherwise.
 INSERT INTO experiments (id, name, created_at) VALUES (0, 'Default', 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS datasets (
