@@ -276,3 +276,26 @@ def test_registry_updates_tags_stages_search_and_deletes(tracking):
         tracking.get_model_version("detector", "3")
     assert error_code(gone) == "RESOURCE_DOES_NOT_EXIST"
     assert sorted(v.version for v in tracking.search_model_versions("name = 'detector'")) == ["1", "2"]
+
+
+def test_logged_inputs_are_kiln_dataset_versions(tracking, store_server):
+    """`log_inputs`: each dataset becomes a Kiln dataset version the run read (the same
+    description again is the same version), and reads back as MLflow sent it."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    url, token = store_server
+    run_id = tracking.create_run(tracking.create_experiment("inputs")).info.run_id
+    schema = json.dumps({"mlflow_colspec": [{"type": "double", "name": "area"}, {"type": "long", "name": "rooms"}]})
+    houses = Dataset(name="houses", digest="a1b2c3d4", source_type="http", source='{"url": "https://example.com/houses.csv"}', schema=schema, profile='{"num_rows": 150}')
+    tracking.log_inputs(run_id, datasets=[DatasetInput(houses, tags=[InputTag("mlflow.data.context", "training")])])
+    tracking.log_inputs(run_id, datasets=[DatasetInput(houses, tags=[InputTag("mlflow.data.context", "training")])])
+    [logged] = tracking.get_run(run_id).inputs.dataset_inputs
+    assert (logged.dataset.name, logged.dataset.digest, logged.dataset.source, logged.dataset.profile) == ("houses", "a1b2c3d4", houses.source, '{"num_rows": 150}')
+    assert [(t.key, t.value) for t in logged.tags] == [("mlflow.data.context", "training")]
+
+    versions = requests.get(f"{url}/api/v1/datasets/houses/versions", headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+    assert len(versions) == 1, "the same dataset logged twice is one version"
+    assert versions[0]["rows"] == 150 and versions[0]["schema"] == [{"name": "area", "dtype": "double"}, {"name": "rooms", "dtype": "long"}]
+    with pytest.raises(MlflowException) as missing:
+        tracking.log_inputs("0" * 32, datasets=[DatasetInput(houses)])
+    assert error_code(missing) == "RESOURCE_DOES_NOT_EXIST"

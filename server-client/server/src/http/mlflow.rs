@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{AppState, Failure, JsonBody, body};
-use crate::store::NewLoggedModel;
+use crate::store::{MlflowDatasetInput, NewLoggedModel, RunDatasetInput};
 
 type Shared = State<Arc<AppState>>;
 type Reply = Result<Json<Value>, Failure>;
@@ -44,6 +44,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/runs/log-parameter", post(log_parameter))
         .route("/runs/set-tag", post(set_tag))
         .route("/runs/delete-tag", post(delete_tag))
+        .route("/runs/log-inputs", post(log_inputs))
         .route("/runs/delete", post(delete_run))
         .route("/runs/restore", post(restore_run))
         .route("/experiments/update", post(update_experiment))
@@ -377,7 +378,80 @@ async fn update_run(State(state): Shared, JsonBody(body): JsonBody<UpdateRunBody
 
 async fn get_run(State(state): Shared, Query(params): Params) -> Reply {
     let id = run_id(&params.get("run_id").cloned(), &params.get("run_uuid").cloned())?;
-    Ok(Json(json!({"run": run_json(&state.store.run(&id).await?)})))
+    let mut run = run_json(&state.store.run(&id).await?);
+    let inputs: Vec<Value> = state.store.run_dataset_inputs(&id).await?.iter().map(dataset_input_json).collect();
+    if !inputs.is_empty() {
+        run["inputs"] = json!({"dataset_inputs": inputs});
+    }
+    Ok(Json(json!({"run": run})))
+}
+
+/// A run's input as MLflow's `DatasetInput`: what its client sent, or, for a version Kiln
+/// registered itself, the fingerprint's head as the digest and Kiln as the source.
+fn dataset_input_json(input: &RunDatasetInput) -> Value {
+    let v = &input.version;
+    let dataset = match &input.mlflow {
+        Some(m) => json!({"name": v.name, "digest": m.digest, "source_type": m.source_type, "source": m.source, "schema": m.schema, "profile": m.profile}),
+        None => json!({
+            "name": v.name,
+            "digest": &v.fingerprint[..8.min(v.fingerprint.len())],
+            "source_type": "kiln",
+            "source": json!({"dataset_version": v.id, "fingerprint": v.fingerprint}).to_string(),
+            "schema": json!({"kiln_columns": v.schema}).to_string(),
+            "profile": json!({"num_rows": v.rows}).to_string(),
+        }),
+    };
+    json!({"tags": input.tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(), "dataset": dataset})
+}
+
+#[derive(Deserialize)]
+struct LogInputsBody {
+    run_id: String,
+    #[serde(default)]
+    datasets: Vec<DatasetInputBody>,
+    #[serde(default)]
+    models: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct DatasetInputBody {
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+    dataset: DatasetBody,
+}
+
+#[derive(Deserialize)]
+struct DatasetBody {
+    name: String,
+    digest: String,
+    source_type: String,
+    source: String,
+    #[serde(default)]
+    schema: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
+}
+
+/// `log_input`: each dataset becomes (or is found as) a Kiln dataset version the run read.
+async fn log_inputs(State(state): Shared, JsonBody(body): JsonBody<LogInputsBody>) -> Reply {
+    if !body.models.is_empty() {
+        return Err(ApiError::invalid("models", "model inputs are not supported here yet; log datasets, or link models through the registry").into());
+    }
+    let inputs: Vec<MlflowDatasetInput> = body
+        .datasets
+        .into_iter()
+        .map(|d| MlflowDatasetInput {
+            name: d.dataset.name,
+            digest: d.dataset.digest,
+            source_type: d.dataset.source_type,
+            source: d.dataset.source,
+            schema: d.dataset.schema.unwrap_or_default(),
+            profile: d.dataset.profile.unwrap_or_default(),
+            tags: d.tags.into_iter().map(Tag::from).collect(),
+        })
+        .collect();
+    state.store.log_mlflow_inputs(&body.run_id, &inputs).await?;
+    Ok(Json(json!({})))
 }
 
 async fn search_runs(State(state): Shared, JsonBody(body): JsonBody<SearchBody>) -> Reply {

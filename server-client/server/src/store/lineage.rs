@@ -241,6 +241,19 @@ impl Store {
     }
 
     /// Model version → the run that made it → what that run read, produced and ran.
+    /// The dataset versions run `run_id` read.
+    pub async fn datasets_read(&self, run_id: &str) -> Result<Vec<DatasetVersion>> {
+        sqlx::query(super::audited(format!(
+            "SELECT {DATASET_COLUMNS} FROM dataset_versions d JOIN run_dataset_inputs i ON i.dataset_version_id = d.id WHERE i.run_id = $1 ORDER BY d.name, d.created_at"
+        )))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(dataset_version_from_row)
+        .collect()
+    }
+
     pub async fn lineage(&self, name: &str, version: i64) -> Result<Lineage> {
         let model_version = self.model_version(name, version).await?;
         // A model is deployed under its name (the handle).
@@ -249,15 +262,7 @@ impl Store {
             return Ok(Lineage { model_version, run: None, datasets_read: vec![], datasets_produced: vec![], code_packages: vec![], deployments });
         };
         let run = self.run(&run_id).await?;
-        let datasets_read = sqlx::query(super::audited(format!(
-            "SELECT {DATASET_COLUMNS} FROM dataset_versions d JOIN run_dataset_inputs i ON i.dataset_version_id = d.id WHERE i.run_id = $1 ORDER BY d.name, d.created_at"
-        )))
-        .bind(&run_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(dataset_version_from_row)
-        .collect::<Result<_>>()?;
+        let datasets_read = self.datasets_read(&run_id).await?;
         let datasets_produced =
             sqlx::query(super::audited(format!("SELECT {DATASET_COLUMNS} FROM dataset_versions d WHERE d.run_id = $1 ORDER BY d.name, d.created_at")))
                 .bind(&run_id)

@@ -10,6 +10,7 @@ mod deployments;
 mod history;
 mod lineage;
 mod logged_models;
+mod mlflow_datasets;
 mod models;
 mod runs;
 mod schedules;
@@ -23,6 +24,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use logged_models::NewLoggedModel;
+pub use mlflow_datasets::{MlflowDatasetInput, RunDatasetInput};
 pub use deployments::{Change, FINE_MS, LATENCY_SLOTS, MINUTE_MS, TrafficDelta, conflict};
 pub use schedules::next_after;
 pub use tokens::TokenInfo;

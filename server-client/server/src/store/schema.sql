@@ -224,6 +224,23 @@ CREATE TABLE IF NOT EXISTS run_dataset_inputs (
     dataset_version_id TEXT NOT NULL REFERENCES dataset_versions(id),
     PRIMARY KEY (run_id, dataset_version_id)
 );
+-- A dataset version logged through MLflow's `log_input`: MLflow's own description of it,
+-- kept so its client reads back what it sent; and the tags of a run's input (its context).
+CREATE TABLE IF NOT EXISTS mlflow_dataset_sources (
+    dataset_version_id TEXT PRIMARY KEY REFERENCES dataset_versions(id),
+    digest TEXT NOT NULL,
+    source_type TEXT NOT NULL,
+    source TEXT NOT NULL,
+    mlflow_schema TEXT NOT NULL,
+    profile TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_dataset_input_tags (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    dataset_version_id TEXT NOT NULL REFERENCES dataset_versions(id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, dataset_version_id, key)
+);
 CREATE TABLE IF NOT EXISTS run_code_packages (
     run_id TEXT NOT NULL REFERENCES runs(id),
     code_package_id TEXT NOT NULL REFERENCES code_packages(id),
