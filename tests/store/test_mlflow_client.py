@@ -299,3 +299,35 @@ def test_logged_inputs_are_kiln_dataset_versions(tracking, store_server):
     with pytest.raises(MlflowException) as missing:
         tracking.log_inputs("0" * 32, datasets=[DatasetInput(houses)])
     assert error_code(missing) == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_bulk_interval_histories_sample_each_run_keeping_the_ends(tracking, store_server):
+    """`get-history-bulk-interval`, what MLflow's own UI asks for its charts (the Python
+    client samples full histories itself, which must work too)."""
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    url, token = store_server
+    experiment_id = tracking.create_experiment("bulk")
+    runs = []
+    for length in (100, 10):
+        run_id = tracking.create_run(experiment_id).info.run_id
+        tracking.log_batch(run_id, metrics=[mlflow.entities.Metric("loss", 1.0 / (step + 1), 1_700_000_000_000 + step, step) for step in range(length)])
+        runs.append(run_id)
+    sampled = _get_store().get_metric_history_bulk_interval(runs, "loss", max_results=5, start_step=None, end_step=None)
+    for run, last in zip(runs, (99, 9)):
+        steps = [m.step for m in sampled if m.run_id == run]
+        assert steps[0] == 0 and steps[-1] == last, steps
+
+    def bulk(**params):
+        r = requests.get(f"{url}/api/2.0/mlflow/metrics/get-history-bulk-interval", params={"run_ids": runs, "metric_key": "loss", **params},
+                         headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()["metrics"]
+
+    answer = bulk(max_results=5)
+    assert {run: [m["step"] for m in answer if m["run_id"] == run] for run in runs} == {runs[0]: [0, 24, 49, 74, 99], runs[1]: [0, 2, 4, 6, 9]}
+    window = bulk(max_results=100, start_step=10, end_step=12)
+    assert [(m["step"], round(m["value"], 4)) for m in window if m["run_id"] == runs[0]] == [(10, 0.0909), (11, 0.0833), (12, 0.0769)]
+    bad = requests.get(f"{url}/api/2.0/mlflow/metrics/get-history-bulk-interval", params={"run_ids": runs, "metric_key": "loss", "start_step": "x"},
+                       headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE" and "start_step" in bad.json()["message"]

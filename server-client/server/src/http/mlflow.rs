@@ -53,6 +53,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/experiments/set-experiment-tag", post(set_experiment_tag))
         .route("/experiments/delete-experiment-tag", post(delete_experiment_tag))
         .route("/metrics/get-history", get(metric_history))
+        .route("/metrics/get-history-bulk-interval", get(history_bulk_interval))
         .route("/registered-models/create", post(create_registered_model))
         .route("/registered-models/get", get(get_registered_model))
         .route("/registered-models/search", get(search_registered_models).post(search_registered_models))
@@ -942,6 +943,60 @@ async fn metric_history(State(state): Shared, Query(params): Params) -> Result<J
     Ok(Json(History { metrics: history.points }))
 }
 
+/// `get-history-bulk-interval`: each run's points of one key between `start_step` and
+/// `end_step`, at most `max_results` per run (default 320, MLflow's), sampled evenly by step
+/// with the first and last step kept, as MLflow's charts ask for them.
+async fn history_bulk_interval(State(state): Shared, axum::extract::RawQuery(query): axum::extract::RawQuery) -> Reply {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let one = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let number = |key: &str| -> Result<Option<i64>, Failure> {
+        match one(key) {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| ApiError::invalid(key, format!("'{text}' is not an integer")).into()),
+        }
+    };
+    let runs: Vec<&str> = pairs.iter().filter(|(k, _)| k == "run_ids").map(|(_, v)| v.as_str()).collect();
+    if runs.is_empty() || runs.len() > 100 {
+        return Err(ApiError::invalid("run_ids", format!("{} run ids; give 1 to 100", runs.len())).into());
+    }
+    let key = one("metric_key").filter(|k| !k.is_empty()).ok_or_else(|| ApiError::invalid("metric_key", "missing value"))?;
+    let (start, end) = (number("start_step")?, number("end_step")?);
+    let max = number("max_results")?.unwrap_or(320);
+    if !(1..=5000).contains(&max) {
+        return Err(ApiError::invalid("max_results", format!("{max} is outside 1..=5000")).into());
+    }
+    let mut metrics = Vec::new();
+    for run in runs {
+        let points: Vec<Metric> = state
+            .store
+            .metric_history(run, key)
+            .await?
+            .points
+            .into_iter()
+            .filter(|p| start.is_none_or(|s| p.step >= s) && end.is_none_or(|e| p.step <= e))
+            .collect();
+        let mut steps: Vec<i64> = points.iter().map(|p| p.step).collect();
+        steps.dedup();
+        let kept = sampled_steps(&steps, max as usize);
+        metrics.extend(points.into_iter().filter(|p| kept.binary_search(&p.step).is_ok()).map(|p| {
+            json!({"key": p.key, "value": p.value, "timestamp": p.timestamp, "step": p.step, "run_id": run})
+        }));
+    }
+    Ok(Json(json!({"metrics": metrics})))
+}
+
+/// At most `max` of the sorted, distinct `steps`: evenly spaced, the first and last kept.
+fn sampled_steps(steps: &[i64], max: usize) -> Vec<i64> {
+    if steps.len() <= max {
+        return steps.to_vec();
+    }
+    let mut kept: Vec<i64> = (0..max).map(|i| steps[i * (steps.len() - 1) / (max - 1).max(1)]).collect();
+    kept.push(steps[steps.len() - 1]);
+    kept.sort_unstable();
+    kept.dedup();
+    kept
+}
+
 #[derive(Deserialize)]
 struct CreateModelBody {
     name: String,
@@ -1097,4 +1152,19 @@ async fn delete_alias(State(state): Shared, Query(params): Params, bytes: Bytes)
 async fn get_alias(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
     let request = alias_request(&params, &bytes)?;
     Ok(Json(json!({"model_version": version_json(&state.store.version_by_alias(&request.name, &request.alias).await?)})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sampled_steps;
+
+    #[test]
+    fn sampled_steps_keep_the_ends_and_spread_evenly() {
+        let steps: Vec<i64> = (0..100).collect();
+        assert_eq!(sampled_steps(&steps, 5), [0, 24, 49, 74, 99]);
+        assert_eq!(sampled_steps(&steps, 2), [0, 99]);
+        assert_eq!(sampled_steps(&[3, 9], 5), [3, 9]);
+        assert_eq!(sampled_steps(&steps, 1), [0, 99], "one asked for still keeps both ends");
+        assert!(sampled_steps(&[], 3).is_empty());
+    }
 }
