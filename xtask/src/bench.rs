@@ -184,10 +184,11 @@ fn kernel(runs: u32, skip_polars: bool) -> anyhow::Result<()> {
 }
 
 /// The anchor: MLflow with its tracking server, in a venv of its own under the cache.
-const MLFLOW_VERSION: &str = "3.17.2";
+pub const MLFLOW_VERSION: &str = "3.17.2";
 
 /// A venv with the full `mlflow` package (tracking server, `models serve`), under the cache.
-fn mlflow_venv() -> anyhow::Result<PathBuf> {
+/// Full MLflow (pyfunc, pandas), for the anchors and for `tests/store`'s `log_model` check.
+pub fn mlflow_venv() -> anyhow::Result<PathBuf> {
     env::tool_venv("mlflow", &[&format!("mlflow=={MLFLOW_VERSION}")])
 }
 

@@ -61,6 +61,8 @@ pub fn run() -> anyhow::Result<()> {
     pytest.env("KILN_KSERVE_PYTHON", env::tool_venv("kserve", &["kserve==0.21.0"])?.join("bin/python"));
     // The unmodified Triton client against the serving gateway.
     pytest.env("KILN_TRITON_PYTHON", triton_python()?);
+    // Full MLflow (pyfunc, pandas) for `mlflow.pyfunc.log_model` against `kiln server`.
+    pytest.env("KILN_MLFLOW_PYTHON", crate::bench::mlflow_venv()?.join("bin/python"));
     // The mlflow client's tests run on both store backends, as the contract suite does.
     pytest.env("KILN_TEST_POSTGRES", &postgres.url);
     s3.apply(&mut pytest);

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{AppState, Failure, JsonBody, body};
-use crate::store::{MlflowDatasetInput, NewLoggedModel, RunDatasetInput};
+use crate::store::{Direction, MlflowDatasetInput, NewLoggedModel, RunDatasetInput};
 
 type Shared = State<Arc<AppState>>;
 type Reply = Result<Json<Value>, Failure>;
@@ -45,6 +45,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/runs/set-tag", post(set_tag))
         .route("/runs/delete-tag", post(delete_tag))
         .route("/runs/log-inputs", post(log_inputs))
+        .route("/runs/outputs", post(log_outputs))
         .route("/runs/delete", post(delete_run))
         .route("/runs/restore", post(restore_run))
         .route("/experiments/update", post(update_experiment))
@@ -380,10 +381,11 @@ async fn update_run(State(state): Shared, JsonBody(body): JsonBody<UpdateRunBody
 async fn get_run(State(state): Shared, Query(params): Params) -> Reply {
     let id = run_id(&params.get("run_id").cloned(), &params.get("run_uuid").cloned())?;
     let mut run = run_json(&state.store.run(&id).await?);
-    let inputs: Vec<Value> = state.store.run_dataset_inputs(&id).await?.iter().map(dataset_input_json).collect();
-    if !inputs.is_empty() {
-        run["inputs"] = json!({"dataset_inputs": inputs});
-    }
+    let datasets: Vec<Value> = state.store.run_dataset_inputs(&id).await?.iter().map(dataset_input_json).collect();
+    let used: Vec<Value> = state.store.run_logged_models(&id, Direction::Input).await?.into_iter().map(|(m, _)| json!({"model_id": m})).collect();
+    let made: Vec<Value> = state.store.run_logged_models(&id, Direction::Output).await?.into_iter().map(|(m, step)| json!({"model_id": m, "step": step})).collect();
+    run["inputs"] = json!({"dataset_inputs": datasets, "model_inputs": used});
+    run["outputs"] = json!({"model_outputs": made});
     Ok(Json(json!({"run": run})))
 }
 
@@ -435,9 +437,7 @@ struct DatasetBody {
 
 /// `log_input`: each dataset becomes (or is found as) a Kiln dataset version the run read.
 async fn log_inputs(State(state): Shared, JsonBody(body): JsonBody<LogInputsBody>) -> Reply {
-    if !body.models.is_empty() {
-        return Err(ApiError::invalid("models", "model inputs are not supported here yet; log datasets, or link models through the registry").into());
-    }
+    let models = model_links(&body.models)?;
     let inputs: Vec<MlflowDatasetInput> = body
         .datasets
         .into_iter()
@@ -451,7 +451,43 @@ async fn log_inputs(State(state): Shared, JsonBody(body): JsonBody<LogInputsBody
             tags: d.tags.into_iter().map(Tag::from).collect(),
         })
         .collect();
-    state.store.log_mlflow_inputs(&body.run_id, &inputs).await?;
+    if !inputs.is_empty() {
+        state.store.log_mlflow_inputs(&body.run_id, &inputs).await?;
+    }
+    if !models.is_empty() {
+        state.store.link_logged_models(&body.run_id, Direction::Input, &models).await?;
+    }
+    Ok(Json(json!({})))
+}
+
+/// `[{"model_id": …, "step": …}]` as (id, step) pairs.
+fn model_links(models: &[Value]) -> Result<Vec<(String, i64)>, Failure> {
+    models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let id = m["model_id"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| ApiError::invalid(format!("models[{i}].model_id"), "missing value"))?;
+            let step = match &m["step"] {
+                Value::Null => 0,
+                Value::Number(n) => n.as_i64().unwrap_or(0),
+                Value::String(s) => s.parse().map_err(|_| ApiError::invalid(format!("models[{i}].step"), format!("'{s}' is not an integer")))?,
+                other => return Err(ApiError::invalid(format!("models[{i}].step"), format!("{other} is not an integer")).into()),
+            };
+            Ok((id.to_owned(), step))
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct LogOutputsBody {
+    run_id: String,
+    #[serde(default)]
+    models: Vec<Value>,
+}
+
+/// `log_outputs`: the logged models a run produced (what `log_model` in a run sends).
+async fn log_outputs(State(state): Shared, JsonBody(body): JsonBody<LogOutputsBody>) -> Reply {
+    state.store.link_logged_models(&body.run_id, Direction::Output, &model_links(&body.models)?).await?;
     Ok(Json(json!({})))
 }
 

@@ -29,6 +29,22 @@ fn from_row(row: &AnyRow) -> Result<LoggedModel> {
     })
 }
 
+/// Whether a run used a logged model or produced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Input,
+    Output,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Input => "input",
+            Direction::Output => "output",
+        }
+    }
+}
+
 /// What `POST /logged-models` asks for.
 #[derive(Debug, Default)]
 pub struct NewLoggedModel {
@@ -162,6 +178,45 @@ impl Store {
         }
         sqlx::query("UPDATE logged_models SET updated_at = $1 WHERE id = $2").bind(super::now_millis()).bind(id).execute(&mut *w.tx).await?;
         w.commit().await
+    }
+
+    /// Records logged models run `run_id` produced (`output`, with the step it was logged
+    /// at) or used (`input`): `(model id, step)` pairs, all or none.
+    pub async fn link_logged_models(&self, run_id: &str, direction: Direction, models: &[(String, i64)]) -> Result<()> {
+        let mut w = self.write().await?;
+        if !super::exists(&mut *w.tx, "SELECT id FROM runs WHERE id = $1", run_id).await? {
+            return Err(ApiError::not_found("run", run_id).into());
+        }
+        if super::exists(&mut *w.tx, "SELECT run_id FROM deleted_runs WHERE run_id = $1", run_id).await? {
+            return Err(ApiError::invalid("run_id", format!("the run {run_id} must be in the 'active' state; it is deleted (restore it first)")).into());
+        }
+        for (i, (model, step)) in models.iter().enumerate() {
+            if !super::exists(&mut *w.tx, "SELECT id FROM logged_models WHERE id = $1 AND deleted_at IS NULL", model).await? {
+                return Err(ApiError::new(kiln_api::ErrorCode::ResourceDoesNotExist, format!("models[{i}].model_id: logged model '{model}' not found")).into());
+            }
+            sqlx::query(
+                "INSERT INTO run_logged_models (run_id, model_id, direction, step) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (run_id, model_id, direction) DO UPDATE SET step = excluded.step",
+            )
+            .bind(run_id)
+            .bind(model)
+            .bind(direction.as_str())
+            .bind(*step)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        super::runs::touch(&mut w.tx, run_id).await?;
+        w.commit().await
+    }
+
+    /// The logged models run `run_id` used or produced: `(model id, step)` in logging order.
+    pub async fn run_logged_models(&self, run_id: &str, direction: Direction) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT model_id, step FROM run_logged_models WHERE run_id = $1 AND direction = $2 ORDER BY step, model_id")
+            .bind(run_id)
+            .bind(direction.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok((row.try_get("model_id")?, row.try_get("step")?))).collect()
     }
 
     pub async fn delete_logged_model(&self, id: &str) -> Result<()> {

@@ -128,6 +128,14 @@ CREATE TABLE IF NOT EXISTS logged_models (
     deleted_at BIGINT
 );
 CREATE INDEX IF NOT EXISTS logged_models_by_experiment ON logged_models(experiment_id, created_at);
+-- Logged models a run produced (`output`, at a step: `log_model` in a run) or used (`input`).
+CREATE TABLE IF NOT EXISTS run_logged_models (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    model_id TEXT NOT NULL REFERENCES logged_models(id),
+    direction TEXT NOT NULL,
+    step BIGINT NOT NULL,
+    PRIMARY KEY (run_id, model_id, direction)
+);
 CREATE TABLE IF NOT EXISTS logged_model_tags (
     model_id TEXT NOT NULL REFERENCES logged_models(id),
     key TEXT NOT NULL,
