@@ -6,6 +6,7 @@ Not a test: nothing here asserts a time. Started by `cargo xtask bench store`.
 
 import argparse
 import concurrent.futures
+import hashlib
 import json
 import os
 import pathlib
@@ -148,6 +149,32 @@ def measure(server, args):
         searches.append(time.perf_counter() - t)
         found = len(reply.get("runs", []))
     results["search_s"] = {"runs": args.runs, "found": found, "median": statistics.median(searches)}
+
+    # 5. An artifact of 1 MB and of 100 MB up and down through MLflow's artifacts proxy (the
+    # same REST path on both servers, what `mlflow.log_artifact` and downloads use), checked
+    # byte for byte.
+    for label, size, repeats in [("1mb", 1 << 20, args.repeats), ("100mb", 100 << 20, 3)]:
+        payload = os.urandom(size)
+        digest = hashlib.sha256(payload).hexdigest()
+        ups, downs = [], []
+        for i in range(repeats):
+            path = f"{server.base}/api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/blob-{label}-{i}.bin"
+            t = time.perf_counter()
+            r = server.session.put(path, data=payload, headers={"Content-Type": "application/octet-stream"})
+            ups.append(time.perf_counter() - t)
+            if r.status_code != 200:
+                raise SystemExit(f"{server.name} upload {label}: HTTP {r.status_code}: {r.text[:300]}")
+            t = time.perf_counter()
+            got = hashlib.sha256()
+            with server.session.get(path, stream=True) as r:
+                if r.status_code != 200:
+                    raise SystemExit(f"{server.name} download {label}: HTTP {r.status_code}")
+                for chunk in r.iter_content(1 << 20):
+                    got.update(chunk)
+            downs.append(time.perf_counter() - t)
+            if got.hexdigest() != digest:
+                raise SystemExit(f"{server.name} download {label}: the bytes differ from the upload")
+        results[f"artifact_{label}_s"] = {"repeats": repeats, "upload": statistics.median(ups), "download": statistics.median(downs)}
     return results
 
 
@@ -182,6 +209,10 @@ def main():
         ("log a batch of 1000 (median)", kiln["batch_1000_s"]["median"], mlflow["batch_1000_s"]["median"]),
         (f"read a {kiln['history_read_s']['points']}-point history", kiln["history_read_s"]["median"], mlflow["history_read_s"]["median"]),
         (f"search {args.runs} runs by a metric filter", kiln["search_s"]["median"], mlflow["search_s"]["median"]),
+        ("upload a 1 MB artifact (median)", kiln["artifact_1mb_s"]["upload"], mlflow["artifact_1mb_s"]["upload"]),
+        ("download a 1 MB artifact (median)", kiln["artifact_1mb_s"]["download"], mlflow["artifact_1mb_s"]["download"]),
+        ("upload a 100 MB artifact (median of 3)", kiln["artifact_100mb_s"]["upload"], mlflow["artifact_100mb_s"]["upload"]),
+        ("download a 100 MB artifact (median of 3)", kiln["artifact_100mb_s"]["download"], mlflow["artifact_100mb_s"]["download"]),
     ]
     print(f"\n{'operation':44} {'kiln':>11} {'mlflow':>11} {'speed-up':>9}")
     for label, k, m in rows:
