@@ -33,6 +33,9 @@ pub enum ArtifactError {
     BadUrl(String),
 }
 
+/// How much of a stored file one read of a download takes.
+const READ_CHUNK: usize = 256 << 10;
+
 /// Artifact bytes as they stream out.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
@@ -170,7 +173,10 @@ impl ArtifactStore {
             Backend::Local => {
                 let path = self.path_of(sha256);
                 match tokio::fs::File::open(&path).await {
-                    Ok(file) => Ok(Some(tokio_util::io::ReaderStream::new(file).boxed())),
+                    // 256 KiB reads: the default 4 KiB made a 100 MB download 25 600 trips
+                    // to the blocking pool and as many body frames, 2.7× slower than MLflow's
+                    // server (`cargo xtask bench store`).
+                    Ok(file) => Ok(Some(tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK).boxed())),
                     Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(error) => Err(ArtifactError::Io { path, source: error }),
                 }
