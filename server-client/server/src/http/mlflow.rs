@@ -219,13 +219,8 @@ struct CreateExperimentBody {
 }
 
 async fn create_experiment(State(state): Shared, JsonBody(body): JsonBody<CreateExperimentBody>) -> Reply {
-    // Checked before anything is created, so a bad tag leaves no experiment behind.
-    let tags = LogBatch { tags: body.tags.iter().map(|t| Tag { key: t.key.clone(), value: t.value.clone() }).collect(), ..Default::default() };
-    kiln_api::limits::batch(&tags)?;
-    let experiment = state.store.create_experiment(&body.name).await?;
-    for tag in &body.tags {
-        state.store.set_experiment_tag(&experiment.id, &tag.key, Some(&tag.value)).await?;
-    }
+    let tags: Vec<Tag> = body.tags.into_iter().map(Tag::from).collect();
+    let experiment = state.store.create_experiment_tagged(&body.name, &tags).await?;
     Ok(Json(json!({"experiment_id": experiment.id})))
 }
 

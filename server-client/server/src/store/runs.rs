@@ -51,14 +51,28 @@ fn not_active(what: &str, id: &str) -> ApiError {
 
 impl Store {
     pub async fn create_experiment(&self, name: &str) -> Result<Experiment> {
+        self.create_experiment_tagged(name, &[]).await
+    }
+
+    /// A new experiment with its tags, in one transaction.
+    pub async fn create_experiment_tagged(&self, name: &str, tags: &[Tag]) -> Result<Experiment> {
         limits::name("name", name)?;
+        limits::batch(&LogBatch { tags: tags.to_vec(), ..Default::default() })?;
         let mut w = self.write().await?;
         if sqlx::query("SELECT id FROM experiments WHERE name = $1").bind(name).fetch_optional(&mut *w.tx).await?.is_some() {
             return Err(ApiError::already_exists("experiment", name).into());
         }
         let created_at = super::now_millis();
         let id = insert_experiment(&mut w.tx, name, created_at).await?;
-        let experiment = Experiment { id: id.to_string(), name: name.to_owned(), created_at, deleted_at: None, tags: Vec::new() };
+        for tag in tags {
+            sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
+                .bind(id)
+                .bind(&tag.key)
+                .bind(&tag.value)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        let experiment = Experiment { id: id.to_string(), name: name.to_owned(), created_at, deleted_at: None, tags: tags.to_vec() };
         w.commit().await?;
         Ok(experiment)
     }
