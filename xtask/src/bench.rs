@@ -652,7 +652,9 @@ fn tensor_encodings(server: &crate::services::KilnServer, path: &str, seconds: u
         }))?;
         let mut binary = header.clone();
         binary.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-        for (encoding, body) in [("JSON", Body { bytes: serde_json::to_vec(&json)?, header_length: None }), ("binary", Body { bytes: binary, header_length: Some(header.len()) })] {
+        for (encoding, body) in
+            [("JSON", Body { bytes: serde_json::to_vec(&json)?, header_length: None }), ("binary", Body { bytes: binary, header_length: Some(header.len()) })]
+        {
             let mut check = Command::new("curl");
             check.args(["-sf", "-o", "/dev/null", "-X", "POST", "--data-binary", "@-", &format!("{}{path}", server.url)]);
             if let Some(length) = body.header_length {

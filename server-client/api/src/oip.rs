@@ -300,7 +300,10 @@ impl InferRequest {
                 Some(size) => {
                     let left = binary.len() - claimed;
                     if size > left {
-                        return Err(OipError::at(format!("{at}.parameters.binary_data_size"), format!("is {size} but only {left} bytes follow the JSON header for it")));
+                        return Err(OipError::at(
+                            format!("{at}.parameters.binary_data_size"),
+                            format!("is {size} but only {left} bytes follow the JSON header for it"),
+                        ));
                     }
                     claimed += size;
                     Some(&binary[claimed - size..claimed])
@@ -312,7 +315,11 @@ impl InferRequest {
         if claimed != binary.len() {
             return Err(OipError::at(
                 "body",
-                format!("{} bytes follow the last input's binary data (inputs claim {claimed} of the {} after the JSON header)", binary.len() - claimed, binary.len()),
+                format!(
+                    "{} bytes follow the last input's binary data (inputs claim {claimed} of the {} after the JSON header)",
+                    binary.len() - claimed,
+                    binary.len()
+                ),
             ));
         }
         if let Some(outputs) = &self.outputs {

@@ -372,10 +372,14 @@ impl Model {
                 return Err((StatusCode::INTERNAL_SERVER_ERROR, OipError::new(format!("infer panicked: {message}"))));
             }
         };
-        let response = InferResponse { model_name: self.name.clone(), model_version: self.version.clone(), id: request.id.clone(), parameters: None, outputs: vec![output] };
-        response
-            .encode(|name| request.wants_binary(name))
-            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, OipError::new(format!("encoding the answer: {e}"))))
+        let response = InferResponse {
+            model_name: self.name.clone(),
+            model_version: self.version.clone(),
+            id: request.id.clone(),
+            parameters: None,
+            outputs: vec![output],
+        };
+        response.encode(|name| request.wants_binary(name)).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, OipError::new(format!("encoding the answer: {e}"))))
     }
 }
 
@@ -418,7 +422,16 @@ pub fn app(model: Model, max_body: usize) -> Router {
         }
     }
     Router::new()
-        .route("/v2", get(|| async { axum::Json(ServerMetadata { name: "kiln".into(), version: env!("CARGO_PKG_VERSION").into(), extensions: vec![kiln_api::oip::binary::EXTENSION.into()] }) }))
+        .route(
+            "/v2",
+            get(|| async {
+                axum::Json(ServerMetadata {
+                    name: "kiln".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    extensions: vec![kiln_api::oip::binary::EXTENSION.into()],
+                })
+            }),
+        )
         .route("/v2/health/live", get(|| async { axum::Json(Live { live: true }) }))
         .route("/v2/health/ready", get(|| async { axum::Json(Ready { ready: true }) }))
         .route(
@@ -657,15 +670,20 @@ mod tests {
         };
         let encoded = send(header(32, r#","parameters":{"binary_data_output":true}"#), &rows).unwrap();
         let length = encoded.header_length.expect("a binary answer");
-        expect_test::expect![[r#"{"model_name":"iris","model_version":"3","outputs":[{"name":"output","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}"#]]
-            .assert_eq(std::str::from_utf8(&encoded.body[..length]).unwrap());
+        expect_test::expect![[
+            r#"{"model_name":"iris","model_version":"3","outputs":[{"name":"output","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}"#
+        ]]
+        .assert_eq(std::str::from_utf8(&encoded.body[..length]).unwrap());
         let answer: Vec<f32> = encoded.body[length..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(answer, [1.5, 1.0]);
 
         let json = send(header(32, ""), &rows).unwrap();
         assert_eq!((json.header_length, String::from_utf8(json.body).unwrap().contains(r#""data":[1.5,1.0]"#)), (None, true));
         let (status, error) = send(header(28, ""), &rows[..28]).unwrap_err();
-        assert_eq!((status.as_u16(), error.error.as_str()), (400, "inputs[0].parameters.binary_data_size: is 28 but shape [2, 4] of FP32 needs 32 bytes (8 × 4)"));
+        assert_eq!(
+            (status.as_u16(), error.error.as_str()),
+            (400, "inputs[0].parameters.binary_data_size: is 28 but shape [2, 4] of FP32 needs 32 bytes (8 × 4)")
+        );
         let (_, error) = m.infer(header(32, "").as_bytes(), Some(b"500")).unwrap_err();
         assert_eq!(error.error, "Inference-Header-Content-Length: is 500 but the body has only 101 bytes");
     }

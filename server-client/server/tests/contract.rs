@@ -4,8 +4,8 @@
 mod support;
 
 use kiln::api::{
-    AttachArtifact, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, ErrorCode, HistoryAxis, HistoryRequest, Lifecycle, LogBatch, Metric, ModelRef, Param,
-    RunStatus, SearchRuns, Tag, UpdateRun,
+    AttachArtifact, CreateModel, CreateModelVersion, CreateRun, CreateSchedule, ErrorCode, HistoryAxis, HistoryRequest, Lifecycle, LogBatch, Metric, ModelRef,
+    Param, RunStatus, SearchRuns, Tag, UpdateRun,
 };
 use serde_json::json;
 use support::{Backend, TestServer};

@@ -25,9 +25,10 @@ pub const CONTENT_TYPE: &str = "application/octet-stream";
 pub fn split<'a>(body: &'a [u8], header_length: Option<&[u8]>) -> Result<(&'a [u8], &'a [u8]), OipError> {
     let Some(value) = header_length else { return Ok((body, &[])) };
     let text = std::str::from_utf8(value).unwrap_or("");
-    let length: usize = text.trim().parse().map_err(|_| {
-        OipError::at("Inference-Header-Content-Length", format!("`{}` is not a byte count", String::from_utf8_lossy(value)))
-    })?;
+    let length: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| OipError::at("Inference-Header-Content-Length", format!("`{}` is not a byte count", String::from_utf8_lossy(value))))?;
     if length > body.len() {
         return Err(OipError::at("Inference-Header-Content-Length", format!("is {length} but the body has only {} bytes", body.len())));
     }
@@ -72,7 +73,8 @@ pub(super) fn decode(datatype: Datatype, count: u64, shape: &[i64], bytes: &[u8]
             Data::Int(chunks.map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk of the element's size")) as i64).collect())
         };
     }
-    let finite = |i: usize, x: f64| if x.is_finite() { Ok(x) } else { Err(OipError::at(element(i), format!("{x} is not a finite number (datatype {datatype})"))) };
+    let finite =
+        |i: usize, x: f64| if x.is_finite() { Ok(x) } else { Err(OipError::at(element(i), format!("{x} is not a finite number (datatype {datatype})"))) };
     Ok(match datatype {
         Datatype::Bool => Data::Bool(
             bytes
@@ -93,15 +95,13 @@ pub(super) fn decode(datatype: Datatype, count: u64, shape: &[i64], bytes: &[u8]
         Datatype::I32 => ints!(i32),
         Datatype::I64 => ints!(i64),
         Datatype::U64 => Data::UInt(chunks.map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()),
-        Datatype::F16 => Data::Float(
-            chunks.enumerate().map(|(i, c)| finite(i, f16_to_f64(u16::from_le_bytes(c.try_into().expect("2 bytes"))))).collect::<Result<_, _>>()?,
-        ),
-        Datatype::F32 => Data::Float(
-            chunks.enumerate().map(|(i, c)| finite(i, f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)).collect::<Result<_, _>>()?,
-        ),
-        Datatype::F64 => {
-            Data::Float(chunks.enumerate().map(|(i, c)| finite(i, f64::from_le_bytes(c.try_into().expect("8 bytes")))).collect::<Result<_, _>>()?)
+        Datatype::F16 => {
+            Data::Float(chunks.enumerate().map(|(i, c)| finite(i, f16_to_f64(u16::from_le_bytes(c.try_into().expect("2 bytes"))))).collect::<Result<_, _>>()?)
         }
+        Datatype::F32 => {
+            Data::Float(chunks.enumerate().map(|(i, c)| finite(i, f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)).collect::<Result<_, _>>()?)
+        }
+        Datatype::F64 => Data::Float(chunks.enumerate().map(|(i, c)| finite(i, f64::from_le_bytes(c.try_into().expect("8 bytes")))).collect::<Result<_, _>>()?),
         Datatype::Bytes => unreachable!("BYTES has no fixed size"),
     })
 }
@@ -129,7 +129,10 @@ fn decode_strings(count: u64, mut bytes: &[u8], at: &str) -> Result<Data, OipErr
         bytes = rest;
     }
     if !bytes.is_empty() {
-        return Err(OipError::at(format!("{at}.parameters.binary_data_size"), format!("is {total} but its {count} elements end after {}", total - bytes.len())));
+        return Err(OipError::at(
+            format!("{at}.parameters.binary_data_size"),
+            format!("is {total} but its {count} elements end after {}", total - bytes.len()),
+        ));
     }
     Ok(Data::Bytes(out))
 }
@@ -263,7 +266,9 @@ mod tests {
             request.tensors_with(binary)
         });
         match result {
-            Ok(tensors) => tensors.iter().map(|Tensor { name, datatype, shape, data }| format!("{name} {datatype} {shape:?} {data:?}")).collect::<Vec<_>>().join("; "),
+            Ok(tensors) => {
+                tensors.iter().map(|Tensor { name, datatype, shape, data }| format!("{name} {datatype} {shape:?} {data:?}")).collect::<Vec<_>>().join("; ")
+            }
             Err(error) => error.error,
         }
     }

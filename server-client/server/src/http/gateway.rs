@@ -28,7 +28,12 @@ pub const MAX_BODY: usize = 64 << 20;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v2", get(|| async { axum::Json(ServerMetadata { name: "kiln".into(), version: env!("CARGO_PKG_VERSION").into(), extensions: vec![binary::EXTENSION.into()] }) }))
+        .route(
+            "/v2",
+            get(|| async {
+                axum::Json(ServerMetadata { name: "kiln".into(), version: env!("CARGO_PKG_VERSION").into(), extensions: vec![binary::EXTENSION.into()] })
+            }),
+        )
         .route("/v2/health/live", get(|| async { axum::Json(Live { live: true }) }))
         .route("/v2/health/ready", get(|| async { axum::Json(Ready { ready: true }) }))
         .route("/v2/models/{handle}", get(|State(s): Shared, Path(handle): Path<String>| async move { reply(s.gateway.metadata(&handle).await) }))

@@ -15,8 +15,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use kiln_api::search::{Attribute, Op, Target, Value as FilterValue, like, parse_filter};
 use kiln_api::{
-    ApiError, CreateModel, CreateModelVersion, CreateRun, ErrorCode, Experiment, Lifecycle, LogBatch, LoggedModel, Metric, ModelVersion, Param, RegisteredModel, RunSource, RunStatus, RunView,
-    SearchRuns, Tag, UpdateRun,
+    ApiError, CreateModel, CreateModelVersion, CreateRun, ErrorCode, Experiment, Lifecycle, LogBatch, LoggedModel, Metric, ModelVersion, Param,
+    RegisteredModel, RunSource, RunStatus, RunView, SearchRuns, Tag, UpdateRun,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -378,7 +378,8 @@ async fn get_run(State(state): Shared, Query(params): Params) -> Reply {
     let mut run = run_json(&state.store.run(&id).await?);
     let datasets: Vec<Value> = state.store.run_dataset_inputs(&id).await?.iter().map(dataset_input_json).collect();
     let used: Vec<Value> = state.store.run_logged_models(&id, Direction::Input).await?.into_iter().map(|(m, _)| json!({"model_id": m})).collect();
-    let made: Vec<Value> = state.store.run_logged_models(&id, Direction::Output).await?.into_iter().map(|(m, step)| json!({"model_id": m, "step": step})).collect();
+    let made: Vec<Value> =
+        state.store.run_logged_models(&id, Direction::Output).await?.into_iter().map(|(m, step)| json!({"model_id": m, "step": step})).collect();
     run["inputs"] = json!({"dataset_inputs": datasets, "model_inputs": used});
     run["outputs"] = json!({"model_outputs": made});
     Ok(Json(json!({"run": run})))
@@ -909,7 +910,8 @@ async fn delete_model_version_tag(State(state): Shared, Query(params): Params, b
 async fn transition_stage(State(state): Shared, Query(params): Params, bytes: Bytes) -> Reply {
     let body = RegistryBody::parse(&params, &bytes)?;
     let stage = body.stage.as_deref().ok_or_else(|| ApiError::invalid("stage", "missing value"))?;
-    let archive = matches!(&body.archive_existing_versions, Some(Value::Bool(true))) || matches!(&body.archive_existing_versions, Some(Value::String(s)) if s == "true");
+    let archive =
+        matches!(&body.archive_existing_versions, Some(Value::Bool(true))) || matches!(&body.archive_existing_versions, Some(Value::String(s)) if s == "true");
     let (name, version) = (body.name()?, body.version()?);
     state.store.set_model_stage(name, version, stage, archive).await?;
     Ok(Json(json!({"model_version": version_json(&state.store.model_version(name, version).await?)})))
@@ -1009,9 +1011,12 @@ async fn history_bulk_interval(State(state): Shared, axum::extract::RawQuery(que
         let mut steps: Vec<i64> = points.iter().map(|p| p.step).collect();
         steps.dedup();
         let kept = sampled_steps(&steps, max as usize);
-        metrics.extend(points.into_iter().filter(|p| kept.binary_search(&p.step).is_ok()).map(|p| {
-            json!({"key": p.key, "value": p.value, "timestamp": p.timestamp, "step": p.step, "run_id": run})
-        }));
+        metrics.extend(
+            points
+                .into_iter()
+                .filter(|p| kept.binary_search(&p.step).is_ok())
+                .map(|p| json!({"key": p.key, "value": p.value, "timestamp": p.timestamp, "step": p.step, "run_id": run})),
+        );
     }
     Ok(Json(json!({"metrics": metrics})))
 }
@@ -1124,7 +1129,11 @@ async fn search_model_versions(State(state): Shared, method: Method, Query(param
                 "version_number" | "version" => (String::new(), v.version),
                 "creation_timestamp" => (String::new(), v.created_at),
                 "last_updated_timestamp" => (String::new(), v.updated_at),
-                other => return Err(ApiError::invalid("order_by", format!("'{other}' is not name, version_number, creation_timestamp or last_updated_timestamp")).into()),
+                other => {
+                    return Err(
+                        ApiError::invalid("order_by", format!("'{other}' is not name, version_number, creation_timestamp or last_updated_timestamp")).into()
+                    );
+                }
             })
         };
         for v in &found {

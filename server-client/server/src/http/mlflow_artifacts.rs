@@ -10,13 +10,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Json;
 use kiln_api::{ApiError, AttachArtifact, RunArtifact, limits};
 use serde_json::{Value, json};
 
@@ -25,9 +25,7 @@ use super::{AppState, Failure};
 type Shared = State<Arc<AppState>>;
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/artifacts", get(list))
-        .route("/artifacts/{*path}", get(download).put(upload).delete(delete))
+    Router::new().route("/artifacts", get(list)).route("/artifacts/{*path}", get(download).put(upload).delete(delete))
 }
 
 /// Where a proxy path lives: inside a run's artifacts, or outside any run.

@@ -71,7 +71,11 @@ mod tests {
         let h = || "iris".to_owned();
         let cases = [
             (Refusal::invalid("reward", "1.5 is not in [0, 1]"), 400, "reward: 1.5 is not in [0, 1]"),
-            (Refusal::Malformed(OipError::at("Inference-Header-Content-Length", "`x` is not a byte count")), 400, "Inference-Header-Content-Length: `x` is not a byte count"),
+            (
+                Refusal::Malformed(OipError::at("Inference-Header-Content-Length", "`x` is not a byte count")),
+                400,
+                "Inference-Header-Content-Length: `x` is not a byte count",
+            ),
             (Refusal::NotDeployed { handle: h() }, 404, "no model `iris` is deployed here (kiln deploy iris --model-version N)"),
             (Refusal::VersionNotDeployed { handle: h(), version: 9, deployed: vec![1, 2] }, 404, "version 9 of `iris` is not deployed (deployed: [1, 2])"),
             (Refusal::UnknownAnswer { handle: h(), id: "x".into() }, 404, "id: no recent answer of `iris` has id `x`"),

@@ -156,7 +156,8 @@ mod tests {
     #[test]
     fn ids_go_into_the_json_header_of_a_binary_body() {
         let fresh = || (7, "g-7".to_owned());
-        let show = |body: &str, length: Option<&str>| match ensure_split(Bytes::from(body.to_owned()), length.map(|l| HeaderValue::from_str(l).unwrap()), fresh) {
+        let show = |body: &str, length: Option<&str>| match ensure_split(Bytes::from(body.to_owned()), length.map(|l| HeaderValue::from_str(l).unwrap()), fresh)
+        {
             Ok((body, length, id)) => format!("{} {:?} {id:?}", String::from_utf8_lossy(&body), length),
             Err(error) => error.error,
         };
@@ -174,6 +175,7 @@ mod tests {
             {"id":"mine","inputs":[]}\x01 Some("25") Some(Given("mine"))
             {"inputs":[],"id":"g-7"} Some("24") Some(Made(7))
             Inference-Header-Content-Length: is 14 but the body has only 13 bytes
-            Inference-Header-Content-Length: `-1` is not a byte count"#]].assert_eq(&cases.join("\n"));
+            Inference-Header-Content-Length: `-1` is not a byte count"#]]
+        .assert_eq(&cases.join("\n"));
     }
 }

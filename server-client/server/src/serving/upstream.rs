@@ -329,7 +329,10 @@ mod tests {
         let upstream = Upstream::new(Address::Unix(path.clone()), "iris").unwrap();
         assert_eq!(upstream.address().to_string(), format!("unix:{}", path.display()));
         let reply = upstream.infer(Bytes::from("{}"), None, Duration::from_secs(5)).await.unwrap();
-        assert_eq!((reply.status, reply.body, reply.header_length), (StatusCode::OK, Bytes::from(r#"POST /v2/models/iris/infer Some("application/json") None {}"#), None));
+        assert_eq!(
+            (reply.status, reply.body, reply.header_length),
+            (StatusCode::OK, Bytes::from(r#"POST /v2/models/iris/infer Some("application/json") None {}"#), None)
+        );
         let reply = upstream.infer(Bytes::from("{}xy"), Some(HeaderValue::from_static("2")), Duration::from_secs(5)).await.unwrap();
         assert_eq!(
             (reply.body, reply.header_length),

@@ -112,7 +112,8 @@ impl Store {
 
     async fn fill(&self, models: &mut [LoggedModel]) -> Result<()> {
         for model in models {
-            let params = sqlx::query("SELECT key, value FROM logged_model_params WHERE model_id = $1 ORDER BY key").bind(&model.id).fetch_all(&self.pool).await?;
+            let params =
+                sqlx::query("SELECT key, value FROM logged_model_params WHERE model_id = $1 ORDER BY key").bind(&model.id).fetch_all(&self.pool).await?;
             model.params = params.iter().map(|r| Ok(Param { key: r.try_get("key")?, value: r.try_get("value")? })).collect::<Result<_>>()?;
             let tags = sqlx::query("SELECT key, value FROM logged_model_tags WHERE model_id = $1 ORDER BY key").bind(&model.id).fetch_all(&self.pool).await?;
             model.tags = tags.iter().map(|r| Ok(Tag { key: r.try_get("key")?, value: r.try_get("value")? })).collect::<Result<_>>()?;
@@ -160,7 +161,11 @@ impl Store {
             return Err(ApiError::not_found("logged model", id).into());
         }
         for param in params {
-            let existing = sqlx::query("SELECT value FROM logged_model_params WHERE model_id = $1 AND key = $2").bind(id).bind(&param.key).fetch_optional(&mut *w.tx).await?;
+            let existing = sqlx::query("SELECT value FROM logged_model_params WHERE model_id = $1 AND key = $2")
+                .bind(id)
+                .bind(&param.key)
+                .fetch_optional(&mut *w.tx)
+                .await?;
             if let Some(row) = existing {
                 let value: String = row.try_get("value")?;
                 if value != param.value {
@@ -221,7 +226,11 @@ impl Store {
 
     pub async fn delete_logged_model(&self, id: &str) -> Result<()> {
         let mut w = self.write().await?;
-        let done = sqlx::query("UPDATE logged_models SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL").bind(super::now_millis()).bind(id).execute(&mut *w.tx).await?;
+        let done = sqlx::query("UPDATE logged_models SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
+            .bind(super::now_millis())
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(ApiError::not_found("logged model", id).into());
         }

@@ -90,7 +90,11 @@ impl Store {
                 Some(row) => row.try_get("id")?,
                 None => {
                     let id = uuid::Uuid::new_v4().simple().to_string();
-                    sqlx::query("INSERT INTO datasets (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING").bind(&input.name).bind(now).execute(&mut *w.tx).await?;
+                    sqlx::query("INSERT INTO datasets (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                        .bind(&input.name)
+                        .bind(now)
+                        .execute(&mut *w.tx)
+                        .await?;
                     sqlx::query(
                         "INSERT INTO dataset_versions (id, name, fingerprint, size, rows, schema, artifact_sha256, run_id, created_at) \
                          VALUES ($1, $2, $3, 0, $4, $5, NULL, NULL, $6)",
@@ -117,7 +121,11 @@ impl Store {
                     id
                 }
             };
-            sqlx::query("INSERT INTO run_dataset_inputs (run_id, dataset_version_id) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(run_id).bind(&id).execute(&mut *w.tx).await?;
+            sqlx::query("INSERT INTO run_dataset_inputs (run_id, dataset_version_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(run_id)
+                .bind(&id)
+                .execute(&mut *w.tx)
+                .await?;
             for tag in &input.tags {
                 sqlx::query(
                     "INSERT INTO run_dataset_input_tags (run_id, dataset_version_id, key, value) VALUES ($1, $2, $3, $4) \

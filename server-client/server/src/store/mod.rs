@@ -23,9 +23,9 @@ use kiln_api::{ApiError, Millis};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+pub use deployments::{Change, FINE_MS, LATENCY_SLOTS, MINUTE_MS, TrafficDelta, conflict};
 pub use logged_models::{Direction, NewLoggedModel};
 pub use mlflow_datasets::{MlflowDatasetInput, RunDatasetInput};
-pub use deployments::{Change, FINE_MS, LATENCY_SLOTS, MINUTE_MS, TrafficDelta, conflict};
 pub use schedules::next_after;
 pub use tokens::TokenInfo;
 

@@ -267,8 +267,12 @@ impl Store {
     /// A registered model's description.
     pub async fn update_model(&self, name: &str, description: &str) -> Result<RegisteredModel> {
         let mut w = self.write().await?;
-        let done =
-            sqlx::query("UPDATE registered_models SET description = $1, updated_at = $2 WHERE name = $3").bind(description).bind(now_millis()).bind(name).execute(&mut *w.tx).await?;
+        let done = sqlx::query("UPDATE registered_models SET description = $1, updated_at = $2 WHERE name = $3")
+            .bind(description)
+            .bind(now_millis())
+            .bind(name)
+            .execute(&mut *w.tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(ApiError::not_found("registered model", name).into());
         }
@@ -286,15 +290,30 @@ impl Store {
         let exists = if version == 0 {
             super::exists(&mut *w.tx, "SELECT name FROM registered_models WHERE name = $1", name).await?
         } else {
-            sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2").bind(name).bind(version).fetch_optional(&mut *w.tx).await?.is_some()
+            sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2")
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .is_some()
         };
         if !exists {
-            return Err(if version == 0 { ApiError::not_found("registered model", name) } else { ApiError::not_found("model version", format!("{name}/{version}")) }.into());
+            return Err(if version == 0 {
+                ApiError::not_found("registered model", name)
+            } else {
+                ApiError::not_found("model version", format!("{name}/{version}"))
+            }
+            .into());
         }
         match value {
             Some(value) => write_tags(&mut w, name, version, &[Tag { key: key.to_owned(), value: value.to_owned() }]).await?,
             None => {
-                let gone = sqlx::query("DELETE FROM model_tags WHERE name = $1 AND version = $2 AND key = $3").bind(name).bind(version).bind(key).execute(&mut *w.tx).await?;
+                let gone = sqlx::query("DELETE FROM model_tags WHERE name = $1 AND version = $2 AND key = $3")
+                    .bind(name)
+                    .bind(version)
+                    .bind(key)
+                    .execute(&mut *w.tx)
+                    .await?;
                 if gone.rows_affected() == 0 {
                     return Err(ApiError::not_found("tag", key).into());
                 }
@@ -336,9 +355,18 @@ impl Store {
     /// Moves a version to an MLflow stage; with `archive_others`, the model's other versions
     /// in that stage move to `Archived`.
     pub async fn set_model_stage(&self, name: &str, version: i64, stage: &str, archive_others: bool) -> Result<()> {
-        let stage = STAGES.iter().find(|s| s.eq_ignore_ascii_case(stage)).ok_or_else(|| ApiError::invalid("stage", format!("'{stage}' is not one of {}", STAGES.join(", "))))?;
+        let stage = STAGES
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(stage))
+            .ok_or_else(|| ApiError::invalid("stage", format!("'{stage}' is not one of {}", STAGES.join(", "))))?;
         let mut w = self.write().await?;
-        if sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2").bind(name).bind(version).fetch_optional(&mut *w.tx).await?.is_none() {
+        if sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2")
+            .bind(name)
+            .bind(version)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::not_found("model version", format!("{name}/{version}")).into());
         }
         if archive_others && !matches!(*stage, "None" | "Archived") {
@@ -349,13 +377,20 @@ impl Store {
                 .execute(&mut *w.tx)
                 .await?;
         }
-        sqlx::query("INSERT INTO model_version_stages (name, version, stage) VALUES ($1, $2, $3) ON CONFLICT (name, version) DO UPDATE SET stage = excluded.stage")
+        sqlx::query(
+            "INSERT INTO model_version_stages (name, version, stage) VALUES ($1, $2, $3) ON CONFLICT (name, version) DO UPDATE SET stage = excluded.stage",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(*stage)
+        .execute(&mut *w.tx)
+        .await?;
+        sqlx::query("UPDATE model_versions SET updated_at = $1 WHERE name = $2 AND version = $3")
+            .bind(now_millis())
             .bind(name)
             .bind(version)
-            .bind(*stage)
             .execute(&mut *w.tx)
             .await?;
-        sqlx::query("UPDATE model_versions SET updated_at = $1 WHERE name = $2 AND version = $3").bind(now_millis()).bind(name).bind(version).execute(&mut *w.tx).await?;
         w.commit().await
     }
 }

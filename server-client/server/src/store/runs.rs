@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use kiln_api::{
-    ApiError, AttachArtifact, CreateRun, Experiment, Lifecycle, LogBatch, Metric, MetricHistory, ModelRef, Param, Run, RunArtifact, RunSource, RunStatus, RunView, Tag,
-    UpdateRun, limits,
+    ApiError, AttachArtifact, CreateRun, Experiment, Lifecycle, LogBatch, Metric, MetricHistory, ModelRef, Param, Run, RunArtifact, RunSource, RunStatus,
+    RunView, Tag, UpdateRun, limits,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -12,12 +12,10 @@ use sqlx::any::AnyRow;
 use super::{Result, Store, placeholders};
 
 /// A run's columns, `deleted_at` included (from `deleted_runs`, NULL while active).
-pub(super) const RUN_COLUMNS: &str =
-    "r.id, r.experiment_id, r.name, r.status, r.source, r.start_time, r.end_time, (SELECT d.deleted_at FROM deleted_runs d WHERE d.run_id = r.id) AS deleted_at";
+pub(super) const RUN_COLUMNS: &str = "r.id, r.experiment_id, r.name, r.status, r.source, r.start_time, r.end_time, (SELECT d.deleted_at FROM deleted_runs d WHERE d.run_id = r.id) AS deleted_at";
 
 /// An experiment's columns, `deleted_at` included.
-const EXPERIMENT_COLUMNS: &str =
-    "e.id, e.name, e.created_at, (SELECT d.deleted_at FROM deleted_experiments d WHERE d.experiment_id = e.id) AS deleted_at";
+const EXPERIMENT_COLUMNS: &str = "e.id, e.name, e.created_at, (SELECT d.deleted_at FROM deleted_experiments d WHERE d.experiment_id = e.id) AS deleted_at";
 
 pub(super) fn run_from_row(row: &AnyRow) -> Result<Run> {
     let status: String = row.try_get("status")?;
@@ -127,11 +125,13 @@ impl Store {
     /// The experiment with id `id` (not a name), in a write transaction.
     async fn experiment_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<(i64, bool)> {
         let Ok(number) = id.parse::<i64>() else { return Err(ApiError::not_found("experiment", id).into()) };
-        let row = sqlx::query("SELECT e.id, (SELECT d.deleted_at FROM deleted_experiments d WHERE d.experiment_id = e.id) AS deleted_at FROM experiments e WHERE e.id = $1")
-            .bind(number)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found("experiment", id))?;
+        let row = sqlx::query(
+            "SELECT e.id, (SELECT d.deleted_at FROM deleted_experiments d WHERE d.experiment_id = e.id) AS deleted_at FROM experiments e WHERE e.id = $1",
+        )
+        .bind(number)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found("experiment", id))?;
         Ok((number, row.try_get::<Option<i64>, _>("deleted_at")?.is_some()))
     }
 
@@ -161,7 +161,10 @@ impl Store {
         }
         let now = super::now_millis();
         sqlx::query("INSERT INTO deleted_experiments (experiment_id, deleted_at) VALUES ($1, $2)").bind(number).bind(now).execute(&mut *w.tx).await?;
-        let runs = sqlx::query("SELECT id FROM runs WHERE experiment_id = $1 AND id NOT IN (SELECT run_id FROM deleted_runs)").bind(number).fetch_all(&mut *w.tx).await?;
+        let runs = sqlx::query("SELECT id FROM runs WHERE experiment_id = $1 AND id NOT IN (SELECT run_id FROM deleted_runs)")
+            .bind(number)
+            .fetch_all(&mut *w.tx)
+            .await?;
         for row in &runs {
             let run_id: String = row.try_get("id")?;
             sqlx::query("INSERT INTO deleted_runs (run_id, deleted_at) VALUES ($1, $2)").bind(&run_id).bind(now).execute(&mut *w.tx).await?;
@@ -178,7 +181,11 @@ impl Store {
         if !deleted {
             return Ok(());
         }
-        let at: i64 = sqlx::query("SELECT deleted_at FROM deleted_experiments WHERE experiment_id = $1").bind(number).fetch_one(&mut *w.tx).await?.try_get("deleted_at")?;
+        let at: i64 = sqlx::query("SELECT deleted_at FROM deleted_experiments WHERE experiment_id = $1")
+            .bind(number)
+            .fetch_one(&mut *w.tx)
+            .await?
+            .try_get("deleted_at")?;
         let runs = sqlx::query("SELECT d.run_id FROM deleted_runs d JOIN runs r ON r.id = d.run_id WHERE r.experiment_id = $1 AND d.deleted_at = $2")
             .bind(number)
             .bind(at)
@@ -264,7 +271,8 @@ impl Store {
             Some(row) => row.try_get("id")?,
             None => insert_experiment(&mut w.tx, &request.experiment, super::now_millis()).await?,
         };
-        if sqlx::query("SELECT experiment_id FROM deleted_experiments WHERE experiment_id = $1").bind(experiment_id).fetch_optional(&mut *w.tx).await?.is_some() {
+        if sqlx::query("SELECT experiment_id FROM deleted_experiments WHERE experiment_id = $1").bind(experiment_id).fetch_optional(&mut *w.tx).await?.is_some()
+        {
             return Err(ApiError::invalid(
                 "experiment",
                 format!("experiment '{}' is deleted; restore it, or start the run in another experiment", request.experiment),
