@@ -50,8 +50,29 @@ function select(aria: string, options: string[], value: string): HTMLSelectEleme
   return node;
 }
 
+/** Keeps `node`'s options in step with `options` (metrics a running run starts logging after
+ * the comparison opened): the choice stays when it is still offered, else `fallback`, else
+ * the first. Returns whether anything changed. */
+export function setOptions(node: HTMLSelectElement, options: string[], fallback: string): boolean {
+  const have = [...node.options].map(o => o.value);
+  if (have.length === options.length && have.every((o, i) => o === options[i])) {
+    return false;
+  }
+  const current = node.value;
+  node.replaceChildren(...options.map(o => new Option(o, o)));
+  node.value = options.includes(current) ? current : options.includes(fallback) ? fallback : (options[0] ?? '');
+  return true;
+}
+
 function reason(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The metric keys and the scatter's dimensions (params, then metrics) of `runs`. */
+function choices(runs: RunView[]): { metricKeys: string[]; dimensions: string[] } {
+  const metricKeys = [...new Set(runs.flatMap(r => r.metrics.map(m => m.key)))].sort();
+  const dimensions = [...new Set(runs.flatMap(r => r.params.map(p => `params.${p.key}`)))].sort().concat(metricKeys.map(k => `metrics.${k}`));
+  return { metricKeys, dimensions };
 }
 
 export class ComparisonView extends Widget {
@@ -85,8 +106,7 @@ export class ComparisonView extends Widget {
     this.runs = runs;
     this.addClass('kiln-Comparison');
     this.node.setAttribute('aria-label', 'Run comparison');
-    const metricKeys = [...new Set(runs.flatMap(r => r.metrics.map(m => m.key)))].sort();
-    const dimensions = [...new Set(runs.flatMap(r => r.params.map(p => `params.${p.key}`)))].sort().concat(metricKeys.map(k => `metrics.${k}`));
+    const { metricKeys, dimensions } = choices(runs);
     this.metric = select('Metric', metricKeys, metricKeys.includes('loss') ? 'loss' : (metricKeys[0] ?? ''));
     this.log.type = 'checkbox';
     this.log.setAttribute('aria-label', 'Log scale');
@@ -379,6 +399,13 @@ export class ComparisonView extends Widget {
       if (lost.length > 0) {
         this.statusLine.textContent += ` · not updated (${lost.join('; ')})`;
       }
+      // A run opened before its first metric arrived: its metrics join the choices now.
+      const { metricKeys, dimensions } = choices(this.runs);
+      const preferred = metricKeys.includes('loss') ? 'loss' : (metricKeys[0] ?? '');
+      setOptions(this.metric, metricKeys, preferred);
+      setOptions(this.parallelMetric, metricKeys, this.metric.value);
+      setOptions(this.scatterX, dimensions, dimensions[0] ?? '');
+      setOptions(this.scatterY, dimensions, dimensions[dimensions.length - 1] ?? '');
       this.drawDiff();
       this.drawParallel();
       this.drawScatter();

@@ -122,6 +122,9 @@ test('a running cell grows its run in the comparison, and the run says when it e
     [
       'let mut run = kiln::run("live-ui")?;',
       'run.log_param("rate", 0.5)?;',
+      // No metric for a while: the comparison opens before the first one, and must take
+      // `loss` among its choices when it arrives.
+      'std::thread::sleep(std::time::Duration::from_secs(6));',
       'for step in 0..60 {',
       '    run.log_metric("loss", 1.0 / (step as f64 + 1.0), step)?;',
       '    std::thread::sleep(std::time::Duration::from_millis(250));',
