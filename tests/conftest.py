@@ -75,3 +75,19 @@ def store_server(request, tmp_path):
     args = postgres_s3_args() if request.param == "postgres_s3" else []
     with running_kiln_server(tmp_path / "data", *args) as server:
         yield server
+
+
+@pytest.fixture()
+def tracking(store_server, monkeypatch):
+    """The unmodified mlflow client pointed at `store_server` (both backends), fluent API
+    and `MlflowClient` alike; a run left active by a failed test is ended."""
+    import mlflow
+
+    url, token = store_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    mlflow.set_tracking_uri(url)
+    yield mlflow.MlflowClient(tracking_uri=url)
+    if mlflow.active_run():
+        mlflow.end_run()

@@ -14,18 +14,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 
-@pytest.fixture()
-def tracking(store_server, monkeypatch):
-    url, token = store_server
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    mlflow.set_tracking_uri(url)
-    yield mlflow.MlflowClient(tracking_uri=url)
-    if mlflow.active_run():
-        mlflow.end_run()
-
-
 def test_files_are_logged_listed_downloaded_and_deleted(tracking, store_server, tmp_path):
     url, token = store_server
     weights = tmp_path / "weights.bin"

@@ -15,18 +15,6 @@ from mlflow.exceptions import MlflowException
 from conftest import kiln_binary
 
 
-@pytest.fixture()
-def tracking(store_server, monkeypatch):
-    url, token = store_server
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    mlflow.set_tracking_uri(url)
-    yield MlflowClient(tracking_uri=url)
-    if mlflow.active_run():
-        mlflow.end_run()
-
-
 def error_code(excinfo):
     return excinfo.value.error_code
 
