@@ -189,12 +189,7 @@ impl Store {
     /// at) or used (`input`): `(model id, step)` pairs, all or none.
     pub async fn link_logged_models(&self, run_id: &str, direction: Direction, models: &[(String, i64)]) -> Result<()> {
         let mut w = self.write().await?;
-        if !super::exists(&mut *w.tx, "SELECT id FROM runs WHERE id = $1", run_id).await? {
-            return Err(ApiError::not_found("run", run_id).into());
-        }
-        if super::exists(&mut *w.tx, "SELECT run_id FROM deleted_runs WHERE run_id = $1", run_id).await? {
-            return Err(ApiError::invalid("run_id", format!("the run {run_id} must be in the 'active' state; it is deleted (restore it first)")).into());
-        }
+        super::runs::require_active(&mut w.tx, run_id).await?;
         for (i, (model, step)) in models.iter().enumerate() {
             if !super::exists(&mut *w.tx, "SELECT id FROM logged_models WHERE id = $1 AND deleted_at IS NULL", model).await? {
                 return Err(ApiError::new(kiln_api::ErrorCode::ResourceDoesNotExist, format!("models[{i}].model_id: logged model '{model}' not found")).into());

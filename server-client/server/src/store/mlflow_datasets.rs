@@ -4,7 +4,7 @@
 //! so the fingerprint is the sha256 of MLflow's (name, digest, source type, source), and
 //! MLflow's fields are kept beside the version for its client to read back.
 
-use kiln_api::{ApiError, Column, DatasetVersion, Tag, limits};
+use kiln_api::{Column, DatasetVersion, Tag, limits};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -69,15 +69,7 @@ impl Store {
             limits::batch(&kiln_api::LogBatch { tags: input.tags.clone(), ..Default::default() })?;
         }
         let mut w = self.write().await?;
-        let deleted = sqlx::query("SELECT r.id, (SELECT d.deleted_at FROM deleted_runs d WHERE d.run_id = r.id) AS deleted_at FROM runs r WHERE r.id = $1")
-            .bind(run_id)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found("run", run_id))?
-            .try_get::<Option<i64>, _>("deleted_at")?;
-        if deleted.is_some() {
-            return Err(ApiError::invalid("run_id", format!("the run {run_id} must be in the 'active' state; it is deleted (restore it first)")).into());
-        }
+        super::runs::require_active(&mut w.tx, run_id).await?;
         let now = super::now_millis();
         for input in inputs {
             let fingerprint = input.fingerprint();

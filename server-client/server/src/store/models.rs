@@ -46,6 +46,15 @@ async fn write_tags(w: &mut Writer<'_>, name: &str, version: i64, tags: &[Tag]) 
     Ok(())
 }
 
+/// Version `version` of `name` exists, in a write transaction.
+async fn require_version(w: &mut Writer<'_>, name: &str, version: i64) -> Result<()> {
+    let found = sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2").bind(name).bind(version).fetch_optional(&mut *w.tx).await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found("model version", format!("{name}/{version}")).into()),
+    }
+}
+
 impl Store {
     pub async fn create_model(&self, request: &CreateModel) -> Result<RegisteredModel> {
         limits::name("name", &request.name)?;
@@ -208,15 +217,7 @@ impl Store {
     pub async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
         limits::alias("alias", alias)?;
         let mut w = self.write().await?;
-        if sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2")
-            .bind(name)
-            .bind(version)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .is_none()
-        {
-            return Err(ApiError::not_found("model version", format!("{name}/{version}")).into());
-        }
+        require_version(&mut w, name, version).await?;
         sqlx::query("INSERT INTO model_aliases (name, alias, version) VALUES ($1, $2, $3) ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version")
             .bind(name)
             .bind(alias)
@@ -287,23 +288,12 @@ impl Store {
             check_tags(&[Tag { key: key.to_owned(), value: value.to_owned() }])?;
         }
         let mut w = self.write().await?;
-        let exists = if version == 0 {
-            super::exists(&mut *w.tx, "SELECT name FROM registered_models WHERE name = $1", name).await?
-        } else {
-            sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2")
-                .bind(name)
-                .bind(version)
-                .fetch_optional(&mut *w.tx)
-                .await?
-                .is_some()
-        };
-        if !exists {
-            return Err(if version == 0 {
-                ApiError::not_found("registered model", name)
-            } else {
-                ApiError::not_found("model version", format!("{name}/{version}"))
+        if version == 0 {
+            if !super::exists(&mut *w.tx, "SELECT name FROM registered_models WHERE name = $1", name).await? {
+                return Err(ApiError::not_found("registered model", name).into());
             }
-            .into());
+        } else {
+            require_version(&mut w, name, version).await?;
         }
         match value {
             Some(value) => write_tags(&mut w, name, version, &[Tag { key: key.to_owned(), value: value.to_owned() }]).await?,
@@ -360,15 +350,7 @@ impl Store {
             .find(|s| s.eq_ignore_ascii_case(stage))
             .ok_or_else(|| ApiError::invalid("stage", format!("'{stage}' is not one of {}", STAGES.join(", "))))?;
         let mut w = self.write().await?;
-        if sqlx::query("SELECT version FROM model_versions WHERE name = $1 AND version = $2")
-            .bind(name)
-            .bind(version)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .is_none()
-        {
-            return Err(ApiError::not_found("model version", format!("{name}/{version}")).into());
-        }
+        require_version(&mut w, name, version).await?;
         if archive_others && !matches!(*stage, "None" | "Archived") {
             sqlx::query("UPDATE model_version_stages SET stage = 'Archived' WHERE name = $1 AND stage = $2 AND version <> $3")
                 .bind(name)

@@ -233,12 +233,7 @@ impl Store {
     /// Moves run `id` to the trash (`deleted = true`) or brings it back.
     pub async fn set_run_deleted(&self, id: &str, deleted: bool) -> Result<()> {
         let mut w = self.write().await?;
-        let row = sqlx::query(super::audited(format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = $1")))
-            .bind(id)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found("run", id))?;
-        let run = run_from_row(&row)?;
+        let run = run_in(&mut w.tx, id).await?;
         if !deleted && run.deleted_at.is_some() {
             let (_, experiment_deleted) = Self::experiment_in(&mut w.tx, &run.experiment_id).await?;
             if experiment_deleted {
@@ -320,12 +315,7 @@ impl Store {
             limits::name("name", name)?;
         }
         let mut w = self.write().await?;
-        let row = sqlx::query(super::audited(format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = $1")))
-            .bind(id)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found("run", id))?;
-        let mut run = run_from_row(&row)?;
+        let mut run = run_in(&mut w.tx, id).await?;
         if run.deleted_at.is_some() {
             return Err(not_active("run", id).into());
         }
@@ -359,7 +349,7 @@ impl Store {
     pub async fn log_batch(&self, run_id: &str, batch: &LogBatch) -> Result<()> {
         limits::batch(batch)?;
         let mut w = self.write().await?;
-        self.require_active(&mut w.tx, run_id).await?;
+        require_active(&mut w.tx, run_id).await?;
         write_params(&mut w.tx, run_id, &batch.params).await?;
         write_metrics(&mut w.tx, self.backend, run_id, &batch.metrics).await?;
         write_tags(&mut w.tx, run_id, &batch.tags).await?;
@@ -387,7 +377,7 @@ impl Store {
         limits::artifact_path("path", &attach.path)?;
         limits::sha256("sha256", &attach.sha256)?;
         let mut w = self.write().await?;
-        self.require_active(&mut w.tx, run_id).await?;
+        require_active(&mut w.tx, run_id).await?;
         let size: i64 = sqlx::query("SELECT size FROM artifacts WHERE sha256 = $1")
             .bind(&attach.sha256)
             .fetch_optional(&mut *w.tx)
@@ -429,23 +419,10 @@ impl Store {
         })
     }
 
-    /// Run `run_id` exists and is not deleted, in a write transaction.
-    async fn require_active(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str) -> Result<()> {
-        let row = sqlx::query("SELECT r.id, (SELECT d.deleted_at FROM deleted_runs d WHERE d.run_id = r.id) AS deleted_at FROM runs r WHERE r.id = $1")
-            .bind(run_id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found("run", run_id))?;
-        if row.try_get::<Option<i64>, _>("deleted_at")?.is_some() {
-            return Err(not_active("run", run_id).into());
-        }
-        Ok(())
-    }
-
     /// Removes tag `key` of run `run_id`.
     pub async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
         let mut w = self.write().await?;
-        self.require_active(&mut w.tx, run_id).await?;
+        require_active(&mut w.tx, run_id).await?;
         let gone = sqlx::query("DELETE FROM tags WHERE run_id = $1 AND key = $2").bind(run_id).bind(key).execute(&mut *w.tx).await?;
         if gone.rows_affected() == 0 {
             return Err(ApiError::not_found("tag", key).into());
@@ -547,6 +524,25 @@ fn bind_all<'q>(mut query: AnyQuery<'q>, values: &[&str]) -> AnyQuery<'q> {
 
 /// Notes that `run_id` changed now (and was created now, if it has no clock yet): see the
 /// `run_clock` table. Part of the write's transaction, so the change and its time land together.
+/// Run `id`, read in a write transaction.
+async fn run_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Run> {
+    let row = sqlx::query(super::audited(format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = $1")))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found("run", id))?;
+    run_from_row(&row)
+}
+
+/// Run `run_id` exists and is not deleted, in a write transaction: every write to a run
+/// checks this first.
+pub(super) async fn require_active(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str) -> Result<()> {
+    if run_in(tx, run_id).await?.deleted_at.is_some() {
+        return Err(not_active("run", run_id).into());
+    }
+    Ok(())
+}
+
 pub(super) async fn touch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, run_id: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO run_clock (run_id, created_at, changed_at) VALUES ($1, $2, $2) ON CONFLICT (run_id) DO UPDATE SET changed_at = excluded.changed_at",
